@@ -1,0 +1,1 @@
+"""minialbert: a readable PyTorch ALBERT that matches transformers."""
