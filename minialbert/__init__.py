@@ -1,1 +1,43 @@
-"""minialbert: a readable PyTorch ALBERT that matches transformers."""
+"""minialbert: a readable PyTorch ALBERT that loads the official checkpoints and matches transformers.
+
+    import minialbert
+    model = minialbert.AlbertModel.from_pretrained("albert-base-v2")
+    emb = minialbert.Embedder.from_pretrained("albert-base-v2").embed(["Hello world"])
+
+Names are imported lazily so that `import minialbert` stays cheap: torch, sentencepiece and
+huggingface_hub load only when the first class that needs them is touched.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "AlbertConfig": "config",
+    "AlbertModel": "model",
+    "AlbertForPreTraining": "model",
+    "AlbertForMaskedLM": "model",
+    "AlbertOutput": "model",
+    "AlbertTokenizer": "tokenizer",
+    "Embedder": "embed",
+    "MinialbertError": "errors",
+    "CheckpointError": "errors",
+    "ConfigError": "errors",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'minialbert' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

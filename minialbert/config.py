@@ -1,0 +1,213 @@
+"""AlbertConfig: every hyper-parameter that changes ALBERT's computation, as a dataclass.
+
+It reads and writes the Hugging Face `config.json` format, so the same file serves
+minialbert and transformers. Fields that only matter to transformers' bookkeeping
+(`architectures`, `transformers_version`, ...) are kept aside in `extra` and written back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+# The activations that ALBERT configs name (transformers' ACT2FN keys). model.py implements them.
+SUPPORTED_ACTIVATIONS = (
+    "gelu_new", "gelu", "gelu_fast", "gelu_pytorch_tanh", "gelu_python", "quick_gelu",
+    "relu", "relu6", "silu", "swish", "tanh", "sigmoid", "mish", "linear",
+)
+
+# Cross-layer sharing strategies (Lan et al. 2019, Table 4). "all" is ALBERT proper and is
+# controlled by num_hidden_groups / inner_group_num exactly as in the official code.
+SHARING_STRATEGIES = ("all", "attention", "ffn", "none")
+
+
+@dataclass
+class AlbertConfig:
+    vocab_size: int = 30000
+    embedding_size: int = 128  # E: the factorized embedding width (V x E, then E -> H)
+    hidden_size: int = 768  # H
+    num_hidden_layers: int = 12  # L: how many times a layer is applied
+    num_hidden_groups: int = 1  # G: how many distinct parameter groups those L calls cycle through
+    inner_group_num: int = 1  # layers inside one group, applied one after the other
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu_new"
+    hidden_dropout_prob: float = 0.0
+    attention_probs_dropout_prob: float = 0.0
+    classifier_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = 2
+    eos_token_id: int | None = 3
+    # minialbert extension for ablations: which blocks are shared across layers (see model.py).
+    sharing: str = "all"
+    # Keys of config.json that do not change the computation; kept so to_json round-trips.
+    extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ----------------------------------------------------------------- checks
+    def validate(self) -> None:
+        def positive(name: str) -> None:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"config: {name} must be a positive integer, got {value!r}")
+
+        for name in (
+            "vocab_size", "embedding_size", "hidden_size", "num_hidden_layers", "num_hidden_groups",
+            "inner_group_num", "num_attention_heads", "intermediate_size",
+            "max_position_embeddings", "type_vocab_size",
+        ):
+            positive(name)
+        if self.hidden_size % self.num_attention_heads:
+            raise ConfigError(
+                f"config: hidden_size {self.hidden_size} is not divisible by "
+                f"num_attention_heads {self.num_attention_heads}"
+            )
+        if self.num_hidden_groups > self.num_hidden_layers:
+            raise ConfigError(
+                f"config: num_hidden_groups ({self.num_hidden_groups}) exceeds num_hidden_layers "
+                f"({self.num_hidden_layers}); some groups would never be used"
+            )
+        if self.hidden_act not in SUPPORTED_ACTIVATIONS:
+            raise ConfigError(
+                f"config: unsupported hidden_act {self.hidden_act!r}; "
+                f"supported: {', '.join(SUPPORTED_ACTIVATIONS)}"
+            )
+        if self.sharing not in SHARING_STRATEGIES:
+            raise ConfigError(
+                f"config: unknown sharing strategy {self.sharing!r}; use one of {SHARING_STRATEGIES}"
+            )
+        if self.sharing != "all" and (self.num_hidden_groups != 1 or self.inner_group_num != 1):
+            raise ConfigError(
+                f"config: sharing={self.sharing!r} needs num_hidden_groups=1 and inner_group_num=1 "
+                "(groups are ALBERT's own 'all' sharing)"
+            )
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout_prob"):
+            p = getattr(self, name)
+            if not 0.0 <= float(p) < 1.0:
+                raise ConfigError(f"config: {name} must be in [0, 1), got {p!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    def group_index(self, layer: int) -> int:
+        """Which parameter group the layer-th call uses: ALBERT's floor(i / (L / G))."""
+        return int(layer / (self.num_hidden_layers / self.num_hidden_groups))
+
+    # ------------------------------------------------------------ json in/out
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> "AlbertConfig":
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
+        model_type = data.get("model_type")
+        if model_type is None:
+            # The first ALBERT config.json files on the Hub carry no model_type; accept them when
+            # they have ALBERT's own keys.
+            if "embedding_size" not in data and "inner_group_num" not in data:
+                raise ConfigError(
+                    f"{source}: no model_type and no ALBERT keys (embedding_size, inner_group_num): "
+                    "not an ALBERT config"
+                )
+        elif model_type != "albert":
+            raise ConfigError(
+                f"{source}: model_type is {model_type!r}, not 'albert'; minialbert only runs ALBERT "
+                "checkpoints"
+            )
+        pos_type = data.get("position_embedding_type", "absolute")
+        if pos_type != "absolute":
+            raise ConfigError(
+                f"{source}: position_embedding_type {pos_type!r} is not supported "
+                "(minialbert implements ALBERT's learned absolute positions only)"
+            )
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra", "sharing"}
+        known = {k: v for k, v in data.items() if k in names}
+        eos = known.get("eos_token_id")
+        if isinstance(eos, list):  # transformers allows a list; ALBERT uses one id
+            known["eos_token_id"] = eos[0] if eos else None
+        extra = {k: v for k, v in data.items() if k not in names and k != "minialbert_sharing"}
+        sharing = data.get("minialbert_sharing", "all")
+        try:
+            return cls(**known, sharing=sharing, extra=extra)
+        except TypeError as e:  # pragma: no cover - defensive: wrong value types
+            raise ConfigError(f"{source}: {e}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dict(self.extra)
+        for f in dataclasses.fields(self):
+            if f.name in ("extra", "sharing"):
+                continue
+            data[f.name] = getattr(self, f.name)
+        data["model_type"] = "albert"
+        if self.sharing != "all":
+            # transformers cannot build these models; the key makes that explicit.
+            data["minialbert_sharing"] = self.sharing
+        return dict(sorted(data.items()))
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> "AlbertConfig":
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"cannot read config file {path}: {e}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path} is not valid JSON ({e.msg} at line {e.lineno})") from None
+        return cls.from_dict(data, source=str(path))
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2) + "\n"
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def replace(self, **changes: Any) -> "AlbertConfig":
+        return dataclasses.replace(self, **changes)
+
+    # ---------------------------------------------------------------- presets
+    @classmethod
+    def from_preset(cls, name: str) -> "AlbertConfig":
+        """The config of an official checkpoint, e.g. "albert-base-v2" or "albert/albert-base-v2"."""
+        key = name.split("/", 1)[1] if name.startswith("albert/") else name
+        if key not in PRESETS:
+            raise ConfigError(f"no preset {name!r}; presets: {', '.join(PRESETS)}")
+        return cls(**PRESETS[key])
+
+
+def _preset(hidden: int, layers: int, heads: int, intermediate: int, v2: bool) -> dict[str, Any]:
+    # Values from the config.json files of the official Hub repos. v2 uses gelu_new and no
+    # dropout; v1 uses exact (erf) gelu and dropout 0.1, except xxlarge-v1 which has no dropout.
+    dropout = 0.0 if v2 or hidden == 4096 else 0.1
+    return dict(
+        hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+        intermediate_size=intermediate, embedding_size=128, vocab_size=30000,
+        hidden_act="gelu_new" if v2 else "gelu",
+        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+    )
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    f"albert-{size}-v{v}": _preset(*dims, v2=(v == 2))
+    for v in (1, 2)
+    for size, dims in {
+        "base": (768, 12, 12, 3072),
+        "large": (1024, 24, 16, 4096),
+        "xlarge": (2048, 24, 16, 8192),  # 16 heads, not H/64
+        "xxlarge": (4096, 12, 64, 16384),
+    }.items()
+}

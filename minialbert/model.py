@@ -1,0 +1,446 @@
+"""ALBERT, top to bottom, one equation per block.
+
+    ids ──> Embeddings ──> E->H projection ──> L x AlbertLayer (shared weights) ──> h
+                                                                                   ├─> pooler: tanh(W h_[CLS] + b)
+                                                                                   └─> MLM head / SOP head (pre-training)
+
+ALBERT (Lan et al., 2019) is BERT with two parameter-saving ideas:
+  1. factorized embeddings: tokens live in a small space of width E (128) and are projected to
+     the hidden width H (768 for base) by one matrix, so the vocabulary costs V*E + E*H instead of V*H;
+  2. cross-layer sharing: the 12 layers of base all reuse one set of layer weights.
+Everything else is the Transformer encoder of Vaswani et al.: multi-head scaled dot-product
+attention and a position-wise feed-forward network, each followed by a residual connection
+and LayerNorm ("post-LN").
+
+This file is the reference implementation: it favours the plain equations over speed.
+`fast.py` runs the same weights through fused kernels and is tested against this file.
+Parameter names here are minialbert's own; `weights.py` maps them to the Hugging Face names.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import AlbertConfig
+
+
+# ---------------------------------------------------------------------------------------------
+# Activations. ALBERT v2 uses "gelu_new", the tanh approximation of GELU from the original
+# TensorFlow code; v1 uses the exact erf GELU. The names are the ones config.json files use.
+# ---------------------------------------------------------------------------------------------
+def gelu_new(x: torch.Tensor) -> torch.Tensor:
+    # GELU(x) ~= 0.5 x (1 + tanh( sqrt(2/pi) (x + 0.044715 x^3) ))
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+def gelu_fast(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * x * (1.0 + torch.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x)))
+
+
+def quick_gelu(x: torch.Tensor) -> torch.Tensor:
+    return x * torch.sigmoid(1.702 * x)
+
+
+ACTIVATIONS = {
+    "gelu_new": gelu_new,
+    "gelu": F.gelu,  # exact: x * Phi(x), Phi the standard normal CDF
+    "gelu_python": F.gelu,
+    "gelu_fast": gelu_fast,
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "quick_gelu": quick_gelu,
+    "relu": F.relu,
+    "relu6": F.relu6,
+    "silu": F.silu,
+    "swish": F.silu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "mish": F.mish,
+    "linear": lambda x: x,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class AlbertOutput:
+    last_hidden_state: torch.Tensor  # (batch, seq, H): the contextual vector of every token
+    pooler_output: torch.Tensor | None = None  # (batch, H): tanh(W h_[CLS] + b), None without pooler
+    # With output_hidden_states=True: (batch, seq, H) after the E->H projection, then after every
+    # layer call (L * inner_group_num entries), the same entries transformers v5 returns.
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    # With output_attentions=True: (batch, heads, seq, seq) softmax probabilities, one per layer call.
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class AlbertPreTrainingOutput:
+    prediction_logits: torch.Tensor  # (batch, seq, V) MLM scores
+    sop_logits: torch.Tensor | None = None  # (batch, 2) sentence-order scores; None for MLM-only
+    loss: torch.Tensor | None = None  # MLM loss + SOP loss when labels are given
+    mlm_loss: torch.Tensor | None = None
+    sop_loss: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Factorized embedding
+#    e_t = LayerNorm( WordEmb[x_t] + PosEmb[t] + TypeEmb[s_t] )         (each row has width E)
+#    The E -> H projection that follows lives in the encoder, as in the official checkpoints.
+# ---------------------------------------------------------------------------------------------
+class Embeddings(nn.Module):
+    def __init__(self, config: AlbertConfig):
+        super().__init__()
+        E = config.embedding_size
+        # padding_idx only zeroes the gradient of the pad row (as transformers does); it does not
+        # change the forward pass.
+        self.word = nn.Embedding(config.vocab_size, E, padding_idx=config.pad_token_id)
+        self.position = nn.Embedding(config.max_position_embeddings, E)
+        self.token_type = nn.Embedding(config.type_vocab_size, E)
+        self.norm = nn.LayerNorm(E, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        seq_len = input_ids.shape[1]
+        if position_ids is None:
+            position_ids = torch.arange(seq_len, device=input_ids.device).unsqueeze(0)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        x = self.word(input_ids) + self.token_type(token_type_ids) + self.position(position_ids)
+        return self.dropout(self.norm(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Multi-head self-attention, then residual + LayerNorm
+#    head_i = Attention(X W_i^Q, X W_i^K, X W_i^V),  Attention(Q,K,V) = softmax(Q K^T / sqrt(d_k) + M) V
+#    MultiHead(X) = Concat(head_1, ..., head_h) W^O
+#    out = LayerNorm( X + MultiHead(X) )
+#    M is 0 where a key is a real token and a very large negative number where it is padding,
+#    so padding gets zero attention probability.
+# ---------------------------------------------------------------------------------------------
+class SelfAttention(nn.Module):
+    def __init__(self, config: AlbertConfig):
+        super().__init__()
+        H = config.hidden_size
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.head_dim  # d_k = H / h
+        # The h per-head matrices W_i^Q (H x d_k) stacked side by side form one H x H matrix,
+        # so one Linear computes all heads' queries at once; likewise for keys and values.
+        self.query = nn.Linear(H, H)
+        self.key = nn.Linear(H, H)
+        self.value = nn.Linear(H, H)
+        self.output = nn.Linear(H, H)  # W^O
+        self.norm = nn.LayerNorm(H, eps=config.layer_norm_eps)
+        self.attention_dropout = nn.Dropout(config.attention_probs_dropout_prob)
+        self.output_dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        # (batch, seq, H) -> (batch, heads, seq, d_k)
+        batch, seq, _ = x.shape
+        return x.view(batch, seq, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(
+        self, x: torch.Tensor, additive_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        q = self.split_heads(self.query(x))
+        k = self.split_heads(self.key(x))
+        v = self.split_heads(self.value(x))
+
+        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim)  # Q K^T / sqrt(d_k)
+        if additive_mask is not None:
+            scores = scores + additive_mask  # + M, broadcast over heads and query positions
+        probs = torch.softmax(scores, dim=-1)
+        context = torch.matmul(self.attention_dropout(probs), v)  # (batch, heads, seq, d_k)
+
+        batch, _, seq, _ = context.shape
+        concat = context.transpose(1, 2).reshape(batch, seq, -1)  # Concat(head_1..head_h)
+        attended = self.output_dropout(self.output(concat))  # ... W^O
+        return self.norm(x + attended), probs  # post-LN residual
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Position-wise feed-forward network, then residual + LayerNorm
+#    FFN(x) = act(x W_1 + b_1) W_2 + b_2          (the document writes ReLU; ALBERT uses GELU)
+#    out = LayerNorm( x + FFN(x) )
+# ---------------------------------------------------------------------------------------------
+class FeedForward(nn.Module):
+    def __init__(self, config: AlbertConfig):
+        super().__init__()
+        self.up = nn.Linear(config.hidden_size, config.intermediate_size)  # W_1, b_1
+        self.down = nn.Linear(config.intermediate_size, config.hidden_size)  # W_2, b_2
+        self.act = ACTIVATIONS[config.hidden_act]
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        # The original TF ALBERT applies dropout to the FFN output; transformers does not. Both
+        # are identical at inference (and whenever hidden_dropout_prob is 0, as in all v2 configs).
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x + self.dropout(self.down(self.act(self.up(x)))))
+
+
+class AlbertLayer(nn.Module):
+    """One Transformer encoder layer: attention sub-layer, then feed-forward sub-layer."""
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__()
+        self.attention = SelfAttention(config)
+        self.feed_forward = FeedForward(config)
+
+    def forward(
+        self, x: torch.Tensor, additive_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        x, probs = self.attention(x, additive_mask)
+        return self.feed_forward(x), probs
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. The encoder: E -> H projection, then L layer calls with cross-layer parameter sharing.
+#
+#    ALBERT stores G = num_hidden_groups groups of inner_group_num layers. Layer call i
+#    (0 <= i < L) runs every layer of group floor(i / (L / G)). albert-base: G = 1, so the
+#    same layer runs 12 times. The modules are called in a loop, never copied, so an export
+#    (ONNX, TorchScript) keeps one copy of the shared weights.
+#
+#    For ablations (config.sharing != "all"), there is one layer per call, and only the
+#    attention block ("attention") or only the feed-forward block ("ffn") is shared, or
+#    nothing ("none", i.e. BERT with a factorized embedding).
+# ---------------------------------------------------------------------------------------------
+class Encoder(nn.Module):
+    def __init__(self, config: AlbertConfig):
+        super().__init__()
+        self.config = config
+        self.project = nn.Linear(config.embedding_size, config.hidden_size)  # E -> H
+        if config.sharing == "all":
+            self.groups = nn.ModuleList(
+                nn.ModuleList(AlbertLayer(config) for _ in range(config.inner_group_num))
+                for _ in range(config.num_hidden_groups)
+            )
+        else:
+            self.layers = nn.ModuleList(AlbertLayer(config) for _ in range(config.num_hidden_layers))
+            for layer in self.layers[1:]:
+                if config.sharing == "attention":
+                    layer.attention = self.layers[0].attention
+                elif config.sharing == "ffn":
+                    layer.feed_forward = self.layers[0].feed_forward
+
+    def layer_calls(self) -> list[AlbertLayer]:
+        """The layer module used by each successive call, in order (with repeats when shared)."""
+        if self.config.sharing != "all":
+            return list(self.layers)
+        calls = []
+        for i in range(self.config.num_hidden_layers):
+            calls.extend(self.groups[self.config.group_index(i)])
+        return calls
+
+    def forward(
+        self,
+        embedded: torch.Tensor,
+        additive_mask: torch.Tensor | None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, tuple | None, tuple | None]:
+        h = self.project(embedded)
+        hidden_states = [h] if output_hidden_states else None
+        attentions = [] if output_attentions else None
+        for layer in self.layer_calls():
+            h, probs = layer(h, additive_mask)
+            if output_hidden_states:
+                hidden_states.append(h)
+            if output_attentions:
+                attentions.append(probs)
+        return (
+            h,
+            tuple(hidden_states) if output_hidden_states else None,
+            tuple(attentions) if output_attentions else None,
+        )
+
+
+def additive_attention_mask(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """(batch, seq) of 1 = token, 0 = padding  ->  (batch, 1, 1, seq) of 0 / very negative.
+
+    The most negative finite value (not -inf) keeps a fully masked row finite, as transformers does.
+    """
+    if attention_mask is None:
+        return None
+    keep = attention_mask[:, None, None, :].to(torch.bool)
+    return torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill(~keep, torch.finfo(dtype).min)
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. AlbertModel: embeddings + encoder + pooler
+#    pooler_output = tanh( W_p h_[CLS] + b_p )   (trained for sentence-order prediction)
+# ---------------------------------------------------------------------------------------------
+class AlbertModel(nn.Module):
+    def __init__(self, config: AlbertConfig, add_pooling_layer: bool = True):
+        super().__init__()
+        self.config = config
+        self.embeddings = Embeddings(config)
+        self.encoder = Encoder(config)
+        self.pooler = nn.Linear(config.hidden_size, config.hidden_size) if add_pooling_layer else None
+
+    @property
+    def device(self) -> torch.device:
+        return self.embeddings.word.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.embeddings.word.weight.dtype
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> AlbertOutput:
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must be (batch, seq), got shape {tuple(input_ids.shape)}")
+        if input_ids.shape[1] > self.config.max_position_embeddings:
+            raise ValueError(
+                f"sequence length {input_ids.shape[1]} exceeds max_position_embeddings "
+                f"({self.config.max_position_embeddings}); truncate or chunk the input"
+            )
+        if self._use_fast_path(output_hidden_states, output_attentions):
+            from .fast import fast_forward
+
+            return fast_forward(self, input_ids, attention_mask, token_type_ids, position_ids)
+        embedded = self.embeddings(input_ids, token_type_ids, position_ids)
+        mask = additive_attention_mask(attention_mask, embedded.dtype)
+        h, hidden_states, attentions = self.encoder(embedded, mask, output_hidden_states, output_attentions)
+        pooled = torch.tanh(self.pooler(h[:, 0])) if self.pooler is not None else None
+        return AlbertOutput(h, pooled, hidden_states, attentions)
+
+    # The fused inference path (fast.py) is used automatically when nothing needs gradients or
+    # per-layer outputs: eval mode, under torch.no_grad()/inference_mode(). MINIALBERT_FAST=0
+    # forces this reference path everywhere.
+    use_fast_path: bool = False  # switched on once fast.py lands
+
+    def _use_fast_path(self, output_hidden_states: bool, output_attentions: bool) -> bool:
+        return (
+            self.use_fast_path
+            and not self.training
+            and not torch.is_grad_enabled()
+            and not output_hidden_states
+            and not output_attentions
+            and self.config.sharing == "all"
+            and os.environ.get("MINIALBERT_FAST", "1") != "0"
+        )
+
+    # Loading and saving live in weights.py; these are thin doors to it.
+    @classmethod
+    def from_pretrained(cls, name_or_path, **kwargs) -> "AlbertModel":
+        """Load a checkpoint: a local directory or a Hub repo id. See weights.load_pretrained."""
+        from .weights import load_pretrained
+
+        return load_pretrained(cls, name_or_path, **kwargs)
+
+    def save_pretrained(self, directory) -> None:
+        """Write config.json + model.safetensors with Hugging Face parameter names."""
+        from .weights import save_pretrained
+
+        save_pretrained(self, directory)
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Pre-training heads
+#    MLM:  logits = LayerNorm( act(h W_d + b_d) ) E_word^T + b      (decoder tied to word embeddings:
+#          the H -> E dense maps back into the factorized embedding space, then every token's
+#          128-d embedding scores it)
+#    SOP:  logits = W_s pooler_output + b_s                          (2 classes: in order / swapped)
+# ---------------------------------------------------------------------------------------------
+class MLMHead(nn.Module):
+    def __init__(self, config: AlbertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.embedding_size)
+        self.act = ACTIVATIONS[config.hidden_act]
+        self.norm = nn.LayerNorm(config.embedding_size, eps=config.layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, h: torch.Tensor, word_embeddings: torch.Tensor) -> torch.Tensor:
+        return F.linear(self.norm(self.act(self.dense(h))), word_embeddings, self.bias)
+
+
+class SOPHead(nn.Module):
+    def __init__(self, config: AlbertConfig):
+        super().__init__()
+        self.dropout = nn.Dropout(config.classifier_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, 2)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(pooled))
+
+
+class AlbertForPreTraining(nn.Module):
+    """ALBERT with its two pre-training heads. Loss = MLM cross-entropy + SOP cross-entropy.
+
+    mlm:  L_MLM = -(1/N) sum_{masked i} log P(x_i | x_masked)     (labels -100 elsewhere)
+    sop:  L_SOP = -(1/M) sum_j log P(y_j | segment pair j)        (0 = in order, 1 = swapped)
+    """
+
+    has_sop = True
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__()
+        self.config = config
+        self.albert = AlbertModel(config, add_pooling_layer=self.has_sop)
+        self.mlm_head = MLMHead(config)
+        self.sop_head = SOPHead(config) if self.has_sop else None
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        sentence_order_label: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> AlbertPreTrainingOutput:
+        out = self.albert(
+            input_ids, attention_mask, token_type_ids, position_ids,
+            output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+        )
+        logits = self.mlm_head(out.last_hidden_state, self.albert.embeddings.word.weight)
+        sop_logits = self.sop_head(out.pooler_output) if self.sop_head is not None else None
+        mlm_loss = sop_loss = loss = None
+        if labels is not None:
+            mlm_loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)
+            loss = mlm_loss
+        if sentence_order_label is not None and sop_logits is not None:
+            sop_loss = F.cross_entropy(sop_logits.reshape(-1, 2).float(), sentence_order_label.reshape(-1))
+            loss = sop_loss if loss is None else loss + sop_loss
+        return AlbertPreTrainingOutput(
+            logits, sop_logits, loss, mlm_loss, sop_loss, out.hidden_states, out.attentions
+        )
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, **kwargs):
+        from .weights import load_pretrained
+
+        return load_pretrained(cls, name_or_path, **kwargs)
+
+    def save_pretrained(self, directory) -> None:
+        from .weights import save_pretrained
+
+        save_pretrained(self, directory)
+
+
+class AlbertForMaskedLM(AlbertForPreTraining):
+    """ALBERT with the MLM head only (no pooler, no SOP head), like transformers' class of that name."""
+
+    has_sop = False

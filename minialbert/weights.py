@@ -1,0 +1,259 @@
+"""Checkpoint files <-> minialbert modules, through one explicit name table.
+
+model.py uses short, plain parameter names; the official checkpoints use transformers'
+names. The table below is the whole correspondence. Loading is strict: every parameter of
+the model must be found with the right shape, and every tensor in the file must be used,
+except head weights that the chosen class has no use for (an MLM head when you load an
+AlbertModel, say), which are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import AlbertConfig
+from .errors import CheckpointError, MinialbertError
+from .hub import ModelSource
+
+# minialbert name (left) -> transformers name (right); applied to module paths, the
+# parameter's own name (weight / bias) is appended unchanged. {g} is the group index, {i} the
+# layer index inside the group: encoder.albert_layer_groups.{g}.albert_layers.{i}.<...>.
+NAME_TABLE: list[tuple[str, str]] = [
+    ("embeddings.word", "embeddings.word_embeddings"),  # V x E
+    ("embeddings.position", "embeddings.position_embeddings"),  # P x E
+    ("embeddings.token_type", "embeddings.token_type_embeddings"),  # 2 x E
+    ("embeddings.norm", "embeddings.LayerNorm"),
+    ("encoder.project", "encoder.embedding_hidden_mapping_in"),  # E -> H
+    ("encoder.groups.{g}.{i}.attention.query", "encoder.albert_layer_groups.{g}.albert_layers.{i}.attention.query"),
+    ("encoder.groups.{g}.{i}.attention.key", "encoder.albert_layer_groups.{g}.albert_layers.{i}.attention.key"),
+    ("encoder.groups.{g}.{i}.attention.value", "encoder.albert_layer_groups.{g}.albert_layers.{i}.attention.value"),
+    ("encoder.groups.{g}.{i}.attention.output", "encoder.albert_layer_groups.{g}.albert_layers.{i}.attention.dense"),
+    ("encoder.groups.{g}.{i}.attention.norm", "encoder.albert_layer_groups.{g}.albert_layers.{i}.attention.LayerNorm"),
+    ("encoder.groups.{g}.{i}.feed_forward.up", "encoder.albert_layer_groups.{g}.albert_layers.{i}.ffn"),
+    ("encoder.groups.{g}.{i}.feed_forward.down", "encoder.albert_layer_groups.{g}.albert_layers.{i}.ffn_output"),
+    ("encoder.groups.{g}.{i}.feed_forward.norm", "encoder.albert_layer_groups.{g}.albert_layers.{i}.full_layer_layer_norm"),
+    ("pooler", "pooler"),
+    # pre-training heads (AlbertForPreTraining / AlbertForMaskedLM checkpoints)
+    ("mlm_head.dense", "predictions.dense"),
+    ("mlm_head.norm", "predictions.LayerNorm"),
+    ("mlm_head", "predictions"),  # the MLM output bias: mlm_head.bias <-> predictions.bias
+    ("sop_head.classifier", "sop_classifier.classifier"),
+]
+# In the file but never loaded: the MLM decoder is tied to the word embeddings (and its bias to
+# predictions.bias), and old transformers versions saved two index buffers.
+TIED_OR_BUFFERS = ("predictions.decoder.weight", "predictions.decoder.bias",
+                   "embeddings.position_ids", "embeddings.token_type_ids")
+# Heads of other transformers classes, ignored when the chosen class does not have them.
+HEAD_PREFIXES = ("predictions.", "sop_classifier.", "classifier.", "qa_outputs.", "pooler.")
+
+
+def _compile(pattern: str) -> re.Pattern:
+    return re.compile(re.escape(pattern).replace(r"\{g\}", r"(?P<g>\d+)").replace(r"\{i\}", r"(?P<i>\d+)"))
+
+
+_TABLE = [(_compile(ours), theirs) for ours, theirs in NAME_TABLE]
+
+
+def hf_name(our_name: str) -> str:
+    """transformers' name for one of our parameter names (AlbertModel layout, no 'albert.')."""
+    module, _, leaf = our_name.rpartition(".")
+    for pattern, theirs in _TABLE:
+        m = pattern.fullmatch(module)
+        if m:
+            return theirs.format(**m.groupdict()) + "." + leaf
+    # Ablation layouts (config.sharing != "all") have no transformers equivalent: keep our name.
+    return our_name
+
+
+def checkpoint_name(our_name: str, model: nn.Module) -> str:
+    """The key under which a parameter of `model` is stored in a Hugging Face style checkpoint."""
+    from .model import AlbertModel
+
+    if isinstance(model, AlbertModel):
+        return hf_name(our_name)
+    # Pre-training classes: the encoder lives under "albert." as in transformers' task models.
+    if our_name.startswith("albert."):
+        return "albert." + hf_name(our_name[len("albert."):])
+    return hf_name(our_name)
+
+
+# --------------------------------------------------------------------------------- reading
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a .safetensors (memory-mapped) or .bin (weights_only, never arbitrary pickles)."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            tensors = {}
+            with safe_open(str(path), framework="pt") as f:
+                for key in f.keys():
+                    tensors[key] = f.get_tensor(key)
+            return tensors
+        state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"weights file not found: {path}") from None
+    except Exception as e:  # safetensors/pickle/zip errors all mean the same thing to a user
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(
+            f"cannot read weights file {path}: {msg[:200]} (corrupt or truncated? delete it and "
+            "download or save it again)"
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} does not hold a state dict of tensors")
+    return state
+
+
+def find_weights(source: ModelSource) -> Path:
+    """model.safetensors if present, else pytorch_model.bin (the legacy format)."""
+    path = source.file("model.safetensors", required=False)
+    if path is None:
+        path = source.file("pytorch_model.bin", required=False)
+    if path is None:
+        raise CheckpointError(
+            f"{source.name}: no weights found (looked for model.safetensors and pytorch_model.bin)"
+        )
+    return path
+
+
+def _set_parameter(model: nn.Module, name: str, tensor: torch.Tensor) -> None:
+    module_path, _, leaf = name.rpartition(".")
+    module = model.get_submodule(module_path) if module_path else model
+    module._parameters[leaf] = nn.Parameter(tensor, requires_grad=tensor.is_floating_point())
+
+
+def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, strict: bool = True,
+                         source: str = "checkpoint") -> None:
+    """Put the checkpoint tensors into `model`'s parameters (assigning, not copying).
+
+    Raises one CheckpointError that lists every missing key, unexpected key and wrong shape.
+    """
+    prefix = "albert." if any(k.startswith("albert.") for k in state) else ""
+    from .model import AlbertModel
+
+    is_base = isinstance(model, AlbertModel)
+    wanted: dict[str, str] = {}  # checkpoint key -> our parameter name
+    for name, param in model.named_parameters():  # shared parameters appear once
+        key = checkpoint_name(name, model)
+        if is_base:
+            key = prefix + key
+        wanted[key] = name
+    if not is_base and prefix == "":
+        # An AlbertModel checkpoint (no 'albert.' prefix) loaded into a pre-training class.
+        wanted = {k[len("albert."):] if k.startswith("albert.") else k: v for k, v in wanted.items()}
+
+    missing, wrong_shape = [], []
+    params = dict(model.named_parameters())
+    for key, name in wanted.items():
+        tensor = state.get(key)
+        if tensor is None and key.endswith("predictions.bias"):
+            tensor = state.get(key[: -len("bias")] + "decoder.bias")  # very old layout
+        if tensor is None:
+            missing.append(key)
+        elif tuple(tensor.shape) != tuple(params[name].shape):
+            wrong_shape.append(f"{key}: checkpoint {tuple(tensor.shape)} vs model {tuple(params[name].shape)}")
+    unexpected = []
+    for key in state:
+        if key in wanted:
+            continue
+        bare = key[len(prefix):] if prefix and key.startswith(prefix) else key
+        if bare in TIED_OR_BUFFERS or bare.startswith(HEAD_PREFIXES) or key.startswith(HEAD_PREFIXES):
+            continue
+        unexpected.append(key)
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)}: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
+    if wrong_shape:
+        problems.append(f"wrong shape: {'; '.join(wrong_shape[:8])}")
+    if unexpected and strict:
+        problems.append(f"unexpected {len(unexpected)}: {', '.join(unexpected[:8])}{' ...' if len(unexpected) > 8 else ''}")
+    if problems:
+        hint = ""
+        if any(k.endswith("pooler.weight") for k in missing) and isinstance(model, AlbertModel):
+            hint = " (this checkpoint has no pooler: load with add_pooling_layer=False)"
+        raise CheckpointError(f"{source} does not fit the model: " + " | ".join(problems) + hint)
+    for key, name in wanted.items():
+        tensor = state.get(key)
+        if tensor is None:
+            tensor = state[key[: -len("bias")] + "decoder.bias"]
+        _set_parameter(model, name, tensor)
+
+
+def load_pretrained(
+    cls: type,
+    name_or_path: str | os.PathLike,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+    dtype: torch.dtype | None = None,
+    device: str | torch.device | None = None,
+    strict: bool = True,
+    config: AlbertConfig | None = None,
+    **model_kwargs: Any,
+) -> nn.Module:
+    """Build `cls` from a checkpoint directory or Hub repo, in eval mode.
+
+    The model is created on the meta device (no random init, no memory) and the checkpoint's
+    tensors are then assigned to it, so the weights exist once in memory.
+    """
+    from .model import AlbertModel
+
+    source = ModelSource(name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+    if config is None:
+        config = AlbertConfig.from_json(source.file("config.json"))
+    weights_path = find_weights(source)
+    state = read_state_dict(weights_path)
+    if cls is AlbertModel and "add_pooling_layer" not in model_kwargs:
+        # Default: have a pooler exactly when the checkpoint has one (AlbertForMaskedLM
+        # checkpoints do not).
+        model_kwargs["add_pooling_layer"] = any(k.endswith("pooler.weight") for k in state)
+    with torch.device("meta"):
+        model = cls(config, **model_kwargs)
+    load_state_dict_into(model, state, strict=strict, source=str(weights_path))
+    if dtype is not None or device is not None:
+        model.to(device=device, dtype=dtype)
+    return model.eval()
+
+
+# --------------------------------------------------------------------------------- writing
+def atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path), then rename onto `path`: readers never see a half-written file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_pretrained(model: nn.Module, directory: str | os.PathLike) -> None:
+    from safetensors.torch import save_file
+
+    from .model import AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
+
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MinialbertError(f"cannot create {directory}: {e.strerror}") from None
+    tensors = {
+        checkpoint_name(name, model): p.detach().to("cpu").contiguous()
+        for name, p in model.named_parameters()
+    }
+    arch = {AlbertModel: "AlbertModel", AlbertForPreTraining: "AlbertForPreTraining",
+            AlbertForMaskedLM: "AlbertForMaskedLM"}.get(type(model), type(model).__name__)
+    config: AlbertConfig = model.config
+    config = config.replace(extra={**config.extra, "architectures": [arch]})
+    atomic_write(directory / "model.safetensors", lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    atomic_write(directory / "config.json", lambda tmp: config.to_json(tmp))
