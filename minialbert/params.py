@@ -1,0 +1,112 @@
+"""Parameter arithmetic: where ALBERT's parameters are, and what factorization and sharing save.
+
+Computed from the config with closed-form counts (no model is built), and checked against
+the real modules by the tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import AlbertConfig
+
+
+def attention_params(c: AlbertConfig) -> int:
+    H = c.hidden_size
+    return 4 * (H * H + H) + 2 * H  # W^Q, W^K, W^V, W^O with biases, then LayerNorm
+
+
+def ffn_params(c: AlbertConfig) -> int:
+    H, I = c.hidden_size, c.intermediate_size
+    return (H * I + I) + (I * H + H) + 2 * H  # W_1, W_2 with biases, then LayerNorm
+
+
+def embedding_params(c: AlbertConfig, width: int) -> int:
+    return (c.vocab_size + c.max_position_embeddings + c.type_vocab_size) * width + 2 * width
+
+
+@dataclass
+class ParameterCount:
+    word_embeddings: int  # V x E
+    position_and_type_embeddings: int  # (P + T) x E + LayerNorm
+    projection: int  # E x H + H
+    layers: int  # all distinct layer weights
+    distinct_attention_blocks: int
+    distinct_ffn_blocks: int
+    pooler: int
+    mlm_head: int
+    sop_head: int
+    bert_equivalent: int  # unfactorized (V x H), unshared (L layers), same H, L, pooler
+
+    @property
+    def model(self) -> int:
+        """AlbertModel with pooler (what `AlbertModel.from_pretrained` holds)."""
+        return (self.word_embeddings + self.position_and_type_embeddings + self.projection
+                + self.layers + self.pooler)
+
+    @property
+    def pretraining(self) -> int:
+        return self.model + self.mlm_head + self.sop_head
+
+
+def count_parameters(c: AlbertConfig) -> ParameterCount:
+    E, H = c.embedding_size, c.hidden_size
+    if c.sharing == "all":
+        n_attn = n_ffn = c.num_hidden_groups * c.inner_group_num
+    else:
+        n_attn = 1 if c.sharing == "attention" else c.num_hidden_layers
+        n_ffn = 1 if c.sharing == "ffn" else c.num_hidden_layers
+    pooler = H * H + H
+    bert = embedding_params(c, H) + c.num_hidden_layers * (attention_params(c) + ffn_params(c)) + pooler
+    return ParameterCount(
+        word_embeddings=c.vocab_size * E,
+        position_and_type_embeddings=(c.max_position_embeddings + c.type_vocab_size) * E + 2 * E,
+        projection=E * H + H,
+        layers=n_attn * attention_params(c) + n_ffn * ffn_params(c),
+        distinct_attention_blocks=n_attn,
+        distinct_ffn_blocks=n_ffn,
+        pooler=pooler,
+        mlm_head=(H * E + E) + 2 * E + c.vocab_size,  # dense, LayerNorm, output bias (decoder tied)
+        sop_head=2 * H + 2,
+        bert_equivalent=bert,
+    )
+
+
+def describe(c: AlbertConfig, name: str = "") -> str:
+    """The text `minialbert info` prints."""
+    n = count_parameters(c)
+    E, H, V, L = c.embedding_size, c.hidden_size, c.vocab_size, c.num_hidden_layers
+
+    def row(label: str, value: int, note: str = "") -> str:
+        return f"  {label:<34}{value:>14,}  {note}".rstrip()
+
+    factorization_saving = embedding_params(c, H) - embedding_params(c, E) - n.projection
+    sharing_saving = L * (attention_params(c) + ffn_params(c)) - n.layers
+    lines = [f"ALBERT model {name}".rstrip(), "config:"]
+    for key, value in c.to_dict().items():
+        if key in ("architectures", "transformers_version", "torch_dtype", "dtype"):
+            continue
+        lines.append(f"  {key:<34}{value}")
+    shared = (
+        f"{c.num_hidden_groups} group(s) x {c.inner_group_num} layer(s), called {L} times"
+        if c.sharing == "all" else f"sharing={c.sharing}: {n.distinct_attention_blocks} attention, "
+        f"{n.distinct_ffn_blocks} FFN blocks"
+    )
+    lines += [
+        "parameters:",
+        row("word embeddings (V x E)", n.word_embeddings, f"{V} x {E}"),
+        row("position + type embeddings, LN", n.position_and_type_embeddings),
+        row("projection E -> H", n.projection, f"{E} x {H} + {H}"),
+        row("transformer layer weights", n.layers, shared),
+        row("pooler", n.pooler),
+        row("= AlbertModel", n.model),
+        row("MLM head (decoder tied)", n.mlm_head),
+        row("SOP head", n.sop_head),
+        row("= AlbertForPreTraining", n.pretraining),
+        "what the two ALBERT ideas save:",
+        row("unfactorized + unshared (BERT)", n.bert_equivalent, f"V x H embeddings, {L} separate layers"),
+        row("saved by factorization", factorization_saving, "V x H -> V x E + E x H"),
+        row("saved by cross-layer sharing", sharing_saving),
+        f"  ALBERT is {n.model / n.bert_equivalent:.1%} of the BERT-style count",
+    ]
+    return "\n".join(lines)

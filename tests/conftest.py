@@ -1,0 +1,87 @@
+"""Shared fixtures: tiny random-weight checkpoints written by transformers, and a Hub cache.
+
+No test touches the network: checkpoints are made here with `save_pretrained`, and Hub
+resolution is exercised on a Hugging Face cache directory laid out by `make_hub_cache`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+# Never let a test reach for the network, whatever the machine's environment says.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+TINY = dict(
+    vocab_size=99, embedding_size=16, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+    intermediate_size=37, max_position_embeddings=64, hidden_act="gelu_new",
+)
+
+
+def hf_config(**overrides):
+    import transformers
+
+    return transformers.AlbertConfig(**{**TINY, **overrides})
+
+
+def make_hf_checkpoint(directory: Path, arch: str = "AlbertModel", *, bin_format: bool = False,
+                       seed: int = 0, attn: str = "eager", **overrides):
+    """Save a random-weight transformers ALBERT in `directory`; return the reference model (eval)."""
+    import transformers
+
+    torch.manual_seed(seed)
+    config = hf_config(**overrides)
+    config._attn_implementation = attn
+    model = getattr(transformers, arch)(config).eval()
+    # Random LayerNorm/bias values too, so that a swapped or skipped parameter cannot hide.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "LayerNorm" in name or name.endswith("bias"):
+                p.add_(torch.randn_like(p) * 0.1)
+    model.save_pretrained(directory)
+    if bin_format:  # transformers v5 always writes safetensors; write the legacy format by hand
+        (Path(directory) / "model.safetensors").unlink()
+        torch.save(model.state_dict(), Path(directory) / "pytorch_model.bin")
+    return model
+
+
+def make_hub_cache(cache_dir: Path, repo_id: str, files_from: Path, commit: str = "0" * 40) -> Path:
+    """Lay out `files_from`'s files as huggingface_hub's cache stores repo `repo_id` at `commit`."""
+    repo_dir = Path(cache_dir) / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo_dir / "snapshots" / commit
+    snapshot.mkdir(parents=True, exist_ok=True)
+    for f in Path(files_from).iterdir():
+        if f.is_file():
+            shutil.copy(f, snapshot / f.name)
+    (repo_dir / "refs").mkdir(exist_ok=True)
+    (repo_dir / "refs" / "main").write_text(commit)
+    return snapshot
+
+
+def random_inputs(batch=3, seq=11, vocab=99, seed=1, types=True):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, vocab, (batch, seq), generator=g)
+    mask = torch.ones_like(ids)
+    for b in range(1, batch):  # every row but the first is padded at the end
+        keep = max(2, seq - 3 * b)
+        mask[b, keep:] = 0
+        ids[b, keep:] = 0
+    tt = torch.zeros_like(ids)
+    if types:
+        tt[:, seq // 2:] = 1
+        tt = tt * mask
+    return ids, mask, tt
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A tiny AlbertForPreTraining checkpoint (all heads) and its transformers reference."""
+    d = tmp_path_factory.mktemp("tiny_pretraining")
+    ref = make_hf_checkpoint(d, "AlbertForPreTraining")
+    return d, ref
