@@ -12,7 +12,11 @@ writes, under tests/fixtures/tokenizer/:
     hub/spiece.model          the same model, and
     hub/tokenizer.json        what transformers' AlbertConverter makes of it (the real
                               albert-base-v2 repository ships such a file; transformers then
-                              reads piece scores from it, digit-comma pieces lowered by 100).
+                              reads piece scores from it, digit-comma pieces lowered by 100),
+                              with the added tokens of the real file: the five special tokens,
+                              [MASK] with lstrip.
+    hub_converted/            the same, with the converter's own added-token list (which also
+                              holds the user-defined symbols).
 
 The corpus is synthetic (no downloads): words from a dozen scripts, numbers with commas and
 decimals, punctuation. Training takes a few seconds; the outputs are committed, so the tests
@@ -21,6 +25,7 @@ never train. Needs sentencepiece, protobuf and (for hub/) transformers.
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import tempfile
@@ -135,7 +140,7 @@ def train(out: Path) -> None:
     (out / "spiece.model").write_bytes(proto.SerializeToString())
 
 
-def make_hub(spm_dir: Path, out: Path) -> None:
+def make_hub(spm_dir: Path, out: Path, real_like: bool) -> None:
     from types import SimpleNamespace
 
     from transformers.convert_slow_tokenizer import AlbertConverter
@@ -152,13 +157,32 @@ def make_hub(spm_dir: Path, out: Path) -> None:
     )
     tok = AlbertConverter(fake_slow).converted()
     tok.save(str(out / "tokenizer.json"))
+    if real_like:
+        # The albert-base-v2 repository's tokenizer.json lists only the five special tokens
+        # as added tokens, [MASK] with lstrip (it swallows the whitespace before it).
+        data = json.loads((out / "tokenizer.json").read_text(encoding="utf-8"))
+        specials = ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]
+        data["added_tokens"] = [
+            {
+                "id": sp.piece_to_id(t),
+                "content": t,
+                "single_word": False,
+                "lstrip": t == "[MASK]",
+                "rstrip": False,
+                "normalized": False,
+                "special": True,
+            }
+            for t in specials
+        ]
+        (out / "tokenizer.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
 
 
 if __name__ == "__main__":
     if hasattr(spm, "set_random_generator_seed"):
         spm.set_random_generator_seed(0)
     train(ROOT / "spm")
-    make_hub(ROOT / "spm", ROOT / "hub")
+    make_hub(ROOT / "spm", ROOT / "hub", real_like=True)
+    make_hub(ROOT / "spm", ROOT / "hub_converted", real_like=False)
     sp = spm.SentencePieceProcessor(model_file=str(ROOT / "spm" / "spiece.model"))
     print("vocab", sp.get_piece_size(), [sp.id_to_piece(i) for i in range(12)])
     print(sp.encode("Hello, world! 1,000,000 and 10, 20, ﬁnance ①", out_type=str))
