@@ -50,6 +50,156 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------ embed
+def _read_input(args: argparse.Namespace, positional: list[str]) -> list[str]:
+    from .files import InputError, read_texts
+
+    if positional and args.input:
+        raise InputError("give texts as arguments or --input FILE, not both")
+    if positional:
+        return list(positional)
+    if args.input and args.input != "-":
+        return read_texts(args.input, field=args.field)
+    if sys.stdin is None or (sys.stdin.isatty() and not args.input):
+        raise InputError("no input: give texts as arguments, --input FILE, or pipe them on stdin")
+    return read_texts(None, field=args.field, stdin_bytes=sys.stdin.buffer.read())
+
+
+def _embedder(args: argparse.Namespace):
+    from .embed import Embedder
+
+    return Embedder.from_pretrained(
+        args.model, revision=args.revision, local_files_only=args.offline, device=args.device,
+        dtype=args.dtype, max_length=args.max_length,
+    )
+
+
+def _layer(value: str | None):
+    if value is None:
+        return None
+    try:
+        parts = [int(p) for p in value.split(",")]
+    except ValueError:
+        raise MinialbertError(f"--layer takes an integer or a comma-separated list, got {value!r}") from None
+    return parts[0] if len(parts) == 1 else parts
+
+
+def _show_progress(args: argparse.Namespace, n: int) -> bool:
+    return not args.quiet and n >= 64 and sys.stderr is not None and sys.stderr.isatty()
+
+
+STDOUT_LIMIT = 1000  # texts printed as JSON when no --output is given
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from .files import write_jsonl, write_vectors
+
+    texts = _read_input(args, args.texts)
+    if args.output is None and len(texts) > STDOUT_LIMIT:
+        raise MinialbertError(f"{len(texts)} texts: too many to print; write them with --output FILE.npy or .jsonl")
+    if args.output is not None and args.tokens and not str(args.output).endswith((".jsonl", ".ndjson")):
+        raise MinialbertError("--tokens writes JSON lines: use an --output path ending in .jsonl")
+    if args.output is not None and not args.tokens and not str(args.output).lower().endswith(
+            (".npy", ".jsonl", ".ndjson", ".json")):
+        raise MinialbertError(f"unknown output format for {args.output}: use .npy, .jsonl or .json")
+    embedder = _embedder(args)
+    if args.tokens:
+        rows = [
+            {"text": t, "tokens": r.tokens, "offsets": r.offsets, "vectors": np.asarray(r.vectors).tolist()}
+            for t, r in zip(texts, embedder.embed_tokens(texts, layer=_layer(args.layer), batch_size=args.batch_size))
+        ]
+        if args.output is None:
+            for row in rows:
+                print(json.dumps(row, ensure_ascii=False))
+        else:
+            write_jsonl(args.output, rows)
+        return 0
+    vectors = embedder.embed(
+        texts, pooling=args.pooling, layer=_layer(args.layer), normalize=args.normalize,
+        batch_size=args.batch_size, long_text=args.long_text, stride=args.stride,
+        show_progress=_show_progress(args, len(texts)),
+    )
+    if args.output is None:
+        print(json.dumps([{"text": t, "vector": v.tolist()} for t, v in zip(texts, vectors)], ensure_ascii=False))
+    else:
+        write_vectors(args.output, vectors, texts)
+        if not args.quiet:
+            print(f"wrote {vectors.shape[0]} x {vectors.shape[1]} vectors to {args.output}", file=sys.stderr)
+    return 0
+
+
+# ------------------------------------------------------------------------- similarity
+def cmd_similarity(args: argparse.Namespace) -> int:
+    candidates = _read_input(args, args.candidates)
+    if not candidates:
+        raise MinialbertError("no candidate texts to rank")
+    embedder = _embedder(args)
+    # Plain ALBERT [CLS] vectors are weak sentence vectors; mean pooling is the safer default
+    # unless the checkpoint (sentence-transformers) says otherwise.
+    pooling = args.pooling or (embedder.pooling if embedder.from_sentence_transformers else "mean")
+    ranked = embedder.rank(args.query, candidates, top_k=args.top_k, pooling=pooling,
+                           batch_size=args.batch_size, long_text=args.long_text)
+    for score, _, text in ranked:
+        print(f"{score:.4f}\t{text}")
+    return 0
+
+
+# -------------------------------------------------------------------------- fill-mask
+def cmd_fill_mask(args: argparse.Namespace) -> int:
+    import json
+
+    from .fill_mask import FillMask
+
+    fill = FillMask.from_pretrained(args.model, revision=args.revision, local_files_only=args.offline,
+                                    device=args.device)
+    results = fill(args.text, top_k=args.top_k)
+    if args.json:
+        print(json.dumps([[p.__dict__ for p in preds] for preds in results], ensure_ascii=False))
+        return 0
+    for n, preds in enumerate(results, start=1):
+        if len(results) > 1:
+            print(f"[MASK] #{n}")
+        for p in preds:
+            print(f"{p.score:.4f}\t{p.token}\t{p.sequence}")
+    return 0
+
+
+# ---------------------------------------------------------------- bench and pretrain
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import main as bench_main
+
+    return int(bench_main(args.rest) or 0)
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from .pretrain.train import main as pretrain_main
+
+    return int(pretrain_main(args.rest) or 0)
+
+
+def _embed_args(p: argparse.ArgumentParser, pooling_default: str | None = None) -> None:
+    _model_args(p)
+    p.add_argument("--input", "-i", metavar="FILE",
+                   help="one text per line, or .jsonl with --field; '-' or nothing piped = stdin")
+    p.add_argument("--field", default=None, help="JSON field holding the text in .jsonl input (default: text)")
+    p.add_argument("--pooling", choices=["cls", "mean", "max", "mean_sqrt_len", "pooler"], default=pooling_default,
+                   help="how token vectors become one vector (default: the checkpoint's, else cls)")
+    p.add_argument("--layer", default=None,
+                   help="hidden layer to use: -1 last (default), 0 after the embedding projection; "
+                        "'-1,-2' averages layers")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=None, help="tokens per sequence, [CLS]/[SEP] included")
+    p.add_argument("--long-text", choices=["truncate", "chunk", "error"], default="truncate",
+                   help="texts over --max-length: truncate (default), chunk into overlapping windows, or error")
+    p.add_argument("--stride", type=int, default=128, help="tokens shared by consecutive windows with --long-text chunk")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary on stderr")
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -66,12 +216,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sharing", choices=["all", "attention", "ffn", "none"], default=None,
                    help="override the cross-layer sharing strategy (ablation)")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("embed", help="texts -> vectors (.npy, .jsonl, or JSON on stdout)")
+    p.add_argument("texts", nargs="*", help="texts to embed (or use --input / stdin)")
+    _embed_args(p)
+    p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
+                   help="L2-normalize the vectors (default: the checkpoint's, else no)")
+    p.add_argument("--output", "-o", metavar="FILE", help="FILE.npy (float32 matrix), .jsonl or .json; "
+                   "written atomically")
+    p.add_argument("--tokens", action="store_true", help="write every token's vector and offsets as JSON lines")
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("similarity", help="rank candidate texts by cosine similarity to a query")
+    p.add_argument("query", help="the query text")
+    p.add_argument("candidates", nargs="*", help="candidate texts (or use --input / stdin)")
+    _embed_args(p)
+    p.add_argument("--top-k", "-k", type=int, default=None, help="print only the best K")
+    p.set_defaults(func=cmd_similarity)
+
+    p = sub.add_parser("fill-mask", help="predict the words behind [MASK] with the MLM head")
+    p.add_argument("text", help='a text with one or more [MASK], e.g. "Paris is the [MASK] of France."')
+    _model_args(p)
+    p.add_argument("--top-k", "-k", type=int, default=5)
+    p.add_argument("--device", default=None)
+    p.add_argument("--json", action="store_true", help="print the predictions as JSON")
+    p.set_defaults(func=cmd_fill_mask)
+
+    for name, func, text in (("bench", cmd_bench, "benchmark minialbert against transformers (see --help)"),
+                             ("pretrain", cmd_pretrain, "pre-train an ALBERT from scratch (MLM + SOP; see --help)")):
+        p = sub.add_parser(name, help=text, add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=func)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "top_k", 1) is not None and getattr(args, "top_k", 1) < 1:
+        parser.error("--top-k must be at least 1")
+    if getattr(args, "batch_size", 1) < 1:
+        parser.error("--batch-size must be at least 1")
     try:
         return int(args.func(args) or 0)
     except MinialbertError as e:

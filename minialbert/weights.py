@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from torch import nn
 
 from .config import AlbertConfig
 from .errors import CheckpointError, MinialbertError
+from .files import atomic_write
 from .hub import ModelSource
 
 # minialbert name (left) -> transformers name (right); applied to module paths, the
@@ -223,20 +223,6 @@ def load_pretrained(
 
 
 # --------------------------------------------------------------------------------- writing
-def atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path), then rename onto `path`: readers never see a half-written file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_pretrained(model: nn.Module, directory: str | os.PathLike) -> None:
     from safetensors.torch import save_file
 
