@@ -17,6 +17,7 @@ def _model_args(p: argparse.ArgumentParser, default: str | None = "albert-base-v
     p.add_argument("--model", "-m", default=default,
                    help="local checkpoint directory or Hub repo id (default: %(default)s)")
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
+    p.add_argument("--cache-dir", default=None, help="Hugging Face cache directory (default: HF_HUB_CACHE)")
     p.add_argument("--offline", action="store_true",
                    help="use only the local Hugging Face cache (same as HF_HUB_OFFLINE=1)")
 
@@ -34,7 +35,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         else:
             config = AlbertConfig.from_preset(name)  # no download needed for the official configs
     else:
-        source = ModelSource(name, revision=args.revision, local_files_only=args.offline)
+        source = ModelSource(name, revision=args.revision, cache_dir=args.cache_dir, local_files_only=args.offline)
         config = AlbertConfig.from_json(source.file("config.json"))
     changes = {}
     if args.embedding_size is not None:
@@ -69,7 +70,7 @@ def _embedder(args: argparse.Namespace):
     from .embed import Embedder
 
     return Embedder.from_pretrained(
-        args.model, revision=args.revision, local_files_only=args.offline, device=args.device,
+        args.model, revision=args.revision, cache_dir=args.cache_dir, local_files_only=args.offline, device=args.device,
         dtype=args.dtype, max_length=args.max_length,
     )
 
@@ -154,8 +155,8 @@ def cmd_fill_mask(args: argparse.Namespace) -> int:
 
     from .fill_mask import FillMask
 
-    fill = FillMask.from_pretrained(args.model, revision=args.revision, local_files_only=args.offline,
-                                    device=args.device)
+    fill = FillMask.from_pretrained(args.model, revision=args.revision, cache_dir=args.cache_dir,
+                                    local_files_only=args.offline, device=args.device)
     results = fill(args.text, top_k=args.top_k)
     if args.json:
         print(json.dumps([[p.__dict__ for p in preds] for preds in results], ensure_ascii=False))

@@ -158,7 +158,8 @@ class ModelSource:
             )
             raise CheckpointError(
                 f"{self.name}: {filename} is not in the local Hugging Face cache and {how}; "
-                "pass a local checkpoint directory instead, or connect once to fill the cache"
+                "pass a local checkpoint directory instead (--model PATH on the command line), or "
+                "connect once to fill the cache"
             )
         raise CheckpointError(
             f"unknown model {self.name!r}: not a local directory and not found on the Hub "

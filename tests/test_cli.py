@@ -1,0 +1,191 @@
+"""The `minialbert` command: outputs, inputs, atomic writes, and one clear line per user error."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_hf_checkpoint, make_hub_cache
+from minialbert import Embedder
+from minialbert.cli import main
+
+SPM = Path(__file__).parent / "fixtures" / "tokenizer" / "spm" / "spiece.model"
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    """An AlbertForPreTraining checkpoint with a tokenizer: serves embed, similarity and fill-mask."""
+    import sentencepiece as spm
+
+    d = tmp_path_factory.mktemp("cli_ckpt")
+    vocab = spm.SentencePieceProcessor(model_file=str(SPM)).get_piece_size()
+    ref = make_hf_checkpoint(d, "AlbertForPreTraining", vocab_size=vocab, num_hidden_layers=2)
+    shutil.copy(SPM, d / "spiece.model")
+    return d, ref
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_embed_outputs_agree_with_library(ckpt, tmp_path, capsys):
+    d, _ = ckpt
+    texts = ["first text", "", "a second, longer text with more words"]
+    expected = Embedder.from_pretrained(d).embed(texts, pooling="mean")
+
+    code, out, _ = run(["embed", *texts, "--model", d, "--pooling", "mean"], capsys)
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["text"] for r in rows] == texts
+    assert np.abs(np.array([r["vector"] for r in rows]) - expected).max() < 1e-6
+
+    inp = tmp_path / "in.txt"
+    inp.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    code, _, err = run(["embed", "--input", inp, "--output", tmp_path / "v.npy", "--model", d, "--pooling", "mean"], capsys)
+    assert code == 0 and "wrote 3 x 32" in err
+    mat = np.load(tmp_path / "v.npy")
+    assert mat.dtype == np.float32 and mat.shape == (3, 32) and np.abs(mat - expected).max() < 1e-6
+
+    code, _, _ = run(["embed", "--input", inp, "-o", tmp_path / "v.jsonl", "-m", d, "--pooling", "mean", "-q"], capsys)
+    lines = [json.loads(x) for x in (tmp_path / "v.jsonl").read_text().splitlines()]
+    assert [r["text"] for r in lines] == texts
+    assert np.abs(np.array([r["vector"] for r in lines]) - expected).max() < 1e-6
+
+
+def test_embed_jsonl_field_stdin_and_normalize(ckpt, tmp_path, capsys, monkeypatch):
+    d, _ = ckpt
+    src = tmp_path / "docs.jsonl"
+    src.write_text('{"id": 1, "body": "alpha beta"}\n\n{"id": 2, "body": "gamma"}\n', encoding="utf-8")
+    code, out, _ = run(["embed", "-i", src, "--field", "body", "-m", d, "--normalize"], capsys)
+    rows = json.loads(out)
+    assert code == 0 and [r["text"] for r in rows] == ["alpha beta", "gamma"]
+    assert np.allclose(np.linalg.norm([r["vector"] for r in rows], axis=1), 1.0, atol=1e-5)
+
+    class FakeStdin:
+        buffer = io.BytesIO("from stdin\nsecond line\n".encode())
+
+        def isatty(self):
+            return False
+
+    monkeypatch.setattr(sys, "stdin", FakeStdin())
+    code, out, _ = run(["embed", "-m", d], capsys)
+    assert code == 0 and [r["text"] for r in json.loads(out)] == ["from stdin", "second line"]
+
+
+def test_embed_tokens_output(ckpt, tmp_path, capsys):
+    d, _ = ckpt
+    code, _, _ = run(["embed", "hello world", "--tokens", "-o", tmp_path / "t.jsonl", "-m", d], capsys)
+    row = json.loads((tmp_path / "t.jsonl").read_text())
+    assert code == 0 and row["tokens"][0] == "[CLS]" and row["tokens"][-1] == "[SEP]"
+    assert len(row["vectors"]) == len(row["tokens"]) == len(row["offsets"]) and row["offsets"][0] is None
+
+
+def test_output_is_atomic(ckpt, tmp_path, capsys, monkeypatch):
+    d, _ = ckpt
+    target = tmp_path / "v.npy"
+    target.write_bytes(b"previous content")
+
+    def exploding_save(f, arr):
+        f.write(b"half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "save", exploding_save)
+    code, _, err = run(["embed", "some text", "-o", target, "-m", d], capsys)
+    assert code == 130 and "interrupted" in err
+    assert target.read_bytes() == b"previous content"  # untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.npy"]  # no temp file left behind
+
+
+@pytest.mark.parametrize("setup, argv, message", [
+    (None, ["embed", "-i", "{tmp}/missing.txt"], "input file not found: "),
+    ("badutf8", ["embed", "-i", "{tmp}/bad.txt"], "line 2 is not valid UTF-8"),
+    ("jsonl", ["embed", "-i", "{tmp}/d.jsonl", "--field", "nope"], "line 1 has no field 'nope' (its fields: body, id)"),
+    ("badjson", ["embed", "-i", "{tmp}/b.jsonl"], "line 2 is not valid JSON"),
+    (None, ["embed", "x", "-o", "{tmp}/v.csv"], "unknown output format"),
+    (None, ["embed", "x", "-o", "{tmp}/no/such/dir/v.npy"], "does not exist"),
+    (None, ["embed", "x", "--layer", "last"], "--layer takes an integer"),
+])
+def test_embed_user_errors(ckpt, tmp_path, capsys, setup, argv, message):
+    d, _ = ckpt
+    if setup == "badutf8":
+        (tmp_path / "bad.txt").write_bytes(b"fine line\nbad \xff byte\n")
+    elif setup == "jsonl":
+        (tmp_path / "d.jsonl").write_text('{"id": 1, "body": "x"}\n')
+    elif setup == "badjson":
+        (tmp_path / "b.jsonl").write_text('{"text": "x"}\n{oops\n')
+    code, out, err = run([a.format(tmp=tmp_path) for a in argv] + ["-m", d], capsys)
+    assert code == 1
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert out == ""
+
+
+def test_unknown_model_offline_is_one_line_without_traceback(tmp_path):
+    env = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "empty-cache"), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-m", "minialbert", "embed", "hello", "--model", "nobody/no-such-model"],
+                         capture_output=True, text=True, cwd=ROOT, env={**env, "HOME": str(tmp_path)})
+    assert out.returncode == 1
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert "not in the local Hugging Face cache" in out.stderr and "--model PATH" in out.stderr
+    missing = subprocess.run([sys.executable, "-m", "minialbert", "embed", "hello", "--model", "./not/a/dir"],
+                             capture_output=True, text=True, cwd=tmp_path, env={**env, "HOME": str(tmp_path)})
+    assert missing.returncode == 1 and "no such directory: ./not/a/dir" in missing.stderr
+
+
+def test_embed_from_hub_cache_by_repo_id(ckpt, tmp_path, capsys):
+    d, _ = ckpt
+    cache = tmp_path / "hub"
+    make_hub_cache(cache, "albert/albert-base-v2", d)
+    code, out, _ = run(["embed", "hello", "--offline", "--cache-dir", cache], capsys)  # default model: albert-base-v2
+    assert code == 0 and len(json.loads(out)[0]["vector"]) == 32
+
+
+def test_similarity(ckpt, capsys):
+    d, _ = ckpt
+    code, out, _ = run(["similarity", "the cat sat", "a dog ran", "the cat sat", "something else", "-m", d, "-k", "2"], capsys)
+    lines = out.strip().splitlines()
+    assert code == 0 and len(lines) == 2
+    score, text = lines[0].split("\t")
+    assert text == "the cat sat" and float(score) == pytest.approx(1.0, abs=1e-4)
+    assert float(lines[1].split("\t")[0]) <= float(score)
+
+
+def test_fill_mask_matches_transformers(ckpt, capsys):
+    d, ref = ckpt
+    from minialbert.fill_mask import FillMask
+
+    fill = FillMask.from_pretrained(d)
+    text = "Paris is the [MASK] of France."
+    preds = fill(text, top_k=3)[0]
+    ids = fill.tokenizer(text)["input_ids"]
+    pos = ids.index(fill.tokenizer.mask_token_id)
+    with torch.no_grad():
+        probs = torch.softmax(ref(torch.tensor([ids])).prediction_logits[0, pos], -1)
+    top = torch.topk(probs, 3)
+    assert [p.token_id for p in preds] == top.indices.tolist()
+    assert np.allclose([p.score for p in preds], top.values.numpy(), atol=1e-5)
+    code, out, _ = run(["fill-mask", text, "-m", d, "-k", "3"], capsys)
+    assert code == 0 and len(out.strip().splitlines()) == 3
+    code, _, err = run(["fill-mask", "no mask here", "-m", d], capsys)
+    assert code == 1 and "no [MASK] token" in err
+
+
+def test_info(tmp_path, capsys):
+    code, out, _ = run(["info", "albert-base-v2"], capsys)
+    assert code == 0 and "11,683,584" in out and "= AlbertModel" in out
+    make_hf_checkpoint(tmp_path, "AlbertModel")
+    code, out, _ = run(["info", tmp_path], capsys)
+    n = sum(p.numel() for p in __import__("transformers").AlbertModel.from_pretrained(tmp_path).parameters())
+    assert code == 0 and f"{n:,}" in out
+    code, _, err = run(["info", tmp_path / "nope"], capsys)
+    assert code == 1 and "no such directory" in err
