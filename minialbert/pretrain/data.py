@@ -1,0 +1,303 @@
+"""Corpus -> SentencePiece ids -> sentence-order pairs -> masked, sharded batches.
+
+Corpus format: plain UTF-8 text, one document per blank-line-separated block. Each line of a
+block is a segment (long lines are further split after . ! ?).
+
+Sentence-order prediction (SOP, Lan et al. 2019, section 3.1): an example is two *consecutive*
+stretches A and B of the same document, packed as
+
+    [CLS] A [SEP] B [SEP]          token types 0 ... 0 1 ... 1
+
+kept in order (label 0) or swapped to [CLS] B [SEP] A [SEP] (label 1) with probability 0.5. The
+chunking follows create_instances_from_document() of google-research/albert: segments are
+accumulated up to the target length (max_seq_length - 3, or a random shorter length with
+probability short_seq_prob), then split at a random segment boundary into A and B.
+
+Determinism and resume: the chunking is fixed by the seed. The order of examples is a pure
+function of the *global step*: step s of epoch e = s // steps_per_epoch takes the block
+perm_e[k*G : (k+1)*G] of a per-epoch permutation (G = the global batch: ranks x micro-batch x
+accumulation). Rank r takes block[r::world]. The swap and the masking of example i in epoch e
+come from a generator seeded with (seed, e, i). So any process that knows the step, the world
+size and the seed produces exactly the same batches: resuming needs nothing but the step.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import PretrainError
+from .masking import mask_tokens, word_start_table
+
+# ALBERT's id layout (see NOTES / the official spiece.model).
+PAD, UNK, CLS, SEP, MASK = 0, 1, 2, 3, 4
+CONTROL_SYMBOLS = ["[CLS]", "[SEP]", "[MASK]"]
+USER_DEFINED_SYMBOLS = ["(", ")", '"', "-", ".", "–", "£", "€"]
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
+
+
+def preprocess_text(text: str) -> str:
+    """ALBERT's text normalization before SentencePiece (as the ALBERT tokenizer does it):
+    collapse whitespace, `` and '' -> ", strip accents (NFKD, drop combining marks), lowercase."""
+    text = " ".join(text.strip().split())
+    text = text.replace("``", '"').replace("''", '"')
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    return text.lower()
+
+
+# --------------------------------------------------------------------------------- corpus
+def read_documents(paths: list[str | os.PathLike]) -> list[list[str]]:
+    """Documents as lists of normalized segments. Raises PretrainError for missing/empty input."""
+    if not paths:
+        raise PretrainError("no corpus given: pass --corpus FILE [FILE ...]")
+    docs: list[list[str]] = []
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise PretrainError(f"corpus file not found: {path}")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise PretrainError(f"corpus file {path} is not UTF-8 text (byte {e.start})") from None
+        except OSError as e:
+            raise PretrainError(f"cannot read corpus file {path}: {e.strerror}") from None
+        current: list[str] = []
+        for line in text.splitlines():
+            line = preprocess_text(line)
+            if not line:
+                if current:
+                    docs.append(current)
+                current = []
+                continue
+            current.extend(s for s in _SENTENCE_END.split(line) if s)
+        if current:
+            docs.append(current)
+    if not docs:
+        raise PretrainError(f"corpus is empty (no text in {', '.join(str(p) for p in paths)})")
+    return docs
+
+
+def train_sentencepiece(docs: list[list[str]], model_path: str | os.PathLike, vocab_size: int,
+                        seed: int = 0, threads: int = 1) -> None:
+    """Train a unigram SentencePiece model with ALBERT's special tokens and id layout.
+
+    pad=0 <pad>, unk=1 <unk>, [CLS]=2, [SEP]=3, [MASK]=4, no BOS/EOS, then the user-defined
+    punctuation pieces. vocab_size is a soft limit: a small corpus gets a smaller vocabulary.
+    """
+    import sentencepiece as spm
+
+    model_path = Path(model_path)
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    if hasattr(spm, "set_random_generator_seed"):
+        spm.set_random_generator_seed(seed)  # sentence shuffling: same corpus -> same vocabulary
+    with tempfile.TemporaryDirectory(dir=model_path.parent) as tmp:
+        text = Path(tmp) / "corpus.txt"
+        text.write_text("\n".join(s for d in docs for s in d) + "\n", encoding="utf-8")
+        prefix = Path(tmp) / "spiece"
+        try:
+            spm.SentencePieceTrainer.train(
+                input=str(text), model_prefix=str(prefix), vocab_size=vocab_size,
+                model_type="unigram", pad_id=PAD, unk_id=UNK, bos_id=-1, eos_id=-1,
+                pad_piece="<pad>", unk_piece="<unk>",
+                control_symbols=CONTROL_SYMBOLS, user_defined_symbols=USER_DEFINED_SYMBOLS,
+                hard_vocab_limit=False, input_sentence_size=2_000_000, shuffle_input_sentence=True,
+                seed_sentencepiece_size=1_000_000, num_threads=threads, minloglevel=2,
+                max_sentence_length=1 << 16,
+            )
+        except (RuntimeError, OSError) as e:
+            raise PretrainError(f"training the SentencePiece vocabulary failed: {str(e).splitlines()[0]}") from None
+        os.replace(f"{prefix}.model", model_path)
+
+
+@dataclass
+class Vocab:
+    """A SentencePiece model with ALBERT's layout, plus the word-start table masking needs."""
+
+    path: Path
+    size: int
+    starts: np.ndarray
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Vocab":
+        import sentencepiece as spm
+
+        path = Path(path)
+        if not path.is_file():
+            raise PretrainError(f"vocabulary file not found: {path}")
+        sp = spm.SentencePieceProcessor()
+        try:
+            sp.load(str(path))
+        except (OSError, RuntimeError):
+            raise PretrainError(f"{path} is not a SentencePiece model") from None
+        expected = {PAD: "<pad>", UNK: "<unk>", CLS: "[CLS]", SEP: "[SEP]", MASK: "[MASK]"}
+        got = {i: sp.id_to_piece(i) for i in expected if i < sp.get_piece_size()}
+        if got != expected:
+            raise PretrainError(
+                f"{path} does not have ALBERT's id layout (want {expected}, got {got}); "
+                "let the trainer build the vocabulary (--vocab-size) instead"
+            )
+        pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+        vocab = cls(path, sp.get_piece_size(), word_start_table(pieces))
+        vocab._sp = sp
+        return vocab
+
+    def encode(self, texts: list[str]) -> list[list[int]]:
+        return self._sp.encode(texts)
+
+
+# ------------------------------------------------------------------------------ instances
+def build_pairs(docs_ids: list[list[list[int]]], max_seq_length: int, short_seq_prob: float,
+                seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Split every document into (A, B) pairs of consecutive text, in original order."""
+    rng = np.random.default_rng([seed, 1])
+    max_tokens = max_seq_length - 3  # [CLS] A [SEP] B [SEP]
+    pairs = []
+    for doc in docs_ids:
+        doc = [s for s in doc if s]
+        target = max_tokens
+        if rng.random() < short_seq_prob:
+            target = int(rng.integers(2, max_tokens + 1))
+        chunk: list[list[int]] = []
+        length = 0
+        for i, segment in enumerate(doc):
+            chunk.append(segment)
+            length += len(segment)
+            if i == len(doc) - 1 or length >= target:
+                if len(chunk) >= 2:
+                    a_end = int(rng.integers(1, len(chunk)))
+                    a = [t for s in chunk[:a_end] for t in s]
+                    b = [t for s in chunk[a_end:] for t in s]
+                else:  # one segment: split it inside
+                    tokens = chunk[0]
+                    if len(tokens) < 2:
+                        chunk, length = [], 0
+                        continue
+                    cut = int(rng.integers(1, len(tokens)))
+                    a, b = tokens[:cut], tokens[cut:]
+                pairs.append((np.asarray(a, dtype=np.int32), np.asarray(b, dtype=np.int32)))
+                chunk, length = [], 0
+    return pairs
+
+
+def truncate_pair(a: np.ndarray, b: np.ndarray, max_tokens: int, rng: np.random.Generator):
+    """Trim the longer side, at its front or back at random, until |A| + |B| <= max_tokens."""
+    a, b = list(a), list(b)
+    while len(a) + len(b) > max_tokens:
+        longer = a if len(a) > len(b) else b
+        if rng.random() < 0.5:
+            del longer[0]
+        else:
+            longer.pop()
+    return a, b
+
+
+class PretrainingData:
+    """The examples of one corpus, and the deterministic, sharded order in which they are used."""
+
+    def __init__(self, pairs, vocab: Vocab, *, max_seq_length: int, seed: int,
+                 masked_lm_prob: float = 0.15, max_predictions: int = 20, max_ngram: int = 3):
+        self.pairs = pairs
+        self.vocab = vocab
+        self.max_seq_length = max_seq_length
+        self.seed = seed
+        self.masked_lm_prob = masked_lm_prob
+        self.max_predictions = max_predictions
+        self.max_ngram = max_ngram
+        self._perm_epoch = -1
+        self._perm = None
+
+    @classmethod
+    def from_corpus(cls, paths, vocab: Vocab, *, max_seq_length: int, seed: int,
+                    short_seq_prob: float = 0.1, docs=None, **kw) -> "PretrainingData":
+        docs = read_documents(paths) if docs is None else docs
+        flat = vocab.encode([s for d in docs for s in d])
+        docs_ids, k = [], 0
+        for d in docs:
+            docs_ids.append(flat[k:k + len(d)])
+            k += len(d)
+        pairs = build_pairs(docs_ids, max_seq_length, short_seq_prob, seed)
+        if not pairs:
+            raise PretrainError("the corpus yields no training example (every document is shorter than 2 tokens)")
+        return cls(pairs, vocab, max_seq_length=max_seq_length, seed=seed, **kw)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    # ------------------------------------------------------------------ one example
+    def example(self, index: int, epoch: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng([self.seed, 2, epoch, index])
+        a, b = self.pairs[index]
+        a, b = truncate_pair(a, b, self.max_seq_length - 3, rng)
+        swapped = rng.random() < 0.5
+        if swapped:  # SOP label 1: the two consecutive segments in the wrong order
+            a, b = b, a
+        ids = np.array([CLS, *a, SEP, *b, SEP], dtype=np.int64)
+        types = np.zeros_like(ids)
+        types[len(a) + 2:] = 1
+        maskable = np.ones(len(ids), dtype=bool)
+        maskable[[0, len(a) + 1, len(ids) - 1]] = False
+        inputs, labels = mask_tokens(
+            ids, maskable, self.vocab.starts, rng, mask_id=MASK, vocab_size=self.vocab.size,
+            masked_lm_prob=self.masked_lm_prob, max_predictions=self.max_predictions,
+            max_ngram=self.max_ngram,
+        )
+        return {"input_ids": inputs, "token_type_ids": types, "labels": labels,
+                "sentence_order_label": np.int64(swapped), "index": index}
+
+    # ------------------------------------------------------------------ the order
+    def steps_per_epoch(self, global_batch: int) -> int:
+        return len(self.pairs) // global_batch
+
+    def permutation(self, epoch: int) -> np.ndarray:
+        if epoch != self._perm_epoch:
+            self._perm = np.random.default_rng([self.seed, 3, epoch]).permutation(len(self.pairs))
+            self._perm_epoch = epoch
+        return self._perm
+
+    def step_indices(self, step: int, global_batch: int) -> tuple[int, np.ndarray]:
+        """(epoch, the G example indices of global step `step`) -- a pure function of the step."""
+        per_epoch = self.steps_per_epoch(global_batch)
+        if per_epoch == 0:
+            raise PretrainError(
+                f"the corpus has {len(self.pairs)} examples, fewer than one global batch of {global_batch} "
+                "(ranks x --batch-size x --grad-accum); use a bigger corpus or a smaller batch"
+            )
+        epoch, k = divmod(step, per_epoch)
+        return epoch, self.permutation(epoch)[k * global_batch:(k + 1) * global_batch]
+
+    def rank_microbatches(self, step: int, rank: int, world: int, batch_size: int,
+                          accum: int) -> tuple[int, list[np.ndarray]]:
+        """This rank's shard of step `step`, cut into `accum` micro-batches of `batch_size`."""
+        epoch, block = self.step_indices(step, world * batch_size * accum)
+        mine = block[rank::world]
+        return epoch, [mine[j * batch_size:(j + 1) * batch_size] for j in range(accum)]
+
+    def collate(self, indices, epoch: int) -> dict:
+        import torch
+
+        examples = [self.example(int(i), epoch) for i in indices]
+        n = max(len(e["input_ids"]) for e in examples)
+        batch = {
+            "input_ids": np.full((len(examples), n), PAD, dtype=np.int64),
+            "attention_mask": np.zeros((len(examples), n), dtype=np.int64),
+            "token_type_ids": np.zeros((len(examples), n), dtype=np.int64),
+            "labels": np.full((len(examples), n), -100, dtype=np.int64),
+        }
+        for row, e in enumerate(examples):
+            k = len(e["input_ids"])
+            batch["input_ids"][row, :k] = e["input_ids"]
+            batch["attention_mask"][row, :k] = 1
+            batch["token_type_ids"][row, :k] = e["token_type_ids"]
+            batch["labels"][row, :k] = e["labels"]
+        out = {k: torch.from_numpy(v) for k, v in batch.items()}
+        out["sentence_order_label"] = torch.tensor([int(e["sentence_order_label"]) for e in examples])
+        out["index"] = [e["index"] for e in examples]
+        return out

@@ -1,0 +1,480 @@
+"""Pre-train ALBERT from scratch on a plain-text corpus (MLM with n-gram masking + SOP).
+
+    python scripts/pretrain.py --corpus corpus.txt --output-dir out \\
+        --hidden-size 256 --num-layers 6 --num-heads 4 --intermediate-size 1024 \\
+        --vocab-size 8000 --max-seq-length 128 --batch-size 32 --max-steps 2000
+    torchrun --nproc_per_node 2 scripts/pretrain.py ...     # same flags, DistributedDataParallel
+
+What happens, in order:
+  1. the corpus is read (documents = blank-line-separated blocks) and, unless --vocab names an
+     existing spiece.model, a SentencePiece unigram vocabulary with ALBERT's id layout is trained
+     on it (rank 0) and written to OUT/spiece.model;
+  2. documents become sentence-order pairs; step s uses a batch that is a pure function of s
+     (see data.py), each rank taking its own shard;
+  3. each optimizer step runs --grad-accum micro-batches (gradients synchronized on the last
+     only), clips the gradient norm, and steps LAMB or AdamW with linear warm-up/decay;
+  4. every --save-every steps: OUT/checkpoint/trainer_state.pt (model, optimizer, step, RNG
+     states of every rank) and OUT/{config.json, model.safetensors}, each written to a temp file
+     and renamed, so a crash leaves the previous checkpoint intact; --resume continues from it
+     with exactly the batches the uninterrupted run would have used;
+  5. every --log-every steps: MLM loss, MLM accuracy, SOP loss/accuracy, lr, tokens/s on stdout
+     and in OUT/log.jsonl.
+
+The output directory loads with minialbert.AlbertModel.from_pretrained(OUT) (or
+AlbertForPreTraining), and with transformers when --sharing is "all".
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..config import AlbertConfig
+from ..errors import ConfigError, MinialbertError
+from . import PretrainError
+from .data import PretrainingData, Vocab, read_documents, train_sentencepiece
+from .objectives import PretrainingObjective
+from .optim import lr_at, make_optimizer
+
+CHECKPOINT_DIR = "checkpoint"
+STATE_FILE = "trainer_state.pt"
+LOG_FILE = "log.jsonl"
+# Arguments that fix the data stream or the model: a resumed run must use the same values.
+_RESUME_MUST_MATCH = ("corpus", "seed", "max_seq_length", "short_seq_prob", "masked_lm_prob",
+                      "max_predictions", "max_ngram", "global_batch")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one-line MinialbertError instead of argparse's exit(2)
+        raise PretrainError(f"pretrain: {message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="minialbert pretrain", description=__doc__.split("\n\n")[0],
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    io = p.add_argument_group("data and output")
+    io.add_argument("--corpus", nargs="+", required=True, metavar="FILE",
+                    help="plain-text corpus file(s); documents separated by blank lines")
+    io.add_argument("--output-dir", required=True, help="where the model, vocabulary, logs and checkpoints go")
+    io.add_argument("--vocab", help="an existing ALBERT-layout spiece.model (default: train one on the corpus)")
+    io.add_argument("--vocab-size", type=int, default=None,
+                    help="size of the vocabulary to train (soft limit; default: the config's, 30000)")
+    io.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoint")
+    io.add_argument("--overwrite", action="store_true", help="start afresh even if OUTPUT_DIR holds a run")
+    m = p.add_argument_group("model (a --config, then any size flag overrides it)")
+    m.add_argument("--config", help="config.json path or preset name (albert-base-v2, ...); default albert-base-v2")
+    m.add_argument("--embedding-size", type=int)
+    m.add_argument("--hidden-size", type=int)
+    m.add_argument("--num-layers", type=int, dest="num_hidden_layers")
+    m.add_argument("--num-heads", type=int, dest="num_attention_heads")
+    m.add_argument("--intermediate-size", type=int)
+    m.add_argument("--num-hidden-groups", type=int)
+    m.add_argument("--inner-group-num", type=int)
+    m.add_argument("--sharing", choices=("all", "attention", "ffn", "none"))
+    m.add_argument("--hidden-act")
+    m.add_argument("--dropout", type=float, help="hidden and attention dropout probability")
+    d = p.add_argument_group("examples")
+    d.add_argument("--max-seq-length", type=int, default=128)
+    d.add_argument("--short-seq-prob", type=float, default=0.1)
+    d.add_argument("--masked-lm-prob", type=float, default=0.15)
+    d.add_argument("--max-predictions", type=int, default=20, help="most masked tokens per sequence")
+    d.add_argument("--max-ngram", type=int, default=3, help="longest masked span, in words")
+    t = p.add_argument_group("optimization")
+    t.add_argument("--batch-size", type=int, default=32, help="micro-batch per rank")
+    t.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
+    t.add_argument("--max-steps", type=int, default=1000, help="optimizer steps")
+    t.add_argument("--optimizer", choices=("lamb", "adamw"), default="lamb")
+    t.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    t.add_argument("--warmup-steps", type=int, default=None, help="default: 10%% of --max-steps")
+    t.add_argument("--weight-decay", type=float, default=0.01)
+    t.add_argument("--adam-beta1", type=float, default=0.9)
+    t.add_argument("--adam-beta2", type=float, default=0.999)
+    t.add_argument("--adam-eps", type=float, default=1e-6)
+    t.add_argument("--max-grad-norm", type=float, default=1.0, help="0 disables clipping")
+    t.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU or GPU); weights stay fp32")
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads per rank")
+    t.add_argument("--seed", type=int, default=12345)
+    o = p.add_argument_group("logging and checkpoints")
+    o.add_argument("--log-every", type=int, default=10)
+    o.add_argument("--save-every", type=int, default=500)
+    o.add_argument("--quiet", action="store_true", help="no stdout logging (log.jsonl is still written)")
+    # Testing aids: record which examples every step used; kill the process after a step.
+    p.add_argument("--log-data", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--kill-after-step", type=int, default=None, help=argparse.SUPPRESS)
+    return p
+
+
+# ----------------------------------------------------------------------------- helpers
+def _check_args(args) -> None:
+    def positive(name, value):
+        if value is not None and value < 1:
+            raise PretrainError(f"pretrain: --{name.replace('_', '-')} must be >= 1, got {value}")
+
+    for name in ("batch_size", "grad_accum", "max_steps", "log_every", "save_every", "max_predictions",
+                 "max_ngram", "vocab_size", "threads"):
+        positive(name, getattr(args, name))
+    if args.max_seq_length < 8:
+        raise PretrainError(f"pretrain: --max-seq-length must be >= 8, got {args.max_seq_length}")
+    if not 0 < args.masked_lm_prob < 1:
+        raise PretrainError(f"pretrain: --masked-lm-prob must be in (0, 1), got {args.masked_lm_prob}")
+    if not 0 <= args.short_seq_prob <= 1:
+        raise PretrainError(f"pretrain: --short-seq-prob must be in [0, 1], got {args.short_seq_prob}")
+    if args.lr <= 0:
+        raise PretrainError(f"pretrain: --lr must be positive, got {args.lr}")
+    if args.warmup_steps is None:
+        args.warmup_steps = args.max_steps // 10
+    if not 0 <= args.warmup_steps <= args.max_steps:
+        raise PretrainError(f"pretrain: --warmup-steps must be in [0, --max-steps], got {args.warmup_steps}")
+    if args.vocab and args.vocab_size:
+        raise PretrainError("pretrain: give --vocab (an existing vocabulary) or --vocab-size (train one), not both")
+
+
+def build_config(args, vocab_size: int) -> AlbertConfig:
+    if args.config is None:
+        config = AlbertConfig.from_preset("albert-base-v2")
+    elif Path(args.config).is_file() or args.config.endswith(".json"):
+        config = AlbertConfig.from_json(args.config)
+    else:
+        config = AlbertConfig.from_preset(args.config)
+    changes = {k: getattr(args, k) for k in (
+        "embedding_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+        "num_hidden_groups", "inner_group_num", "sharing", "hidden_act") if getattr(args, k) is not None}
+    if args.dropout is not None:
+        changes.update(hidden_dropout_prob=args.dropout, attention_probs_dropout_prob=args.dropout)
+    changes["vocab_size"] = vocab_size
+    changes["max_position_embeddings"] = max(config.max_position_embeddings, args.max_seq_length)
+    if "hidden_size" in changes and "num_attention_heads" not in changes \
+            and changes["hidden_size"] % config.num_attention_heads:
+        changes["num_attention_heads"] = max(1, changes["hidden_size"] // 64)
+    extra = {k: v for k, v in config.extra.items() if k not in ("architectures", "_name_or_path")}
+    return config.replace(**changes, extra=extra)
+
+
+def init_albert_weights(model: nn.Module, std: float) -> None:
+    """ALBERT's initialization: truncated normal(0, std) weights, zero biases, unit LayerNorm."""
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
+            if module.padding_idx is not None:
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    if hasattr(model, "mlm_head"):
+        nn.init.zeros_(model.mlm_head.bias)
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    from ..weights import atomic_write
+
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def params_digest(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, p in model.named_parameters():
+        h.update(name.encode())
+        h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+class _Dist:
+    """torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) or a single process."""
+
+    def __init__(self, device_flag: str):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        want_cuda = device_flag == "cuda" or (device_flag == "auto" and torch.cuda.is_available())
+        if want_cuda and not torch.cuda.is_available():
+            raise PretrainError("pretrain: --device cuda but no CUDA device is available")
+        if device_flag not in ("auto", "cpu", "cuda"):
+            raise PretrainError(f"pretrain: --device must be auto, cpu or cuda, got {device_flag!r}")
+        self.device = torch.device(f"cuda:{self.local_rank}" if want_cuda else "cpu")
+        if want_cuda:
+            torch.cuda.set_device(self.device)
+        self.enabled = self.world > 1
+        if self.enabled:
+            import torch.distributed as dist
+
+            dist.init_process_group(backend="nccl" if want_cuda else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self):
+        if self.enabled:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def all_sum(self, t: torch.Tensor) -> torch.Tensor:
+        if self.enabled:
+            import torch.distributed as dist
+
+            t = t.to(self.device)
+            dist.all_reduce(t)
+        return t.cpu()
+
+    def gather(self, obj) -> list:
+        if not self.enabled:
+            return [obj]
+        import torch.distributed as dist
+
+        out = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+    def broadcast(self, obj):
+        if not self.enabled:
+            return obj
+        import torch.distributed as dist
+
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def close(self):
+        if self.enabled:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+def _rng_state(device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+# -------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    """Entry point (scripts/pretrain.py, `minialbert pretrain`). User mistakes raise
+    MinialbertError subclasses with a one-line message."""
+    args = build_parser().parse_args(argv)
+    _check_args(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dist = _Dist(args.device)
+    try:
+        return _train(args, dist)
+    finally:
+        dist.close()
+
+
+def _train(args, dist: _Dist) -> int:
+    from ..model import AlbertForPreTraining
+
+    out = Path(args.output_dir)
+    ckpt_dir = out / CHECKPOINT_DIR
+    state_path = ckpt_dir / STATE_FILE
+    args.global_batch = dist.world * args.batch_size * args.grad_accum
+    args.corpus = [str(Path(c).resolve()) if Path(c).exists() else c for c in args.corpus]
+
+    state = None
+    if args.resume:
+        if not state_path.is_file():
+            raise PretrainError(f"--resume: no checkpoint at {state_path}")
+        try:
+            state = torch.load(state_path, map_location="cpu", weights_only=False)
+        except Exception as e:
+            raise PretrainError(f"--resume: cannot read {state_path}: {str(e).splitlines()[0][:200]}") from None
+        saved = state["args"]
+        for key in _RESUME_MUST_MATCH:
+            if saved.get(key) != getattr(args, key):
+                raise PretrainError(
+                    f"--resume: {key} differs from the checkpoint ({saved.get(key)!r} there, "
+                    f"{getattr(args, key)!r} now); the data order would not continue"
+                )
+    elif state_path.exists() and not args.overwrite:
+        raise PretrainError(f"{out} already holds a training run: pass --resume to continue it or --overwrite")
+
+    # 1. corpus and vocabulary
+    docs = read_documents(args.corpus)
+    vocab_path = out / "spiece.model"
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+        if args.vocab:
+            if Path(args.vocab).resolve() != vocab_path.resolve():
+                Vocab.load(args.vocab)  # check it before copying
+                shutil.copyfile(args.vocab, vocab_path)
+        elif state is None or not vocab_path.is_file():
+            size = args.vocab_size or (AlbertConfig.from_json(args.config).vocab_size
+                                       if args.config and args.config.endswith(".json") else 30000)
+            if dist.main and not args.quiet:
+                print(f"training a SentencePiece vocabulary of up to {size} pieces on the corpus", flush=True)
+            train_sentencepiece(docs, vocab_path, size, seed=args.seed, threads=max(1, torch.get_num_threads()))
+    dist.barrier()
+    vocab = Vocab.load(vocab_path)
+
+    # 2. model and data
+    if state is not None:
+        config = AlbertConfig.from_dict(state["config"])
+    else:
+        try:
+            config = build_config(args, vocab.size)
+        except ConfigError as e:
+            raise PretrainError(f"pretrain: {e}") from None
+    if config.vocab_size != vocab.size:
+        raise PretrainError(f"config vocab_size {config.vocab_size} != vocabulary size {vocab.size}")
+    if args.max_seq_length > config.max_position_embeddings:
+        raise PretrainError("--max-seq-length exceeds the config's max_position_embeddings")
+    data = PretrainingData.from_corpus(
+        args.corpus, vocab, docs=docs, max_seq_length=args.max_seq_length, seed=args.seed,
+        short_seq_prob=args.short_seq_prob, masked_lm_prob=args.masked_lm_prob,
+        max_predictions=args.max_predictions, max_ngram=args.max_ngram,
+    )
+    data.step_indices(0, args.global_batch)  # raises if the corpus is smaller than one global batch
+
+    torch.manual_seed(args.seed)  # same initial weights on every rank
+    model = AlbertForPreTraining(config)
+    init_albert_weights(model, config.initializer_range)
+    model.to(dist.device)
+    objective = PretrainingObjective(model)
+    optimizer = make_optimizer(model, args.optimizer, args.lr, args.weight_decay,
+                               (args.adam_beta1, args.adam_beta2), args.adam_eps)
+    step = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step = state["step"]
+        rng = state["rng"]
+        if len(rng) == dist.world:
+            _set_rng_state(rng[dist.rank], dist.device)
+    else:
+        torch.manual_seed(args.seed + 1 + dist.rank)  # dropout differs per rank
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        objective = DDP(objective, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
+
+    if dist.main:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        (out / "train_args.json").write_text(json.dumps(vars(args), indent=2, default=str) + "\n")
+        if not args.quiet:
+            n = sum(p.numel() for p in model.parameters())
+            print(f"pretraining {n:,} parameters (sharing={config.sharing}, E={config.embedding_size}, "
+                  f"H={config.hidden_size}, L={config.num_hidden_layers}) on {len(data):,} examples, "
+                  f"vocab {vocab.size}, {dist.world} rank(s) on {dist.device.type}, global batch "
+                  f"{args.global_batch}, {data.steps_per_epoch(args.global_batch)} steps/epoch, "
+                  f"{'resuming at step ' + str(step) if step else 'from scratch'}", flush=True)
+    log_file = open(out / LOG_FILE, "a", encoding="utf-8") if dist.main else None
+    data_log = open(out / f"data_rank{dist.rank}.jsonl", "a", encoding="utf-8") if args.log_data else None
+
+    autocast = (torch.autocast(dist.device.type, dtype=torch.bfloat16) if args.bf16 else nullcontext())
+    window = torch.zeros(7, dtype=torch.float64)  # mlm_loss_sum, sop_loss_sum, micro, mlm ok, mlm n, sop ok, sop n
+    tokens = 0
+    t0 = time.perf_counter()
+    start_time = time.perf_counter()
+    objective.train()
+
+    def save_checkpoint():
+        rng = dist.gather(_rng_state(dist.device))
+        if dist.main:
+            atomic_torch_save({
+                "step": step, "config": config.to_dict(), "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "rng": rng,
+                "data": {"epoch": step // data.steps_per_epoch(args.global_batch),
+                         "examples_consumed": step * args.global_batch, "num_examples": len(data)},
+                "args": {k: v for k, v in vars(args).items()},
+            }, state_path)
+            model.save_pretrained(out)
+        dist.barrier()
+
+    while step < args.max_steps:
+        lr = lr_at(args.lr, args.warmup_steps, args.max_steps, step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        epoch, micro_batches = data.rank_microbatches(step, dist.rank, dist.world, args.batch_size, args.grad_accum)
+        for j, idx in enumerate(micro_batches):
+            batch = data.collate(idx, epoch)
+            if data_log is not None:
+                data_log.write(json.dumps({"step": step, "micro": j, "epoch": epoch, "index": batch["index"]}) + "\n")
+            inputs = {k: batch[k].to(dist.device) for k in
+                      ("input_ids", "attention_mask", "token_type_ids", "labels", "sentence_order_label")}
+            sync = nullcontext() if (not dist.enabled or j == len(micro_batches) - 1) else objective.no_sync()
+            with sync:
+                with autocast:
+                    loss, l_mlm, l_sop, stats = objective(**inputs)
+                (loss / args.grad_accum).backward()
+            window += torch.tensor([l_mlm.item(), l_sop.item(), 1.0, *stats.tolist()], dtype=torch.float64)
+            tokens += int(batch["attention_mask"].sum())
+        if args.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        if data_log is not None:
+            data_log.flush()
+
+        if step % args.log_every == 0 or step == args.max_steps:
+            total = dist.all_sum(torch.cat([window, torch.tensor([float(tokens)], dtype=torch.float64)]))
+            if dist.device.type == "cuda":
+                torch.cuda.synchronize()
+            now = time.perf_counter()
+            record = {
+                "step": step, "epoch": epoch, "lr": lr,
+                "mlm_loss": total[0].item() / total[2].item(), "sop_loss": total[1].item() / total[2].item(),
+                "mlm_acc": total[3].item() / max(1.0, total[4].item()),
+                "sop_acc": total[5].item() / max(1.0, total[6].item()),
+                "tokens_per_s": total[7].item() / (now - t0), "elapsed_s": now - start_time,
+            }
+            if dist.main:
+                log_file.write(json.dumps(record) + "\n")
+                log_file.flush()
+                if not args.quiet:
+                    print(f"step {step:>6}  mlm_loss {record['mlm_loss']:.4f}  mlm_acc {record['mlm_acc']:.3f}  "
+                          f"sop_loss {record['sop_loss']:.4f}  sop_acc {record['sop_acc']:.3f}  lr {lr:.2e}  "
+                          f"tok/s {record['tokens_per_s']:,.0f}", flush=True)
+            window.zero_()
+            tokens = 0
+            t0 = time.perf_counter()
+        if step % args.save_every == 0 or step == args.max_steps:
+            save_checkpoint()
+        if args.kill_after_step is not None and step == args.kill_after_step:
+            os.kill(os.getpid(), signal.SIGKILL)  # simulate a crash (tests)
+
+    digests = dist.gather(params_digest(model))
+    if dist.main:
+        final = {"event": "done", "step": step, "world_size": dist.world, "param_digests": digests,
+                 "ranks_identical": len(set(digests)) == 1}
+        log_file.write(json.dumps(final) + "\n")
+        log_file.close()
+        if not args.quiet:
+            print(f"done: {step} steps; model, spiece.model and log in {out}", flush=True)
+    if data_log is not None:
+        data_log.close()
+    return 0
+
+
+if __name__ == "__main__":  # python -m minialbert.pretrain.train
+    try:
+        sys.exit(main())
+    except MinialbertError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
