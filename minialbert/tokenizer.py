@@ -377,20 +377,41 @@ def _apply_transformations(align: list[int], transformations: list[tuple[str, in
     return chars, new_align
 
 
-def _mark_chars_re() -> re.Pattern:
-    return _marks_pattern()
+# tokenizers' StripAccents uses an older Unicode table of combining marks than Python 3.11's
+# unicodedata (14.0): these marks, added in later Unicode versions, are NOT removed by it ...
+_RUST_KEEPS_MARKS = (
+    (0x7FD, 0x7FD), (0x898, 0x89F), (0x8CA, 0x8D3), (0x9FE, 0x9FE), (0xAFA, 0xAFF), (0xB55, 0xB55),
+    (0xC04, 0xC04), (0xC3C, 0xC3C), (0xD00, 0xD00), (0xD3B, 0xD3C), (0xD81, 0xD81), (0xEBA, 0xEBA),
+    (0x1715, 0x1715), (0x180F, 0x180F), (0x1ABF, 0x1ACE), (0x1CF7, 0x1CF7), (0x1DF6, 0x1DFA),
+    (0xA82C, 0xA82C), (0xA8FF, 0xA8FF), (0x10D24, 0x10D27), (0x10EAB, 0x10EAC), (0x10F46, 0x10F50),
+    (0x10F82, 0x10F85), (0x11070, 0x11070), (0x11073, 0x11074), (0x110C2, 0x110C2), (0x11145, 0x11146),
+    (0x111C9, 0x111C9), (0x111CE, 0x111CF), (0x1133B, 0x1133B), (0x1145E, 0x1145E), (0x1182C, 0x1183A),
+    (0x11930, 0x11935), (0x11937, 0x11938), (0x1193B, 0x1193E), (0x11940, 0x11940), (0x11942, 0x11943),
+    (0x119D1, 0x119D7), (0x119DA, 0x119E0), (0x119E4, 0x119E4), (0x11A01, 0x11A0A), (0x11A33, 0x11A39),
+    (0x11A3B, 0x11A3E), (0x11A47, 0x11A47), (0x11A51, 0x11A5B), (0x11A8A, 0x11A99), (0x11D31, 0x11D36),
+    (0x11D3A, 0x11D3A), (0x11D3C, 0x11D3D), (0x11D3F, 0x11D45), (0x11D47, 0x11D47), (0x11D8A, 0x11D8E),
+    (0x11D90, 0x11D91), (0x11D93, 0x11D97), (0x11EF3, 0x11EF6), (0x16F4F, 0x16F4F), (0x16F7F, 0x16F87),
+    (0x16FE4, 0x16FE4), (0x16FF0, 0x16FF1), (0x1CF00, 0x1CF2D), (0x1CF30, 0x1CF46), (0x1E130, 0x1E136),
+    (0x1E2AE, 0x1E2AE), (0x1E2EC, 0x1E2EF),
+)
+# ... and these two, marks in its table but letters (Lo) today, ARE removed.
+_RUST_STRIPS_LETTERS = (0x1CF2, 0x1CF3)
 
 
 @lru_cache(maxsize=1)
 def _marks_pattern() -> re.Pattern:
-    """A character class of every combining mark (Mn, Mc, Me): what StripAccents removes."""
+    """A character class of the combining marks tokenizers' StripAccents removes: Python's
+    Mn, Mc and Me, adjusted to the Rust crate's (older) table, see above."""
+    keep = set()
+    for a, b in _RUST_KEEPS_MARKS:
+        keep.update(range(a, b + 1))
     ranges = []
     start = None
     prev = None
-    for cp in range(0x300, 0x110000):
-        if 0xD800 <= cp < 0xE000:
-            continue
-        is_mark = unicodedata.category(chr(cp))[0] == "M"
+    category = unicodedata.category
+    # No combining marks live outside these blocks (planes 3-13 and 15-16 have none).
+    for cp in (*range(0x300, 0xD800), *range(0xE000, 0x30000), *range(0xE0000, 0xE0200)):
+        is_mark = (category(chr(cp))[0] == "M" and cp not in keep) or cp in _RUST_STRIPS_LETTERS
         if is_mark and start is None:
             start = cp
         elif not is_mark and start is not None:
@@ -1082,8 +1103,46 @@ class AlbertTokenizer:
         return enc["input_ids"]
 
     def tokenize(self, text: str, pair: str | None = None, add_special_tokens: bool = False) -> list[str]:
-        ids = self.encode(text, pair, add_special_tokens=add_special_tokens) if pair is not None else self.encode(text, add_special_tokens=add_special_tokens)
-        return [self._pieces[i] for i in ids]
+        """Token strings. Like transformers, an unknown stretch appears as its own (normalized)
+        text, not as "<unk>"; its id is unk_token_id."""
+        self._check_text(text)
+        if self.compat == "original":
+            toks = [self._pieces[i] for i in self._original_ids(text)]
+        else:
+            toks = self._tokens(text)
+        if pair is not None:
+            self._check_text(pair, "pair")
+            toks_b = [self._pieces[i] for i in self._original_ids(pair)] if self.compat == "original" else self._tokens(pair)
+        if add_special_tokens:
+            out = [self.cls_token, *toks, self.sep_token]
+            if pair is not None:
+                out += [*toks_b, self.sep_token]
+            return out
+        return toks + (toks_b if pair is not None else [])
+
+    def _tokens(self, text: str) -> list[str]:
+        joined = self._segmenter_input(text)
+        raw = self._segment_raw_single(joined)
+        if self._dummy_unk_id in raw:
+            proto = self._sp.encode(joined, return_type="proto")
+            surfaces = [p.surface for p in proto.pieces]
+        else:
+            surfaces = [None] * len(raw)
+        # An added token's string is the text it matched (with lstrip/rstrip whitespace).
+        matched = iter(
+            [text[a:b] for is_added, a, b in self._split_added(text) if is_added]
+            if self._added_re is not None
+            else []
+        )
+        out = []
+        for i, surf in zip(raw, surfaces):
+            if i < self._n_vocab:
+                out.append(self._pieces[i])
+            elif i == self._dummy_unk_id:
+                out.append(surf)
+            else:
+                out.append(next(matched))
+        return out
 
     def build_inputs_with_special_tokens(self, ids_a: Sequence[int], ids_b: Sequence[int] | None = None) -> list[int]:
         """[CLS] A [SEP] or [CLS] A [SEP] B [SEP]."""
