@@ -327,7 +327,7 @@ class AlbertModel(nn.Module):
     # The fused inference path (fast.py) is used automatically when nothing needs gradients or
     # per-layer outputs: eval mode, under torch.no_grad()/inference_mode(). MINIALBERT_FAST=0
     # forces this reference path everywhere.
-    use_fast_path: bool = False  # switched on once fast.py lands
+    use_fast_path: bool = True  # fast.py, proven equal by tests/test_fast.py
 
     def _use_fast_path(self, output_hidden_states: bool, output_attentions: bool) -> bool:
         return (

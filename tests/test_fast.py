@@ -1,0 +1,180 @@
+"""The fused inference path (fast.py) equals the reference model (model.py) and transformers.
+
+Small configs: max |diff| <= 1e-5. One albert-base-sized random model at length 512: <= 1e-4
+(marked slow). No speed thresholds here: speed is measured by scripts/bench.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import make_hf_checkpoint, random_inputs
+from minialbert import fast
+from minialbert.model import AlbertModel
+
+SMALL = 1e-5
+FULL = 1e-4
+
+
+def _reference(model, *args, **kwargs):
+    """The plain model.py path (fast path switched off for this call)."""
+    old = model.use_fast_path
+    model.use_fast_path = False
+    try:
+        with torch.no_grad():
+            return model(*args, **kwargs)
+    finally:
+        model.use_fast_path = old
+
+
+def _fast(model, ids, mask=None, tt=None, pos=None):
+    with torch.inference_mode():
+        return fast.fast_forward(model, ids, mask, tt, pos)
+
+
+def _maxdiff(a, b):
+    return (a.float() - b.float()).abs().max().item()
+
+
+CASES = {
+    "gelu_new": dict(hidden_act="gelu_new"),
+    "gelu": dict(hidden_act="gelu"),
+    "relu": dict(hidden_act="relu"),
+    "silu (unfused activation)": dict(hidden_act="silu"),
+    "groups 2 x inner 2": dict(num_hidden_layers=4, num_hidden_groups=2, inner_group_num=2),
+    "groups 3 uneven": dict(num_hidden_layers=5, num_hidden_groups=3, inner_group_num=1),
+    "64-dim heads": dict(hidden_size=128, num_attention_heads=2, intermediate_size=300),
+}
+
+
+@pytest.fixture(scope="module", params=list(CASES), ids=list(CASES))
+def pair(request, tmp_path_factory):
+    d = tmp_path_factory.mktemp("fast")
+    ref = make_hf_checkpoint(d, "AlbertModel", attn="sdpa", seed=3, **CASES[request.param])
+    return AlbertModel.from_pretrained(d), ref
+
+
+@pytest.mark.parametrize("kind", ["padded+types", "no mask", "position_ids", "batch 1"])
+def test_fast_equals_reference_and_transformers(pair, kind):
+    ours, hf = pair
+    ids, mask, tt = random_inputs(batch=4, seq=13, seed=7)
+    kwargs = dict(attention_mask=mask, token_type_ids=tt)
+    if kind == "no mask":
+        kwargs = {}
+    elif kind == "position_ids":
+        kwargs["position_ids"] = torch.randint(0, 64, ids.shape, generator=torch.Generator().manual_seed(2))
+    elif kind == "batch 1":
+        ids, kwargs = ids[:1, :5], {}
+    out = _fast(ours, ids, kwargs.get("attention_mask"), kwargs.get("token_type_ids"), kwargs.get("position_ids"))
+    ref = _reference(ours, ids, **kwargs)
+    with torch.no_grad():
+        theirs = hf(ids, **kwargs)
+    assert _maxdiff(out.last_hidden_state, ref.last_hidden_state) <= SMALL
+    assert _maxdiff(out.pooler_output, ref.pooler_output) <= SMALL
+    assert _maxdiff(out.last_hidden_state, theirs.last_hidden_state) <= SMALL
+    assert _maxdiff(out.pooler_output, theirs.pooler_output) <= SMALL
+
+
+def test_model_forward_uses_fast_path_by_default(tmp_path, monkeypatch):
+    make_hf_checkpoint(tmp_path, "AlbertModel", seed=1)
+    ours = AlbertModel.from_pretrained(tmp_path)
+    assert AlbertModel.use_fast_path
+    calls = []
+    real = fast.fast_forward
+    monkeypatch.setattr(fast, "fast_forward", lambda *a: calls.append(1) or real(*a))
+    ids, mask, tt = random_inputs(seed=4)
+    with torch.inference_mode():
+        ours(ids, attention_mask=mask)
+    with torch.no_grad():
+        ours(ids, attention_mask=mask)
+        ours(ids, attention_mask=mask, output_hidden_states=True)  # needs the reference path
+    ours(ids, attention_mask=mask)  # grad enabled: reference path
+    assert len(calls) == 2
+    monkeypatch.setenv("MINIALBERT_FAST", "0")
+    with torch.no_grad():
+        ours(ids, attention_mask=mask)
+    assert len(calls) == 2
+
+
+def test_fully_masked_row_matches_reference(tmp_path):
+    make_hf_checkpoint(tmp_path, "AlbertModel", seed=1)
+    ours = AlbertModel.from_pretrained(tmp_path)
+    ids, mask, tt = random_inputs(batch=3, seq=9, seed=5)
+    mask[1] = 0  # a row with no real token at all: the reference attends uniformly
+    out = _fast(ours, ids, mask, tt)
+    ref = _reference(ours, ids, attention_mask=mask, token_type_ids=tt)
+    assert torch.isfinite(out.last_hidden_state).all()
+    assert _maxdiff(out.last_hidden_state, ref.last_hidden_state) <= SMALL
+
+
+def test_prepared_weights_follow_parameter_changes(tmp_path):
+    """The cached fused QKV weight is rebuilt after load_state_dict / in-place edits / .to()."""
+    make_hf_checkpoint(tmp_path / "a", "AlbertModel", seed=1)
+    make_hf_checkpoint(tmp_path / "b", "AlbertModel", seed=2)
+    model = AlbertModel.from_pretrained(tmp_path / "a")
+    other = AlbertModel.from_pretrained(tmp_path / "b")
+    ids, mask, tt = random_inputs(seed=9)
+    _fast(model, ids, mask, tt)  # fills the cache
+    model.load_state_dict(other.state_dict())  # copy_ into the same tensors
+    assert _maxdiff(_fast(model, ids, mask, tt).last_hidden_state,
+                    _reference(other, ids, attention_mask=mask, token_type_ids=tt).last_hidden_state) <= SMALL
+    with torch.no_grad():
+        model.encoder.groups[0][0].attention.value.weight.mul_(2.0)  # in place
+    assert _maxdiff(_fast(model, ids, mask, tt).last_hidden_state,
+                    _reference(model, ids, attention_mask=mask, token_type_ids=tt).last_hidden_state) <= SMALL
+    model.encoder.groups[0][0].attention.key.weight = torch.nn.Parameter(torch.randn(32, 32))  # replaced
+    assert _maxdiff(_fast(model, ids, mask, tt).last_hidden_state,
+                    _reference(model, ids, attention_mask=mask, token_type_ids=tt).last_hidden_state) <= SMALL
+    model.double()  # dtype change (float64 runs the plain-kernel fallback)
+    out = _fast(model, ids, mask, tt).last_hidden_state
+    assert out.dtype == torch.float64
+    assert _maxdiff(out, _reference(model, ids, attention_mask=mask, token_type_ids=tt).last_hidden_state) <= 1e-10
+
+
+def test_model_loaded_under_inference_mode(tmp_path):
+    """Inference tensors have no version counter: they must still give the right answer."""
+    make_hf_checkpoint(tmp_path, "AlbertModel", seed=1)
+    with torch.inference_mode():
+        model = AlbertModel.from_pretrained(tmp_path)
+        ids, mask, tt = random_inputs(seed=9)
+        a = fast.fast_forward(model, ids, mask, tt, None).last_hidden_state
+        model.encoder.groups[0][0].attention.value.weight.copy_(torch.randn(32, 32))
+        b = fast.fast_forward(model, ids, mask, tt, None).last_hidden_state
+    ref = _reference(model, ids, attention_mask=mask, token_type_ids=tt).last_hidden_state
+    assert _maxdiff(b, ref) <= SMALL and _maxdiff(a, b) > 1e-4
+
+
+def test_bfloat16_close_to_fp32(pair):
+    ours, _ = pair
+    ids, mask, tt = random_inputs(seed=6)
+    ref = _fast(ours, ids, mask, tt).last_hidden_state
+    model = AlbertModel(ours.config).eval()
+    model.load_state_dict(ours.state_dict())
+    model.to(torch.bfloat16)
+    out = _fast(model, ids, mask, tt)
+    assert out.last_hidden_state.dtype == torch.bfloat16
+    real = mask.bool()
+    cos = torch.nn.functional.cosine_similarity(out.last_hidden_state.float()[real], ref[real], dim=-1)
+    assert cos.min() > 0.99
+    plain = _reference(model, ids, attention_mask=mask, token_type_ids=tt).last_hidden_state
+    assert _maxdiff(out.last_hidden_state[real], plain[real]) < 0.1
+
+
+@pytest.mark.slow
+def test_full_size_length_512_equals_transformers(tmp_path):
+    full = dict(vocab_size=30000, embedding_size=128, hidden_size=768, num_hidden_layers=12,
+                num_attention_heads=12, intermediate_size=3072, max_position_embeddings=512)
+    hf = make_hf_checkpoint(tmp_path, "AlbertModel", attn="sdpa", seed=0, **full)
+    ours = AlbertModel.from_pretrained(tmp_path)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 30000, (2, 512), generator=g)
+    mask = torch.ones_like(ids)
+    mask[1, 300:] = 0
+    tt = torch.zeros_like(ids)
+    tt[:, 200:] = 1
+    out = _fast(ours, ids, mask, tt)
+    with torch.no_grad():
+        theirs = hf(ids, attention_mask=mask, token_type_ids=tt)
+    assert _maxdiff(out.last_hidden_state, theirs.last_hidden_state) <= FULL
+    assert _maxdiff(out.pooler_output, theirs.pooler_output) <= FULL
