@@ -19,7 +19,7 @@ from minialbert.pretrain.train import main
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = str(REPO / "scripts" / "pretrain.py")
-TINY = ["--vocab-size", "120", "--hidden-size", "64", "--num-layers", "2", "--num-heads", "2",
+TINY = ["--hidden-size", "64", "--num-layers", "2", "--num-heads", "2",
         "--intermediate-size", "128", "--embedding-size", "32", "--max-seq-length", "64",
         "--threads", "1", "--device", "cpu", "--quiet"]
 
@@ -27,6 +27,16 @@ TINY = ["--vocab-size", "120", "--hidden-size", "64", "--num-layers", "2", "--nu
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     return write_corpus(tmp_path_factory.mktemp("corpus") / "corpus.txt", documents=400, seed=0)
+
+
+@pytest.fixture(scope="module")
+def vocab(corpus):
+    """One SentencePiece model for the runs that do not test vocabulary training (saves time)."""
+    from minialbert.pretrain.data import read_documents, train_sentencepiece
+
+    path = corpus.parent / "spiece.model"
+    train_sentencepiece(read_documents([corpus]), path, 120)
+    return ["--vocab", str(path)]
 
 
 def read_log(out: Path) -> list[dict]:
@@ -47,7 +57,7 @@ def one_thread():
 
 def test_tiny_model_learns_mlm_and_sop(tmp_path, corpus, one_thread):
     out = tmp_path / "run"
-    assert main(["--corpus", str(corpus), "--output-dir", str(out), *TINY, "--batch-size", "16",
+    assert main(["--corpus", str(corpus), "--output-dir", str(out), *TINY, "--vocab-size", "120", "--batch-size", "16",
                  "--max-steps", "300", "--optimizer", "lamb", "--lr", "2e-2", "--warmup-steps", "20",
                  "--log-every", "25", "--save-every", "300"]) == 0
     log = [r for r in read_log(out) if "mlm_loss" in r]
@@ -75,9 +85,9 @@ def test_tiny_model_learns_mlm_and_sop(tmp_path, corpus, one_thread):
     assert (out / "spiece.model").is_file()
 
 
-def test_bf16_autocast_and_adamw_with_accumulation(tmp_path, corpus, one_thread):
+def test_bf16_autocast_and_adamw_with_accumulation(tmp_path, corpus, vocab, one_thread):
     out = tmp_path / "bf16"
-    assert main(["--corpus", str(corpus), "--output-dir", str(out), *TINY, "--batch-size", "4",
+    assert main(["--corpus", str(corpus), "--output-dir", str(out), *TINY, *vocab, "--batch-size", "4",
                  "--grad-accum", "2", "--max-steps", "4", "--optimizer", "adamw", "--lr", "1e-3",
                  "--bf16", "--log-every", "2", "--sharing", "ffn"]) == 0
     log = [r for r in read_log(out) if "mlm_loss" in r]
@@ -96,10 +106,10 @@ def _data_by_step(out: Path, rank: int = 0) -> dict:
     return seen
 
 
-def test_resume_after_kill_continues_exactly(tmp_path, corpus, one_thread):
+def test_resume_after_kill_continues_exactly(tmp_path, corpus, vocab, one_thread):
     from safetensors.torch import load_file
 
-    args = ["--corpus", str(corpus), *TINY, "--batch-size", "4", "--grad-accum", "2", "--max-steps", "8",
+    args = ["--corpus", str(corpus), *TINY, *vocab, "--batch-size", "4", "--grad-accum", "2", "--max-steps", "8",
             "--save-every", "3", "--log-every", "1", "--dropout", "0.1", "--optimizer", "lamb",
             "--lr", "5e-3", "--log-data"]
     ref, crash = tmp_path / "ref", tmp_path / "crash"
@@ -134,11 +144,11 @@ def test_resume_after_kill_continues_exactly(tmp_path, corpus, one_thread):
     assert ref_loss == crash_loss
 
 
-def test_resume_refuses_a_different_data_stream(tmp_path, corpus, one_thread):
+def test_resume_refuses_a_different_data_stream(tmp_path, corpus, vocab, one_thread):
     from minialbert.errors import MinialbertError
 
     out = tmp_path / "r"
-    base = ["--corpus", str(corpus), "--output-dir", str(out), *TINY, "--batch-size", "4", "--max-steps", "2"]
+    base = ["--corpus", str(corpus), "--output-dir", str(out), *TINY, *vocab, "--batch-size", "4", "--max-steps", "2"]
     assert main(base) == 0
     with pytest.raises(MinialbertError, match="already holds a training run"):
         main(base)
@@ -146,10 +156,10 @@ def test_resume_refuses_a_different_data_stream(tmp_path, corpus, one_thread):
         main([*base, "--resume", "--batch-size", "8"])
 
 
-def test_torchrun_two_cpu_ranks_end_identical(tmp_path, corpus):
+def test_torchrun_two_cpu_ranks_end_identical(tmp_path, corpus, vocab):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", SCRIPT,
-           "--corpus", str(corpus), "--output-dir", str(out), *TINY, "--batch-size", "4", "--grad-accum", "2",
+           "--corpus", str(corpus), "--output-dir", str(out), *TINY, *vocab, "--batch-size", "4", "--grad-accum", "2",
            "--max-steps", "6", "--save-every", "3", "--log-every", "2", "--dropout", "0.1", "--log-data"]
     p = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
