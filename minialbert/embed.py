@@ -296,7 +296,8 @@ class Embedder:
         if show_progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=len(sequences), unit="seq", desc="embedding", dynamic_ncols=True)
+            unit = "text" if len(sequences) == len(texts) else "window"
+            bar = tqdm(total=len(sequences), unit=unit, desc="embedding", dynamic_ncols=True)
         try:
             pooled = self._forward_sorted(sequences, batch_size, step, bar.update if bar else None)
         finally:
