@@ -614,6 +614,10 @@ class AlbertTokenizer:
         self.all_special_ids = sorted({t.id for t in added.values() if t.special})
         self.all_special_tokens = [self._pieces[i] for i in self.all_special_ids]
 
+        self._safe_chars: set[str] = set()
+        self._unsafe_chars: set[str] = set()
+        self._hot_re = re.compile("(?!)")
+        self._span_cache: dict[str, str] = {}
         self._build_segmenter()
         self._added_re = self._compile_added_re()
 
@@ -787,25 +791,45 @@ class AlbertTokenizer:
                 s = s.translate(_LOWER_FIX)
             s = s.lower()
         if self._charsmap is not None and not self._precompiled_is_identity(s):
-            chars, _ = self._precompiled(list(s), list(range(len(s))))
-            s = "".join(chars)
+            s = self._hot_re.sub(self._precompiled_span, s)
         return s
 
-    _safe_chars: set
+    def _precompiled_span(self, m: re.Match) -> str:
+        """Character map of one stretch around rare characters (a regex match that starts and
+        ends on grapheme boundaries), memoized: such stretches repeat (Korean words...)."""
+        span = m.group()
+        cache = self._span_cache
+        out = cache.get(span)
+        if out is None:
+            chars, _ = self._precompiled(list(span), list(range(len(span))))
+            out = "".join(chars)
+            if len(cache) > 200_000:
+                cache.clear()
+            cache[span] = out
+        return out
 
     def _precompiled_is_identity(self, s: str) -> bool:
-        safe = self.__dict__.setdefault("_safe_chars", set())
+        """True when the character map cannot change `s`: no character of `s` is a key of the
+        map nor can join a grapheme cluster (so no multi-character key can match either).
+        Characters are classified once; the "hot" regex finds stretches that need the slow path."""
+        safe = self._safe_chars
         if safe.issuperset(s):
             return True
-        ok = True
-        for c in set(s) - safe:
-            if _gcb(c) != _OTHER and _gcb(c) != _LV and _gcb(c) != _LVT and _gcb(c) != _PICT:
-                ok = False
-            elif self._charsmap.transform(c) is not None:  # type: ignore[union-attr]
-                ok = False
+        unsafe = self._unsafe_chars
+        grew = False
+        for c in set(s) - safe - unsafe:
+            g = _gcb(c)
+            if (g != _OTHER and g != _LV and g != _LVT and g != _PICT) or self._charsmap.transform(c) is not None:  # type: ignore[union-attr]
+                unsafe.add(c)
+                grew = True
             else:
                 safe.add(c)
-        return ok
+        if grew:
+            cls = "[" + "".join(re.escape(c) for c in sorted(unsafe)) + "]"
+            # a safe base character, a run of rare ones (with single safe characters between),
+            # and one safe character after (which may still join the cluster: L + LV, ZWJ + emoji)
+            self._hot_re = re.compile(f"(?:(?!{cls}).)?{cls}+(?:(?!{cls}).{cls}+)*(?:(?!{cls}).)?", re.DOTALL)
+        return False
 
     def _precompiled(self, chars: list[str], align: list[int]) -> tuple[list[str], list[int]]:
         """spm_precompiled's normalize over grapheme clusters, with tokenizers' alignments."""

@@ -1,0 +1,100 @@
+"""Texts per second: minialbert.AlbertTokenizer vs transformers.AlbertTokenizer (Rust tokenizers).
+
+    python scripts/bench_tokenizer.py [--model DIR_OR_REPO] [--n 10000] [--repeat 3]
+
+10,000 mixed-length texts (3 to 400 words; English prose, accented Latin, Greek, Cyrillic,
+CJK, Korean, numbers with commas, [MASK] and punctuation), encoded one at a time and as one
+batch (no padding, truncation to 512), plus the batch with offsets. Best of --repeat runs.
+Prints a Markdown table. Needs transformers (for the comparison only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from minialbert.tokenizer import AlbertTokenizer  # noqa: E402
+
+WORDS = (
+    "the of and to in is was that for it with as on be at by from or have an they which one you "
+    "were her all she there would their we him been has when who will more no if out so said what "
+    "tokenizer albert language model embedding transformer attention layer hidden vector Hello World "
+    "Über straße Mädchen Größe schön café naïve résumé İstanbul ışık çiçek Αθήνα ελληνικά ΟΔΟΣ "
+    "Москва русский язык 東京 日本語 中文 こんにちは 한국어 서울 العربية ﬁnance 1,000 3.14 10, "
+    "(note) - \"quoted\" ``x'' [MASK] e.g. U.S.A. £5 €10 😀"
+).split()
+
+
+def make_texts(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(n):
+        k = int(rng.choice([3, 8, 15, 30, 60, 120, 250, 400]) * rng.uniform(0.5, 1.0)) + 1
+        texts.append(" ".join(rng.choice(WORDS) for _ in range(k)))
+    return texts
+
+
+def best(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default=str(ROOT / "tests" / "fixtures" / "tokenizer" / "hub"))
+    ap.add_argument("--n", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+
+    texts = make_texts(args.n)
+    me = AlbertTokenizer.from_pretrained(args.model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import transformers
+
+        hf = transformers.AlbertTokenizer.from_pretrained(args.model)
+
+    ref = hf(texts, truncation=True, max_length=512)["input_ids"]
+    got = me(texts, truncation=True, max_length=512)["input_ids"]
+    mismatches = sum(a != b for a, b in zip(ref, got))
+    n_tokens = sum(len(x) for x in got)
+
+    rows = []
+    cases = [
+        ("single (one call per text)", lambda t: [t(x, truncation=True, max_length=512) for x in texts]),
+        ("batch (one call, 10k texts)", lambda t: t(texts, truncation=True, max_length=512)),
+        (
+            "batch + offsets",
+            lambda t: t(texts, truncation=True, max_length=512, return_offsets_mapping=True),
+        ),
+    ]
+    for name, fn in cases:
+        t_hf = best(lambda: fn(hf), args.repeat)
+        t_me = best(lambda: fn(me), args.repeat)
+        rows.append((name, args.n / t_hf, args.n / t_me, t_me / t_hf))
+    t_ids = best(lambda: me.encode_batch_ids(texts), args.repeat)
+
+    print(f"{args.n} texts, {n_tokens} tokens (mean {n_tokens / args.n:.0f}), model {Path(args.model).name}, "
+          f"{os.cpu_count()} CPUs, id mismatches vs transformers: {mismatches}")
+    print()
+    print("| case | transformers texts/s | minialbert texts/s | minialbert time / transformers time |")
+    print("|---|---:|---:|---:|")
+    for name, a, b, r in rows:
+        print(f"| {name} | {a:,.0f} | {b:,.0f} | {r:.2f}x |")
+    print(f"| ids only, `encode_batch_ids` (no special tokens) | | {args.n / t_ids:,.0f} | |")
+
+
+if __name__ == "__main__":
+    main()
