@@ -251,9 +251,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PASSTHROUGH = {"bench": cmd_bench, "pretrain": cmd_pretrain}  # commands with their own argument parser
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in PASSTHROUGH:
+        # Hand everything after the command name to its own parser (argparse's REMAINDER
+        # would swallow nothing when the first word is an option such as --help).
+        args = argparse.Namespace(command=argv[0], func=PASSTHROUGH[argv[0]], rest=argv[1:])
+    else:
+        args = parser.parse_args(argv)
     if getattr(args, "top_k", 1) is not None and getattr(args, "top_k", 1) < 1:
         parser.error("--top-k must be at least 1")
     if getattr(args, "batch_size", 1) < 1:

@@ -189,3 +189,12 @@ def test_info(tmp_path, capsys):
     assert code == 0 and f"{n:,}" in out
     code, _, err = run(["info", tmp_path / "nope"], capsys)
     assert code == 1 and "no such directory" in err
+
+
+def test_pretrain_is_passed_through_to_its_own_parser(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["pretrain", "--help"])
+    assert e.value.code == 0 and "--corpus" in capsys.readouterr().out
+    code, _, err = run(["pretrain", "--corpus", tmp_path / "none.txt", "--output-dir", tmp_path / "out"], capsys)
+    assert code == 1 and err.strip() == f"minialbert pretrain: error: corpus file not found: {tmp_path / 'none.txt'}"
+    assert not (tmp_path / "out").exists()
