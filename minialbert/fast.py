@@ -21,6 +21,7 @@ back to F.linear plus the activation from model.py, so the path stays exact and 
 
 from __future__ import annotations
 
+import sys
 import weakref
 
 import torch
@@ -65,32 +66,39 @@ def _param_key(p: torch.Tensor) -> tuple:
         version = p._version
     except RuntimeError:  # inference tensors have no version counter: never cache those
         version = None
-    return (id(p), p.data_ptr(), version, p.dtype, p.device)
+    return (p.data_ptr(), version, p.dtype, p.device)
+
+
+def params_unchanged(refs: tuple, keys: tuple, params: tuple) -> bool:
+    """True when `params` are the very tensors (weak refs), unmodified, that `keys` describe."""
+    return (len(refs) == len(params) and all(r() is p for r, p in zip(refs, params))
+            and all(k[1] is not None for k in keys) and keys == tuple(_param_key(p) for p in params))
 
 
 class _Prepared:
-    __slots__ = ("key", "qkv_weight", "qkv_bias")
+    __slots__ = ("refs", "keys", "qkv_weight", "qkv_bias", "int8")
 
-    def __init__(self, key, qkv_weight, qkv_bias):
-        self.key = key
+    def __init__(self, params, qkv_weight, qkv_bias):
+        self.refs = tuple(weakref.ref(p) for p in params)
+        self.keys = tuple(_param_key(p) for p in params)
         self.qkv_weight = qkv_weight
         self.qkv_bias = qkv_bias
+        self.int8 = None  # the packed int8 QKV weight, made on first use by quantize.py's path
 
 
 _CACHE: "weakref.WeakKeyDictionary[torch.nn.Module, _Prepared]" = weakref.WeakKeyDictionary()
 
 
-def _qkv(attention) -> tuple[torch.Tensor, torch.Tensor]:
+def _qkv(attention) -> _Prepared:
     params = (attention.query.weight, attention.query.bias, attention.key.weight,
               attention.key.bias, attention.value.weight, attention.value.bias)
-    key = tuple(_param_key(p) for p in params)
     cached = _CACHE.get(attention)
-    if cached is not None and cached.key == key and all(k[2] is not None for k in key):
-        return cached.qkv_weight, cached.qkv_bias
+    if cached is not None and params_unchanged(cached.refs, cached.keys, params):
+        return cached
     w = torch.cat([params[0], params[2], params[4]]).detach()
     b = torch.cat([params[1], params[3], params[5]]).detach()
-    _CACHE[attention] = _Prepared(key, w, b)
-    return w, b
+    cached = _CACHE[attention] = _Prepared(params, w, b)
+    return cached
 
 
 def clear_cache() -> None:
@@ -140,23 +148,57 @@ def _embed(model, input_ids, token_type_ids, position_ids) -> torch.Tensor:
     return F.layer_norm(x, emb.norm.normalized_shape, emb.norm.weight, emb.norm.bias, emb.norm.eps)
 
 
-def _layer(layer, h: torch.Tensor, mask: torch.Tensor | None, act: str) -> torch.Tensor:
+class _Int8Ops:
+    """The same three linear shapes with int8 GEMMs (quantize.py); epilogues done separately."""
+
+    def __init__(self, cache: dict, quantize):
+        self.cache, self.q = cache, quantize
+
+    def linear(self, x, module_or_prepared, name):
+        if isinstance(module_or_prepared, _Prepared):  # the fused QKV weight
+            prep = module_or_prepared
+            if prep.int8 is None:
+                prep.int8 = self.q.pack(prep.qkv_weight, prep.qkv_bias)
+            return self.q.linear_int8(x, prep.int8)
+        return self.q.linear_int8(x, self.q.packed(self.cache, module_or_prepared.weight, module_or_prepared.bias))
+
+    def linear_act(self, x, module, act):
+        return ACTIVATIONS[act](self.linear(x, module, None))
+
+    def linear_add(self, x, module, residual):
+        return self.linear(x, module, None) + residual
+
+
+class _FloatOps:
+    @staticmethod
+    def linear(x, module_or_prepared, name):
+        if isinstance(module_or_prepared, _Prepared):
+            return _linear(x, module_or_prepared.qkv_weight, module_or_prepared.qkv_bias)
+        return _linear(x, module_or_prepared.weight, module_or_prepared.bias)
+
+    @staticmethod
+    def linear_act(x, module, act):
+        return _linear_act(x, module.weight, module.bias, act)
+
+    @staticmethod
+    def linear_add(x, module, residual):
+        return _linear_add(x, module.weight, module.bias, residual)
+
+
+def _layer(layer, h: torch.Tensor, mask: torch.Tensor | None, act: str, ops) -> torch.Tensor:
     att = layer.attention
     batch, seq, hidden = h.shape
     heads, head_dim = att.num_heads, att.head_dim
-    w_qkv, b_qkv = _qkv(att)
-    qkv = _linear(h, w_qkv, b_qkv).view(batch, seq, 3, heads, head_dim)
+    qkv = ops.linear(h, _qkv(att), "qkv").view(batch, seq, 3, heads, head_dim)
     q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, heads, seq, d_k), views
     context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     context = context.transpose(1, 2).reshape(batch, seq, hidden)
     norm = att.norm
-    h = F.layer_norm(_linear_add(context, att.output.weight, att.output.bias, h),
-                     norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+    h = F.layer_norm(ops.linear_add(context, att.output, h), norm.normalized_shape, norm.weight, norm.bias, norm.eps)
     ff = layer.feed_forward
-    u = _linear_act(h, ff.up.weight, ff.up.bias, act)
+    u = ops.linear_act(h, ff.up, act)
     norm = ff.norm
-    return F.layer_norm(_linear_add(u, ff.down.weight, ff.down.bias, h),
-                        norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+    return F.layer_norm(ops.linear_add(u, ff.down, h), norm.normalized_shape, norm.weight, norm.bias, norm.eps)
 
 
 def fast_forward(model, input_ids, attention_mask=None, token_type_ids=None, position_ids=None) -> AlbertOutput:
@@ -168,9 +210,15 @@ def fast_forward(model, input_ids, attention_mask=None, token_type_ids=None, pos
     if attention_mask is not None and not bool(attention_mask.all()):
         mask = additive_attention_mask(attention_mask, h.dtype)
     act = config.hidden_act
+    ops = _FloatOps
+    quantize = sys.modules.get("minialbert.quantize")  # imported only by users of int8
+    if quantize is not None and h.device.type == "cpu":
+        cache = quantize.packs_for(model)
+        if cache is not None:
+            ops = _Int8Ops(cache, quantize)
     for layer in model.encoder.layer_calls():
-        h = _layer(layer, h, mask, act)
+        h = _layer(layer, h, mask, act, ops)
     pooled = None
     if model.pooler is not None:
-        pooled = torch.tanh(_linear(h[:, 0], model.pooler.weight, model.pooler.bias))
+        pooled = torch.tanh(ops.linear(h[:, 0], model.pooler, "pooler"))
     return AlbertOutput(h, pooled)

@@ -9,6 +9,7 @@ AlbertModel, say), which are skipped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -185,6 +186,30 @@ def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, st
         _set_parameter(model, name, tensor)
 
 
+_INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_",
+                   "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_")
+
+
+@contextlib.contextmanager
+def _skip_init():
+    """Make torch.nn.init's initializers no-ops while a model is built on the meta device.
+
+    The checkpoint overwrites every parameter anyway, and on meta tensors the initializers go
+    through torch._refs, which imports torch._dynamo: about a second of cold start (and ~60 MB)
+    for nothing. transformers does the same (its no_init_weights).
+    """
+    from torch.nn import init
+
+    saved = {name: getattr(init, name) for name in _INIT_FUNCTIONS if hasattr(init, name)}
+    for name in saved:
+        setattr(init, name, lambda tensor, *args, **kwargs: tensor)
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(init, name, fn)
+
+
 def load_pretrained(
     cls: type,
     name_or_path: str | os.PathLike,
@@ -214,7 +239,7 @@ def load_pretrained(
         # Default: have a pooler exactly when the checkpoint has one (AlbertForMaskedLM
         # checkpoints do not).
         model_kwargs["add_pooling_layer"] = any(k.endswith("pooler.weight") for k in state)
-    with torch.device("meta"):
+    with torch.device("meta"), _skip_init():
         model = cls(config, **model_kwargs)
     load_state_dict_into(model, state, strict=strict, source=str(weights_path))
     if dtype is not None or device is not None:
