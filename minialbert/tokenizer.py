@@ -356,13 +356,14 @@ def _grapheme_breaks(chars: Sequence[str]) -> list[int]:
 # --------------------------------------------------------------------------------------------
 
 
-def _apply_transformations(align: list[int], transformations: list[tuple[str, int]]) -> tuple[list[str], list[int]]:
-    """NormalizedString::transform with initial_offset 0: a change of 0 consumes one
-    character, >0 inserts (aligned with the previous consumed character), <0 consumes and
-    drops that many more after it."""
+def _apply_transformations(
+    align: list[int], transformations: list[tuple[str, int]], cursor: int = 0
+) -> tuple[list[str], list[int]]:
+    """NormalizedString::transform: a change of 0 consumes one character, >0 inserts (aligned
+    with the previous consumed character), <0 consumes and drops that many more after it.
+    `cursor` is the index in `align` of the first character to consume."""
     chars: list[str] = []
     new_align: list[int] = []
-    cursor = 0
     n = len(align)
     for c, change in transformations:
         if change > 0:
@@ -618,6 +619,7 @@ class AlbertTokenizer:
         self._unsafe_chars: set[str] = set()
         self._hot_re = re.compile("(?!)")
         self._span_cache: dict[str, str] = {}
+        self._char_memo: dict[str, str] = {}
         self._build_segmenter()
         self._added_re = self._compile_added_re()
 
@@ -833,20 +835,58 @@ class AlbertTokenizer:
 
     def _precompiled(self, chars: list[str], align: list[int]) -> tuple[list[str], list[int]]:
         """spm_precompiled's normalize over grapheme clusters, with tokenizers' alignments."""
+        transformations, _ = self._precompiled_transformations(chars)
+        return _apply_transformations(align, transformations)
+
+    def _precompiled_aligned(self, chars: list[str], align: list[int]) -> tuple[list[str], list[int]]:
+        """Same result as _precompiled on the whole stretch, but the slow grapheme work is done
+        only on the "hot" stretches around rare characters."""
+        s = "".join(chars)
+        if self._precompiled_is_identity(s):
+            return chars, align
+        out_c: list[str] = []
+        out_a: list[int] = []
+        deficit = 0  # characters dropped at the very start, never consumed (tokenizers quirk)
+        pos = 0
+        for m in self._hot_re.finditer(s):
+            a, b = m.span()
+            out_c.extend(chars[pos:a])
+            out_a.extend(align[pos - deficit : a - deficit])
+            trans, lead = self._precompiled_transformations(chars[a:b])
+            if out_c:
+                # the previous character absorbs a leading removal: consumption stays in step
+                c2, a2 = _apply_transformations(align, trans, cursor=a - deficit + lead)
+            else:
+                c2, a2 = _apply_transformations(align, trans, cursor=a - deficit)
+                deficit += lead
+            out_c.extend(c2)
+            out_a.extend(a2)
+            pos = b
+        out_c.extend(chars[pos:])
+        out_a.extend(align[pos - deficit : len(chars) - deficit])
+        return out_c, out_a
+
+    def _precompiled_transformations(self, chars: list[str]) -> tuple[list[tuple[str, int]], int]:
+        """(transformations, number of leading characters removed before any output)."""
         cmap = self._charsmap
         assert cmap is not None
         transformations: list[tuple[str, int]] = []
+        lead = 0
         starts = _grapheme_breaks(chars)
 
         def replace(old_count: int, new: str) -> None:
+            nonlocal lead
             diff = len(new) - old_count
             transformations.extend((c, 0) for c in new)
             if diff > 0:
                 for j in range(len(transformations) - diff, len(transformations)):
                     transformations[j] = (transformations[j][0], 1)
-            elif diff < 0 and transformations:
-                c, ch = transformations[-1]
-                transformations[-1] = (c, ch + diff)
+            elif diff < 0:
+                if transformations:
+                    c, ch = transformations[-1]
+                    transformations[-1] = (c, ch + diff)
+                else:
+                    lead -= diff
 
         for gi in range(len(starts) - 1):
             a, b = starts[gi], starts[gi + 1]
@@ -863,7 +903,7 @@ class AlbertTokenizer:
                     replace(1, norm)
                 else:
                     transformations.append((chars[k], 0))
-        return _apply_transformations(align, transformations)
+        return transformations, lead
 
     def _normalize_aligned(self, seg: str) -> tuple[list[str], list[int]]:
         """Normalize one stretch and return (characters, index in `seg` each aligns with)."""
@@ -883,27 +923,30 @@ class AlbertTokenizer:
                         na.append(align[i])
                         i += 1
                 chars, align = nc, na
-        if not self.keep_accents:
-            marks = _marks_pattern()
-            nc, na = [], []
-            for c, a in zip(chars, align):
-                d = unicodedata.normalize("NFKD", c) if not c.isascii() else c
-                for x in d:
-                    if not marks.match(x):
-                        nc.append(x)
-                        na.append(a)
-            chars, align = nc, na
-        if self.do_lower_case:
-            nc, na = [], []
-            for c, a in zip(chars, align):
-                low = "σ" if c == "Σ" else c.lower()
-                for x in low:
-                    nc.append(x)
-                    na.append(a)
-            chars, align = nc, na
-        if self._charsmap is not None and not self._precompiled_is_identity("".join(chars)):
-            chars, align = self._precompiled(chars, align)
+        # NFKD, mark removal and lower-casing act per character: memoize each character's result
+        memo = self._char_memo
+        outs = []
+        for c in chars:
+            o = memo.get(c)
+            if o is None:
+                o = self._char_norm(c)
+                memo[c] = o
+            outs.append(o)
+        if any(len(o) != 1 for o in outs):
+            align = [a for o, a in zip(outs, align) for _ in o]
+            chars = list("".join(outs))
+        else:
+            chars = outs
+        if self._charsmap is not None:
+            chars, align = self._precompiled_aligned(chars, align)
         return chars, align
+
+    def _char_norm(self, c: str) -> str:
+        if not self.keep_accents and not c.isascii():
+            c = _marks_pattern().sub("", unicodedata.normalize("NFKD", c))
+        if self.do_lower_case:
+            c = "".join("σ" if x == "Σ" else x.lower() for x in c)
+        return c
 
     # ---------------------------------------------------------------- text -> segmenter input
 
@@ -1025,6 +1068,8 @@ class AlbertTokenizer:
         if not strings:
             return []
         if self._joinable:
+            if len(strings) == 1:  # no thread pool for one text
+                return [self._fix_ids(self._sp.encode(strings[0], out_type=int))]
             raw = self._sp.encode(strings, out_type=int, num_threads=self.num_threads)
             return [self._fix_ids(r) for r in raw]
         # Rare models whose pieces contain "▁" inside: encode every pre-token separately.

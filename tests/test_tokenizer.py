@@ -97,6 +97,11 @@ BASE = [
     "\u0600\u0661 \u06dd\u0662",
     "\U000e0041\U000e0042 tags",
     "mixed 日本 and english 中文 text 123,456",
+    "\x01abc",
+    "\ufeffBOM at the start",
+    "\x00\x01x y\x02",
+    "\u200bzero width first",
+    "\x01\u0301e\u0301 \x01",
 ]
 
 POOLS = {
