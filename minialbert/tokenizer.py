@@ -56,6 +56,7 @@ _WS_CLASS = "[" + re.escape(_WS_CHARS) + "]"
 _WS_SPLIT_RE = re.compile(_WS_CLASS + "+")
 _INFO_SEP_RE = re.compile("[\x1c-\x1f]")
 _WS_SET = frozenset(_WS_CHARS)
+_NON_WS_RE = re.compile("[^" + re.escape(_WS_CHARS) + "]+")
 
 # sentencepiece piece types
 _NORMAL, _UNKNOWN, _CONTROL, _USER_DEFINED, _UNUSED, _BYTE = 1, 2, 3, 4, 5, 6
@@ -1003,41 +1004,40 @@ class AlbertTokenizer:
                 parts.append(self._pretokens(self._normalize_fast(text[a:b])))
         return "".join(parts)
 
-    def _segmenter_input_aligned(self, text: str) -> tuple[str, list[int], list[int]]:
-        """Like _segmenter_input, plus the original (start, end) of every character."""
+    def _segmenter_input_aligned(self, text: str) -> tuple[str, list[int], dict[int, int]]:
+        """Like _segmenter_input, plus the original index each character aligns with (its
+        start; the end is start + 1, except for added tokens, whose ends are in the dict)."""
         out: list[str] = []
         starts: list[int] = []
-        ends: list[int] = []
+        ends_at: dict[int, int] = {}
         spans = self._split_added(text) if self._added_re is not None else [(False, 0, len(text))]
         for is_added, a, b in spans:
             if is_added:
                 out.append(self._sentinel_of[self._added_token_of_span(text, a, b).content])
+                ends_at[len(starts)] = b
                 starts.append(a)
-                ends.append(b)
                 continue
             seg = text[a:b]
             fast = self._normalize_fast(seg)
             if len(fast) == len(seg) and self._identity_aligned(seg, fast):
-                chars, align = list(fast), range(len(seg))
+                chars, align = fast, range(len(seg))
             else:
                 chars, align = self._normalize_aligned(seg)
-            # pre-tokenize with alignment
-            word_start = True
-            prev_ws = True
-            for c, al in zip(chars, align):
-                if c in _WS_SET:
-                    prev_ws = True
-                    continue
-                if prev_ws and c != SPIECE_UNDERLINE:
+            # pre-tokenize with alignment, a word at a time
+            norm = "".join(chars) if not isinstance(chars, str) else chars
+            identity = isinstance(align, range)
+            for m in _NON_WS_RE.finditer(norm):
+                ws, we = m.span()
+                first = align[ws]
+                if norm[ws] != SPIECE_UNDERLINE:
                     out.append(SPIECE_UNDERLINE)
-                    starts.append(a + al)
-                    ends.append(a + al + 1)
-                prev_ws = False
-                out.append(c)
-                starts.append(a + al)
-                ends.append(a + al + 1)
-            del word_start
-        return "".join(out), starts, ends
+                    starts.append(a + first)
+                out.append(m.group())
+                if identity:
+                    starts.extend(range(a + ws, a + we))
+                else:
+                    starts.extend([a + x for x in align[ws:we]])
+        return "".join(out), starts, ends_at
 
     def _identity_aligned(self, seg: str, norm: str) -> bool:
         """True when normalization mapped `seg` to `norm` character by character."""
@@ -1094,7 +1094,7 @@ class AlbertTokenizer:
         return out
 
     def _segment_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
-        joined, starts, ends = self._segmenter_input_aligned(text)
+        joined, starts, ends_at = self._segmenter_input_aligned(text)
         raw = self._segment_raw_single(joined)
         lengths = [self._piece_len[i] for i in raw]
         if -1 in lengths:  # unknown runs: take their surface from sentencepiece
@@ -1103,7 +1103,8 @@ class AlbertTokenizer:
         offsets = []
         pos = 0
         for L in lengths:
-            offsets.append((starts[pos], ends[pos + L - 1]))
+            last = pos + L - 1
+            offsets.append((starts[pos], ends_at.get(last, starts[last] + 1) if ends_at else starts[last] + 1))
             pos += L
         return self._fix_ids(raw), offsets
 
