@@ -50,8 +50,13 @@ except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneD
     _ONEDNN_DTYPES = ()
 
 
-def _onednn_ok(x: torch.Tensor) -> bool:
-    return _HAS_ONEDNN and x.device.type == "cpu" and x.dtype in _ONEDNN_DTYPES
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
+
+
+def _onednn_ok(x: torch.Tensor, w: torch.Tensor) -> bool:
+    # Tensor subclasses (quantized or sharded weights from other libraries) take F.linear.
+    return (_HAS_ONEDNN and x.device.type == "cpu" and x.dtype in _ONEDNN_DTYPES
+            and w.__class__ in _PLAIN and w.dtype == x.dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,21 +115,21 @@ def clear_cache() -> None:
 # Kernels, with exact fallbacks
 # ---------------------------------------------------------------------------------------------
 def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    if _onednn_ok(x):
+    if _onednn_ok(x, w):
         return _LINEAR(x, w, b, "none", [], "")
     return F.linear(x, w, b)
 
 
 def _linear_act(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, act: str) -> torch.Tensor:
     fused = _FUSED_ACT.get(act)
-    if fused is not None and _onednn_ok(x):
+    if fused is not None and _onednn_ok(x, w):
         return _LINEAR(x, w, b, fused[0], [], fused[1])
     return ACTIVATIONS[act](F.linear(x, w, b))
 
 
 def _linear_add(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, residual: torch.Tensor) -> torch.Tensor:
     """x W^T + b + residual, the add done inside the GEMM's epilogue when possible."""
-    if _onednn_ok(x):
+    if _onednn_ok(x, w):
         return _LINEAR_ADD(x, residual, w, b, "add")
     return torch.add(F.linear(x, w, b), residual)
 

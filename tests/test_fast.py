@@ -178,3 +178,27 @@ def test_full_size_length_512_equals_transformers(tmp_path):
         theirs = hf(ids, attention_mask=mask, token_type_ids=tt)
     assert _maxdiff(out.last_hidden_state, theirs.last_hidden_state) <= FULL
     assert _maxdiff(out.pooler_output, theirs.pooler_output) <= FULL
+
+
+def test_int8_close_to_fp32_and_switchable(tmp_path):
+    from minialbert.quantize import int8_available, quantize_int8
+
+    if not int8_available():
+        pytest.skip("no FBGEMM in this build")
+    make_hf_checkpoint(tmp_path, "AlbertModel", seed=1)
+    model = AlbertModel.from_pretrained(tmp_path)
+    ids, mask, tt = random_inputs(seed=3)
+    ref = _fast(model, ids, mask, tt)
+    quantize_int8(model)
+    out = _fast(model, ids, mask, tt)
+    real = mask.bool()
+    assert 0 < _maxdiff(out.last_hidden_state[real], ref.last_hidden_state[real]) < 0.2
+    cos = torch.nn.functional.cosine_similarity(out.pooler_output, ref.pooler_output, dim=-1)
+    assert cos.min() > 0.99
+    with torch.no_grad():  # packs follow weight changes
+        model.encoder.groups[0][0].feed_forward.up.weight.copy_(torch.randn(37, 32))
+    changed = _fast(model, ids, mask, tt)
+    quantize_int8(model, False)
+    plain = _fast(model, ids, mask, tt)
+    near = _maxdiff(changed.last_hidden_state[real], plain.last_hidden_state[real])
+    assert near < 0.2 and _maxdiff(changed.last_hidden_state[real], out.last_hidden_state[real]) > 5 * near
