@@ -124,18 +124,7 @@ class Embedder:
 
         source = ModelSource(name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
         st = _read_sentence_transformers(source)
-        sub = st.get("transformer_path", "")
-        prefix = f"{sub}/" if sub else ""
-        # Resolve (and, for a Hub repo, download) every file first; they all land in one folder.
-        config_path = source.file(prefix + "config.json")
-        if source.file(prefix + "model.safetensors", required=False) is None:
-            source.file(prefix + "pytorch_model.bin", required=False)
-        for optional in ("tokenizer_config.json", "tokenizer.json", "special_tokens_map.json"):
-            source.file(prefix + optional, required=False)
-        if source.file(prefix + "spiece.model", required=False) is None:
-            raise CheckpointError(f"{source.name}: no spiece.model found beside config.json, so there is "
-                                  "no tokenizer to load")
-        folder = config_path.parent
+        folder = source.checkpoint_folder(st.get("transformer_path", ""))
         model = AlbertModel.from_pretrained(folder, dtype=_dtype(dtype), device=device)
         tokenizer = AlbertTokenizer.from_pretrained(folder)
         embedder = cls(

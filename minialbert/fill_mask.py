@@ -31,13 +31,7 @@ class FillMask:
         from .tokenizer import AlbertTokenizer
 
         source = ModelSource(name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
-        config_path = source.file("config.json")
-        if source.file("model.safetensors", required=False) is None:
-            source.file("pytorch_model.bin", required=False)
-        for optional in ("tokenizer_config.json", "tokenizer.json"):
-            source.file(optional, required=False)
-        source.file("spiece.model")
-        folder = config_path.parent
+        folder = source.checkpoint_folder()
         # AlbertForMaskedLM reads the MLM head from AlbertForMaskedLM and AlbertForPreTraining
         # checkpoints; a bare AlbertModel checkpoint has no head and is refused with the key list.
         model = AlbertForMaskedLM.from_pretrained(folder, device=device)

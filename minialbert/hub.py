@@ -165,3 +165,22 @@ class ModelSource:
             f"unknown model {self.name!r}: not a local directory and not found on the Hub "
             f"({type(last_error).__name__}); check the name or pass a local checkpoint directory"
         )
+
+    def checkpoint_folder(self, subfolder: str = "") -> Path:
+        """Resolve a whole model + tokenizer checkpoint and return the local folder that holds it.
+
+        For a Hub repo this downloads (or finds in the cache) config.json, the weights
+        (model.safetensors, else pytorch_model.bin), spiece.model and the optional tokenizer
+        files; they all land in one snapshot folder, which the loaders then read like any
+        local directory.
+        """
+        prefix = f"{subfolder.strip('/')}/" if subfolder.strip("/") else ""
+        config_path = self.file(prefix + "config.json")
+        if self.file(prefix + "model.safetensors", required=False) is None:
+            self.file(prefix + "pytorch_model.bin", required=False)
+        for optional in ("tokenizer_config.json", "tokenizer.json", "special_tokens_map.json"):
+            self.file(prefix + optional, required=False)
+        if self.file(prefix + "spiece.model", required=False) is None:
+            raise CheckpointError(f"{self.name}: no spiece.model found beside config.json, so there is "
+                                  "no tokenizer to load")
+        return config_path.parent

@@ -178,6 +178,9 @@ def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, st
         hint = ""
         if any(k.endswith("pooler.weight") for k in missing) and isinstance(model, AlbertModel):
             hint = " (this checkpoint has no pooler: load with add_pooling_layer=False)"
+        elif missing and all(k.startswith(("predictions.", "sop_classifier.")) for k in missing):
+            hint = (" (this checkpoint has no pre-training heads: the MLM head comes with AlbertForMaskedLM "
+                    "and AlbertForPreTraining checkpoints such as the official albert-base-v2)")
         raise CheckpointError(f"{source} does not fit the model: " + " | ".join(problems) + hint)
     for key, name in wanted.items():
         tensor = state.get(key)

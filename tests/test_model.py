@@ -288,3 +288,9 @@ def test_equivalence_full_size_base(tmp_path_factory, seq):
     ids, mask, tt = random_inputs(batch=2, seq=seq, vocab=30000)
     diffs = compare_pretraining(ref, ours, ids, mask, tt)
     assert max(diffs.values()) <= TOL, diffs
+
+
+def test_heads_missing_from_a_base_checkpoint_are_explained(tmp_path):
+    make_hf_checkpoint(tmp_path, "AlbertModel")
+    with pytest.raises(CheckpointError, match=r"missing .*predictions\.dense\.weight.*no pre-training heads"):
+        AlbertForMaskedLM.from_pretrained(tmp_path)
