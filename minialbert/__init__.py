@@ -21,6 +21,8 @@ _EXPORTS = {
     "AlbertForMaskedLM": "model",
     "AlbertOutput": "model",
     "AlbertTokenizer": "tokenizer",
+    "BatchEncoding": "tokenizer",
+    "FillMask": "fill_mask",
     "Embedder": "embed",
     "MinialbertError": "errors",
     "CheckpointError": "errors",
