@@ -12,9 +12,12 @@ accumulation: torch.ops.quantized.linear_dynamic, the kernel that the deprecated
 torch.ao.quantization.quantize_dynamic also uses, called directly.
 
 Why not torchao? torchao 0.18's Int8DynamicActivationInt8WeightConfig installs and runs with
-torch 2.13 on CPU, but in eager mode it ends in torch._int_mm, which on an AVX2 CPU is a slow
-reference loop (about 1 GFLOP/s, ~100x slower than fp32); its fast CPU path needs
-torch.compile (minutes of start-up). See the README's speed section for the measured numbers.
+torch 2.13 on CPU, but in eager mode it ends in torch._int_mm, which on this AVX2 CPU is a slow
+reference loop (measured ~0.4-0.8 GFLOP/s on a 512x768x3072 GEMM, ~100x slower than fp32); its
+fast CPU path needs torch.compile (a long start-up). Caveat of this module: torch 2.13 marks
+the quantized tensor types (torch.quantize_per_channel, qint8) as deprecated, the same family as
+torch.ao.quantization; the FBGEMM kernels still ship and work. If they go, this module should
+move to torchao + torch.compile, or to oneDNN's int8 inner product.
 
 Packed weights are keyed on the parameters' identity, storage and version counter, like the
 fused QKV weight in fast.py: load_state_dict or in-place edits repack on the next forward.
@@ -22,6 +25,7 @@ fused QKV weight in fast.py: load_state_dict or in-place edits repack on the nex
 
 from __future__ import annotations
 
+import warnings
 import weakref
 
 import torch
@@ -59,7 +63,9 @@ def pack(weight: torch.Tensor, bias: torch.Tensor | None):
     """Per-output-channel symmetric int8 weight (+ fp32 bias), packed for FBGEMM."""
     w = weight.detach().float()
     scale = (w.abs().amax(dim=1) / 127.0).clamp(min=1e-12).double()
-    wq = torch.quantize_per_channel(w, scale, torch.zeros_like(scale, dtype=torch.long), 0, torch.qint8)
+    with warnings.catch_warnings():  # the deprecation of quantized tensor types (see the docstring)
+        warnings.simplefilter("ignore", UserWarning)
+        wq = torch.quantize_per_channel(w, scale, torch.zeros_like(scale, dtype=torch.long), 0, torch.qint8)
     return torch.ops.quantized.linear_prepack(wq, None if bias is None else bias.detach().float())
 
 
