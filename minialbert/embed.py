@@ -211,21 +211,41 @@ class Embedder:
         return sequences, owner, spans_per_text
 
     # ---------------------------------------------------------------- running
+    # A batch closes early when the next (shorter) sequence is under this fraction of the batch's
+    # width, once the batch holds MIN_BATCH_TOKENS tokens: the long tail of a corpus then runs in
+    # small batches of similar lengths instead of padding 32 rows to its longest text.
+    SPLIT_RATIO = 0.8
+    MIN_BATCH_TOKENS = 1024
+
+    @classmethod
+    def plan_batches(cls, lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+        """Indices grouped into batches, longest sequences first, each batch at most batch_size rows."""
+        if batch_size < 1:
+            raise MinialbertError(f"batch_size must be at least 1, got {batch_size}")
+        order = sorted(range(len(lengths)), key=lambda k: -lengths[k])
+        batches, start = [], 0
+        while start < len(order):
+            width, end = lengths[order[start]], start + 1
+            while end < len(order) and end - start < batch_size and (
+                lengths[order[end]] >= cls.SPLIT_RATIO * width or (end - start) * width < cls.MIN_BATCH_TOKENS
+            ):
+                end += 1
+            batches.append(order[start:end])
+            start = end
+        return batches
+
     def _forward_sorted(self, sequences: list[list[int]], batch_size: int, fn, progress=None):
         """Run batches in order of length (longest first) and return fn's results in input order.
 
-        fn(output, mask, rows) -> list of per-row results. Sorting means each batch pads only to
-        lengths close to its own, which on real corpora removes most of the padding work.
+        fn(ids, mask) -> per-row results. Sorting means each batch pads only to lengths close to
+        its own, which on real corpora of mixed lengths removes most of the padding work.
         """
-        if batch_size < 1:
-            raise MinialbertError(f"batch_size must be at least 1, got {batch_size}")
-        order = sorted(range(len(sequences)), key=lambda k: -len(sequences[k]))
+        batches = self.plan_batches([len(s) for s in sequences], batch_size)
         results: list = [None] * len(sequences)
         pad = self.tokenizer.pad_token_id
         device = self.model.device
         with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                rows = order[start:start + batch_size]
+            for rows in batches:
                 width = len(sequences[rows[0]])
                 ids = torch.full((len(rows), width), pad, dtype=torch.long)
                 mask = torch.zeros((len(rows), width), dtype=torch.long)

@@ -253,3 +253,22 @@ def test_checkpoint_without_tokenizer(tmp_path):
     make_hf_checkpoint(tmp_path, "AlbertModel")
     with pytest.raises(MinialbertError, match="no spiece.model"):
         Embedder.from_pretrained(tmp_path)
+
+
+def test_batch_plan_covers_every_text_once_and_splits_the_long_tail():
+    lengths = [12, 400, 30, 30, 31, 200, 5, 390, 12, 12] * 7
+    batches = Embedder.plan_batches(lengths, batch_size=8)
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(len(lengths)))
+    assert all(1 <= len(b) <= 8 for b in batches)
+    widths = [lengths[b[0]] for b in batches]
+    assert widths == sorted(widths, reverse=True)
+    # the 400/390-token texts are not padded together with the 200-token ones
+    long_batches = [b for b in batches if lengths[b[0]] >= 390]
+    assert all(min(lengths[i] for i in b) >= 390 for b in long_batches)
+    padded = sum(lengths[b[0]] * len(b) for b in batches)
+    fixed = sum(max(lengths[i] for i in b) * len(b) for b in
+                [sorted(range(len(lengths)), key=lambda k: -lengths[k])[s:s + 8] for s in range(0, len(lengths), 8)])
+    assert padded < fixed
+    with pytest.raises(MinialbertError, match="batch_size"):
+        Embedder.plan_batches([3], 0)
