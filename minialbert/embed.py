@@ -274,6 +274,14 @@ class Embedder:
         hidden = torch.stack([out.hidden_states[li] for li in layers]).mean(dim=0)
         return hidden, out.pooler_output
 
+    def _pooling_step(self, pooling: str, layer):
+        """The per-batch work of embed/embed_chunks: run the model, pool, float32 on the CPU."""
+        def step(ids, mask):
+            hidden, pooled = self._run_model(ids, mask, layer)
+            return pool(hidden, mask, pooling, pooled).float().cpu()
+
+        return step
+
     def embed(self, texts: str | Sequence[str], *, pooling: str | None = None, layer: int | Sequence[int] | None = None,
               normalize: bool | None = None, batch_size: int = 32, max_length: int | None = None,
               long_text: str = "truncate", stride: int = 128, device=None, dtype=None,
@@ -297,10 +305,6 @@ class Embedder:
         max_length = max_length or self.max_length
         sequences, owner, spans = self._plan(texts, max_length, long_text, stride)
 
-        def step(ids, mask):
-            hidden, pooled = self._run_model(ids, mask, layer)
-            return pool(hidden, mask, pooling, pooled).float().cpu()
-
         bar = None
         if show_progress:
             from tqdm import tqdm
@@ -308,7 +312,8 @@ class Embedder:
             unit = "text" if len(sequences) == len(texts) else "window"
             bar = tqdm(total=len(sequences), unit=unit, desc="embedding", dynamic_ncols=True)
         try:
-            pooled = self._forward_sorted(sequences, batch_size, step, bar.update if bar else None)
+            pooled = self._forward_sorted(sequences, batch_size, self._pooling_step(pooling, layer),
+                                          bar.update if bar else None)
         finally:
             if bar is not None:
                 bar.close()
@@ -336,11 +341,7 @@ class Embedder:
         normalize = self.normalize if normalize is None else normalize
         sequences, owner, spans = self._plan(texts, max_length or self.max_length, "chunk", stride)
 
-        def step(ids, mask):
-            hidden, pooled = self._run_model(ids, mask, layer)
-            return pool(hidden, mask, pooling, pooled).float().cpu()
-
-        pooled = self._forward_sorted(sequences, batch_size, step)
+        pooled = self._forward_sorted(sequences, batch_size, self._pooling_step(pooling, layer))
         result, k = [], 0
         for text_spans in spans:
             v = torch.stack(pooled[k:k + len(text_spans)])

@@ -149,7 +149,7 @@ def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, st
         # An AlbertModel checkpoint (no 'albert.' prefix) loaded into a pre-training class.
         wanted = {k[len("albert."):] if k.startswith("albert.") else k: v for k, v in wanted.items()}
 
-    missing, wrong_shape = [], []
+    missing, wrong_shape, found = [], [], {}
     params = dict(model.named_parameters())
     for key, name in wanted.items():
         tensor = state.get(key)
@@ -159,6 +159,8 @@ def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, st
             missing.append(key)
         elif tuple(tensor.shape) != tuple(params[name].shape):
             wrong_shape.append(f"{key}: checkpoint {tuple(tensor.shape)} vs model {tuple(params[name].shape)}")
+        else:
+            found[name] = tensor
     unexpected = []
     for key in state:
         if key in wanted:
@@ -182,10 +184,7 @@ def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, st
             hint = (" (this checkpoint has no pre-training heads: the MLM head comes with AlbertForMaskedLM "
                     "and AlbertForPreTraining checkpoints such as the official albert-base-v2)")
         raise CheckpointError(f"{source} does not fit the model: " + " | ".join(problems) + hint)
-    for key, name in wanted.items():
-        tensor = state.get(key)
-        if tensor is None:
-            tensor = state[key[: -len("bias")] + "decoder.bias"]
+    for name, tensor in found.items():
         _set_parameter(model, name, tensor)
 
 
