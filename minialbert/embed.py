@@ -143,11 +143,13 @@ class Embedder:
 
     def to(self, device=None, dtype=None) -> "Embedder":
         """Move/cast the model (once; later calls reuse it)."""
+        from .weights import move_model
+
         dtype = _dtype(dtype)
-        if (device is not None and torch.device(device) != self.model.device) or (
+        if (device is not None and str(device) != str(self.model.device)) or (
             dtype is not None and dtype != self.model.dtype
         ):
-            self.model.to(device=device, dtype=dtype)
+            move_model(self.model, device, dtype)
         return self
 
     # -------------------------------------------------------------- tokenizing

@@ -244,9 +244,18 @@ def load_pretrained(
     with torch.device("meta"), _skip_init():
         model = cls(config, **model_kwargs)
     load_state_dict_into(model, state, strict=strict, source=str(weights_path))
-    if dtype is not None or device is not None:
-        model.to(device=device, dtype=dtype)
+    move_model(model, device, dtype)
     return model.eval()
+
+
+def move_model(model: nn.Module, device=None, dtype=None) -> None:
+    """model.to(device, dtype), with a clear error for a device this machine does not have."""
+    if device is None and dtype is None:
+        return
+    try:
+        model.to(device=torch.device(device) if device is not None else None, dtype=dtype)
+    except (RuntimeError, AssertionError) as e:  # "Torch not compiled with CUDA enabled", bad names
+        raise MinialbertError(f"cannot use device {device!r}: {str(e).splitlines()[0]}") from None
 
 
 # --------------------------------------------------------------------------------- writing

@@ -115,6 +115,7 @@ def test_output_is_atomic(ckpt, tmp_path, capsys, monkeypatch):
     (None, ["embed", "x", "-o", "{tmp}/v.csv"], "unknown output format"),
     (None, ["embed", "x", "-o", "{tmp}/no/such/dir/v.npy"], "does not exist"),
     (None, ["embed", "x", "--layer", "last"], "--layer takes an integer"),
+    (None, ["embed", "x", "--device", "nosuchdevice"], "cannot use device 'nosuchdevice'"),
 ])
 def test_embed_user_errors(ckpt, tmp_path, capsys, setup, argv, message):
     d, _ = ckpt
