@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from .errors import MinialbertError
 
@@ -60,10 +61,14 @@ def _read_input(args: argparse.Namespace, positional: list[str]) -> list[str]:
     if positional:
         return list(positional)
     if args.input and args.input != "-":
-        return read_texts(args.input, field=args.field)
-    if sys.stdin is None or (sys.stdin.isatty() and not args.input):
+        texts, name = read_texts(args.input, field=args.field), args.input
+    elif sys.stdin is None or (sys.stdin.isatty() and not args.input):
         raise InputError("no input: give texts as arguments, --input FILE, or pipe them on stdin")
-    return read_texts(None, field=args.field, stdin_bytes=sys.stdin.buffer.read())
+    else:
+        texts, name = read_texts(None, field=args.field, stdin_bytes=sys.stdin.buffer.read()), "stdin"
+    if not texts:
+        raise InputError(f"no texts in {name}: it is empty")
+    return texts
 
 
 def _embedder(args: argparse.Namespace):
@@ -257,6 +262,8 @@ PASSTHROUGH = {"bench": cmd_bench, "pretrain": cmd_pretrain}  # commands with th
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
+    # Warnings (e.g. texts truncated to max_length) as one readable line, not file:line noise.
+    warnings.formatwarning = lambda message, category, *_, **__: f"minialbert: warning: {message}\n"
     if argv and argv[0] in PASSTHROUGH:
         # Hand everything after the command name to its own parser (argparse's REMAINDER
         # would swallow nothing when the first word is an option such as --help).

@@ -209,7 +209,7 @@ class Embedder:
             self._warned_long = True
             warnings.warn(
                 f"{n_truncated} text(s) longer than max_length={max_length} tokens were truncated; "
-                "pass long_text='chunk' to embed them whole", LongTextWarning, stacklevel=3)
+                "use long_text='chunk' (--long-text chunk) to embed them whole", LongTextWarning, stacklevel=3)
         return sequences, owner, spans_per_text
 
     # ---------------------------------------------------------------- running

@@ -116,6 +116,7 @@ def test_output_is_atomic(ckpt, tmp_path, capsys, monkeypatch):
     (None, ["embed", "x", "-o", "{tmp}/no/such/dir/v.npy"], "does not exist"),
     (None, ["embed", "x", "--layer", "last"], "--layer takes an integer"),
     (None, ["embed", "x", "--device", "nosuchdevice"], "cannot use device 'nosuchdevice'"),
+    ("empty", ["embed", "-i", "{tmp}/empty.txt"], "no texts in "),
 ])
 def test_embed_user_errors(ckpt, tmp_path, capsys, setup, argv, message):
     d, _ = ckpt
@@ -123,6 +124,8 @@ def test_embed_user_errors(ckpt, tmp_path, capsys, setup, argv, message):
         (tmp_path / "bad.txt").write_bytes(b"fine line\nbad \xff byte\n")
     elif setup == "jsonl":
         (tmp_path / "d.jsonl").write_text('{"id": 1, "body": "x"}\n')
+    elif setup == "empty":
+        (tmp_path / "empty.txt").write_text("")
     elif setup == "badjson":
         (tmp_path / "b.jsonl").write_text('{"text": "x"}\n{oops\n')
     code, out, err = run([a.format(tmp=tmp_path) for a in argv] + ["-m", d], capsys)
