@@ -14,8 +14,8 @@ import warnings
 from .errors import MinialbertError
 
 
-def _model_args(p: argparse.ArgumentParser, default: str | None = "albert-base-v2") -> None:
-    p.add_argument("--model", "-m", default=default,
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", "-m", default="albert-base-v2",
                    help="local checkpoint directory or Hub repo id (default: %(default)s)")
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
     p.add_argument("--cache-dir", default=None, help="Hugging Face cache directory (default: HF_HUB_CACHE)")
@@ -30,24 +30,16 @@ def cmd_info(args: argparse.Namespace) -> int:
     from .params import describe
 
     name = args.model_pos or args.model
-    if name in PRESETS or (name.startswith("albert/") and name.split("/", 1)[1] in PRESETS):
-        if looks_like_path(name):  # a local folder that happens to carry a preset's name
-            config = AlbertConfig.from_json(ModelSource(name).file("config.json"))
-        else:
-            config = AlbertConfig.from_preset(name)  # no download needed for the official configs
+    if not looks_like_path(name) and name.removeprefix("albert/") in PRESETS:
+        config = AlbertConfig.from_preset(name)  # no download needed for the official configs
     else:
         source = ModelSource(name, revision=args.revision, cache_dir=args.cache_dir, local_files_only=args.offline)
         config = AlbertConfig.from_json(source.file("config.json"))
-    changes = {}
     if args.embedding_size is not None:
-        changes["embedding_size"] = args.embedding_size
+        config = config.replace(embedding_size=args.embedding_size)
     if args.sharing is not None:
-        changes["sharing"] = args.sharing
-        if args.sharing != "all":
-            changes.update(num_hidden_groups=1, inner_group_num=1)
-    if changes:
-        config = AlbertConfig.from_dict({**config.to_dict(), **{k: v for k, v in changes.items() if k != "sharing"},
-                                         "minialbert_sharing": changes.get("sharing", config.sharing)})
+        groups = {} if args.sharing == "all" else {"num_hidden_groups": 1, "inner_group_num": 1}
+        config = config.replace(sharing=args.sharing, **groups)
     print(describe(config, name))
     return 0
 
@@ -187,12 +179,12 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return int(pretrain_main(args.rest) or 0)
 
 
-def _embed_args(p: argparse.ArgumentParser, pooling_default: str | None = None) -> None:
+def _embed_args(p: argparse.ArgumentParser) -> None:
     _model_args(p)
     p.add_argument("--input", "-i", metavar="FILE",
                    help="one text per line, or .jsonl with --field; '-' or nothing piped = stdin")
     p.add_argument("--field", default=None, help="JSON field holding the text in .jsonl input (default: text)")
-    p.add_argument("--pooling", choices=["cls", "mean", "max", "mean_sqrt_len", "pooler"], default=pooling_default,
+    p.add_argument("--pooling", choices=["cls", "mean", "max", "mean_sqrt_len", "pooler"], default=None,
                    help="how token vectors become one vector (default: the checkpoint's, else cls)")
     p.add_argument("--layer", default=None,
                    help="hidden layer to use: -1 last (default), 0 after the embedding projection; "

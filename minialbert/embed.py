@@ -205,12 +205,16 @@ class Embedder:
             for s, e in spans:
                 sequences.append([cls_id, *ids[s:e], sep_id])
                 owner.append(i)
+        self._warn_truncated(n_truncated, max_length)
+        return sequences, owner, spans_per_text
+
+    def _warn_truncated(self, n_truncated: int, max_length: int) -> None:
+        """Say once per Embedder that texts were cut to max_length."""
         if n_truncated and not self._warned_long:
             self._warned_long = True
             warnings.warn(
                 f"{n_truncated} text(s) longer than max_length={max_length} tokens were truncated; "
-                "use long_text='chunk' (--long-text chunk) to embed them whole", LongTextWarning, stacklevel=3)
-        return sequences, owner, spans_per_text
+                "use long_text='chunk' (--long-text chunk) to embed them whole", LongTextWarning, stacklevel=4)
 
     # ---------------------------------------------------------------- running
     # A batch closes early when the next (shorter) sequence is under this fraction of the batch's
@@ -365,10 +369,8 @@ class Embedder:
         source = [t.lower() for t in texts] if self.lowercase else texts
         enc = self.tokenizer(source, truncation=True, max_length=max_length, return_offsets_mapping=True)
         sequences = enc["input_ids"]
-        if any(len(self._content_ids([t])[0]) + 2 > max_length for t in texts) and not self._warned_long:
-            self._warned_long = True
-            warnings.warn(f"some texts were longer than max_length={max_length} tokens and were truncated",
-                          LongTextWarning, stacklevel=2)
+        if not self._warned_long:  # one batched length check, only while the warning is still owed
+            self._warn_truncated(sum(len(ids) + 2 > max_length for ids in self._content_ids(texts)), max_length)
 
         def step(ids, mask):
             hidden, _ = self._run_model(ids, mask, layer)

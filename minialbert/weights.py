@@ -166,7 +166,7 @@ def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, st
         if key in wanted:
             continue
         bare = key[len(prefix):] if prefix and key.startswith(prefix) else key
-        if bare in TIED_OR_BUFFERS or bare.startswith(HEAD_PREFIXES) or key.startswith(HEAD_PREFIXES):
+        if bare in TIED_OR_BUFFERS or bare.startswith(HEAD_PREFIXES):
             continue
         unexpected.append(key)
     problems = []
