@@ -741,8 +741,48 @@ class AlbertTokenizer:
             kwargs["added_tokens"] = list(base.values())
         if tokenizer_file:
             kwargs["tokenizer_file"] = tokenizer_file
+        # minialbert's own key: the tokenization algorithm this folder's model was trained with
+        # (written by save_pretrained, e.g. after pre-training with compat="original").
+        if isinstance(config.get("minialbert_compat"), str):
+            kwargs["compat"] = config["minialbert_compat"]
         kwargs.update(overrides)
         return cls(vocab_file, **kwargs)
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """Write spiece.model (+ tokenizer.json when loaded with one) and tokenizer_config.json.
+
+        `from_pretrained(directory)`, transformers' AlbertTokenizer and minialbert's Embedder read
+        the folder back. tokenizer_config.json records the settings and `minialbert_compat`, so a
+        folder tokenizes the same way it did when it was written.
+        """
+        from .files import atomic_write
+
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        files = {"spiece.model": Path(self.vocab_file).read_bytes()}
+        if self.tokenizer_file:
+            files["tokenizer.json"] = Path(self.tokenizer_file).read_bytes()
+        config = {
+            "tokenizer_class": "AlbertTokenizer",
+            "do_lower_case": self.do_lower_case,
+            "keep_accents": self.keep_accents,
+            "remove_space": True,
+            "model_max_length": self.model_max_length,
+            "unk_token": self.unk_token,
+            "pad_token": self.pad_token,
+            "cls_token": self.cls_token,
+            "sep_token": self.sep_token,
+            "mask_token": self.mask_token,
+            "added_tokens_decoder": {
+                str(t.id): {"content": t.content, "special": t.special, "lstrip": t.lstrip,
+                            "rstrip": t.rstrip, "normalized": False, "single_word": False}
+                for t in sorted(self._added.values(), key=lambda t: t.id)
+            },
+            "minialbert_compat": self.compat,
+        }
+        files["tokenizer_config.json"] = (json.dumps(config, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        for name, data in files.items():
+            atomic_write(out / name, lambda tmp, data=data: Path(tmp).write_bytes(data))
 
     # ---------------------------------------------------------------- basic properties
 

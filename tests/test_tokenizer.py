@@ -437,3 +437,26 @@ def test_original_compat_digit_comma():
     assert orig("a \t\n b")["input_ids"] == orig("a b")["input_ids"]
     with pytest.raises(MinialbertError):
         orig("x", return_offsets_mapping=True)
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_save_pretrained_round_trip(folder, tmp_path):
+    """A saved folder tokenizes as the source did: in transformers (independent reader) and here."""
+    me = AlbertTokenizer.from_pretrained(FIXTURES / folder, model_max_length=77)
+    me.save_pretrained(tmp_path)
+    hf_src, hf_saved = _hf(folder), _hf_path(tmp_path)
+    again = AlbertTokenizer.from_pretrained(tmp_path)
+    assert again.model_max_length == 77 and again.compat == "transformers"
+    for s in HARD_STRINGS[:80]:
+        assert _ref(hf_saved, s) == _ref(hf_src, s), repr(s)
+        assert _mine(again, s) == _ref(hf_src, s), repr(s)
+
+
+def test_save_pretrained_records_compat(tmp_path):
+    orig = AlbertTokenizer.from_pretrained(FIXTURES / "spm", compat="original")
+    orig.save_pretrained(tmp_path)
+    again = AlbertTokenizer.from_pretrained(tmp_path)
+    assert again.compat == "original"
+    text = "Paid 1, 2, and 10,000 ``today''"
+    assert again.encode(text) == orig.encode(text)
+    assert again.encode(text) != AlbertTokenizer.from_pretrained(FIXTURES / "spm").encode(text)
