@@ -86,14 +86,16 @@ class Stage:
 def _transitions(hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(D, ..., H) hidden states -> L2 distance and angle in degrees between consecutive depths.
 
-    Both are (D - 1, ...): entry l compares h_{l+1} with h_l for every token. float64 throughout,
-    so that the angle of nearly parallel vectors (where arccos is steep) keeps its digits.
+    Both are (D - 1, ...): entry l compares h_{l+1} with h_l for every token, in float64.
+    The angle is arccos(cos(a, b)) computed as 2 arcsin(|a/|a| - b/|b|| / 2), the same angle: arccos
+    is so steep near 0° that rounding a cosine of 1 - 1e-16 alone would give 1e-6 degrees.
     """
     h = np.asarray(hidden, dtype=np.float64)
     before, after = h[:-1], h[1:]
     l2 = np.linalg.norm(after - before, axis=-1)
-    cos = (before * after).sum(-1) / (np.linalg.norm(before, axis=-1) * np.linalg.norm(after, axis=-1))
-    return l2, np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+    unit = h / np.linalg.norm(h, axis=-1, keepdims=True)
+    chord = np.linalg.norm(unit[1:] - unit[:-1], axis=-1)
+    return l2, np.degrees(2 * np.arcsin(np.clip(chord / 2, 0.0, 1.0)))
 
 
 def _stack_hidden(hidden_states) -> np.ndarray:

@@ -82,7 +82,7 @@
     ymax = ymax * 1.08 || 1;
     const x = (k) => m.l + (xmax === 1 ? 0.5 : (k - 1) / (xmax - 1)) * (W - m.l - m.r);
     const y = (v) => H - m.b - (v - ymin) / (ymax - ymin) * (H - m.t - m.b);
-    const parts = ['<svg viewBox="0 0 ' + W + " " + H + '" xmlns="http://www.w3.org/2000/svg" role="img">',
+    const parts = ['<svg viewBox="0 0 ' + W + " " + H + '" role="img">',
       '<text x="' + m.l + '" y="18" font-weight="600">' + esc(title) + "</text>"];
     const yt = ticks(ymin, ymax, 5);
     const digits = yt.length > 1 ? Math.max(0, -Math.floor(Math.log10(yt[1] - yt[0]) + 1e-9)) : 2;
@@ -384,7 +384,7 @@
     const W = 900, H = 170, m = { l: 100, r: 110 };
     const totals = [parts.reduce((a, p) => a + p.albert, 0), parts.reduce((a, p) => a + p.bert, 0)];
     const scale = (W - m.l - m.r) / Math.max(...totals);
-    const out = ['<svg viewBox="0 0 ' + W + " " + H + '" xmlns="http://www.w3.org/2000/svg" role="img">'];
+    const out = ['<svg viewBox="0 0 ' + W + " " + H + '" role="img">'];
     [["ALBERT", "albert"], ["BERT-style", "bert"]].forEach(([name, key], row) => {
       const yy = 16 + row * 44;
       let xx = m.l;
