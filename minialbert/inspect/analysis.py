@@ -457,8 +457,9 @@ def analyze(model, text: str, *, tokenizer=None, name: str | None = None, token:
     model: a checkpoint directory or Hub repo id, an `Embedder`, or an `AlbertModel` /
       `AlbertForPreTraining` (then pass `tokenizer`).
     token: the token the similarity view starts on (index or piece; default: the first word piece).
-    compare: another model (or a list of them): a checkpoint name or path, or an Embedder. Its
-      Figure 1 on the same text is overlaid (its own tokenizer splits the text; its depth may differ).
+    compare: another model, a list of them, or a dict {label: model}; each a checkpoint name or path,
+      or an Embedder. Its Figure 1 on the same text is overlaid (its own tokenizer splits the text;
+      its depth may differ).
     max_length: tokens kept, [CLS]/[SEP] included (default and maximum: the model's); longer
       texts are truncated with a `LongTextWarning`.
     """
@@ -485,7 +486,11 @@ def analyze(model, text: str, *, tokenizer=None, name: str | None = None, token:
     label = _name(model, name, "model")
     id_array = np.array(ids, dtype=np.int64)
     stats = _attention_stats(attentions, id_array == tok.cls_token_id, id_array == tok.sep_token_id)
-    others = compare if isinstance(compare, (list, tuple)) else ([] if compare is None else [compare])
+    if isinstance(compare, dict):
+        others = list(compare.items())
+    else:
+        listed = compare if isinstance(compare, (list, tuple)) else ([] if compare is None else [compare])
+        others = [(_name(other, None, f"compare {k + 1}"), other) for k, other in enumerate(listed)]
     return Report(
         model=label, text=text, config=albert.config, pieces=pieces, ids=id_array, spans=spans, special=special,
         n_tokens_full=full, max_length=max_length,
@@ -499,8 +504,7 @@ def analyze(model, text: str, *, tokenizer=None, name: str | None = None, token:
         parameters_counted=sum(p.numel() for p in albert.parameters()),
         weights_of_call=_distinct_weights(albert.encoder.layer_calls()),
         token=_pick_token(token, pieces, special),
-        compare=[_figure1_of(other, text, _name(other, None, f"compare {k + 1}"), load)
-                 for k, other in enumerate(others)],
+        compare=[_figure1_of(other, text, other_name, load) for other_name, other in others],
     )
 
 
