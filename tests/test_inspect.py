@@ -231,6 +231,24 @@ def test_save_writes_numbers_and_pngs(report, tmp_path):
     assert not list((tmp_path / "new" / "dir").glob(".*tmp"))  # no temp files left behind
 
 
+def test_without_matplotlib_the_page_and_numbers_still_come(ckpt, embedder, tmp_path, monkeypatch, capsys):
+    import sys
+
+    from minialbert.inspect.output import VizWarning
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now fails
+    r = analyze(embedder, TEXT)
+    with pytest.warns(VizWarning, match=r"pip install 'minialbert\[viz\]'"):
+        written = r.save(tmp_path / "a")
+    assert sorted(p.name for p in written) == ["figure1.csv", "figure1.json", "report.html"]
+    with pytest.raises(MinialbertError, match="PNGs need matplotlib"):
+        r.save(tmp_path / "b", png=True)
+    assert not (tmp_path / "b").exists()
+    with pytest.warns(VizWarning, match="PNGs not written: matplotlib is not installed"):
+        code, _, _ = run(["inspect", TEXT, "--model", ckpt[0], "-o", tmp_path / "c", "-q"], capsys)
+    assert code == 0 and sorted(p.name for p in (tmp_path / "c").iterdir()) == sorted(p.name for p in written)
+
+
 # ------------------------------------------------------------------------------- the CLI
 def run(argv, capsys):
     code = main([str(a) for a in argv])

@@ -76,14 +76,15 @@ def _write(path: Path, data: bytes) -> None:
 def write_report(report: Report, directory: str | os.PathLike, *, png: bool | None = None) -> list[Path]:
     """report.html, figure1.csv, figure1.json and the PNGs in `directory` (created if needed)."""
     if png and not plots.available():
-        raise MinialbertError(plots.VIZ_HINT)
+        raise MinialbertError(f"PNGs need matplotlib, which is not installed: {plots.VIZ_HINT}")
     files = {
         "report.html": report.to_html().encode("utf-8"),
         "figure1.csv": figure1_csv(report).encode("utf-8"),
         "figure1.json": figure1_json(report).encode("utf-8"),
     }
     if png is None and not plots.available():
-        warnings.warn(f"PNGs not written: {plots.VIZ_HINT} (report.html does not need it)", VizWarning, stacklevel=3)
+        warnings.warn(f"PNGs not written: matplotlib is not installed ({plots.VIZ_HINT}); report.html does not need it",
+                      VizWarning, stacklevel=3)
     elif png is not False:
         files.update(plots.render_pngs(report))
     directory = _directory(directory)
@@ -114,6 +115,6 @@ def make_report(model, text: str, directory: str | os.PathLike, *, png: bool | N
     _check_text(text)
     check_directory(directory)
     if png and not plots.available():
-        raise MinialbertError(plots.VIZ_HINT)
+        raise MinialbertError(f"PNGs need matplotlib, which is not installed: {plots.VIZ_HINT}")
     report = analyze(model, text, **analyze_kwargs)
     return report, write_report(report, directory, png=png)

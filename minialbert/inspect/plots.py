@@ -12,7 +12,7 @@ import numpy as np
 
 from .analysis import Report
 
-VIZ_HINT = "PNGs need matplotlib: pip install 'minialbert[viz]'"
+VIZ_HINT = "pip install 'minialbert[viz]'"
 
 
 def available() -> bool:

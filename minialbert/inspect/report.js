@@ -150,7 +150,9 @@
     c.title = title;
     const map = attMap(layer, head);
     paint(c, n, n, (i, j) => map[i * n + j] / attMax, sequential);
+    c.tabIndex = 0; // reachable with Tab; Enter or Space opens it like a click
     c.addEventListener("click", () => select(layer, head));
+    c.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); select(layer, head); } });
     grid.appendChild(c);
     cells.push(c);
   }
