@@ -257,8 +257,8 @@ class Report:
     def save(self, directory: str | os.PathLike, *, png: bool | None = None) -> list[Path]:
         """Write report.html, figure1.csv, figure1.json and (with matplotlib) PNGs into `directory`.
 
-        png=None draws PNGs when matplotlib is installed and says so in `self.save_notices`
-        otherwise; png=True requires it; png=False skips them. Returns the paths written.
+        png=None draws PNGs when matplotlib is installed, and otherwise skips them with a
+        `VizWarning`; png=True requires matplotlib; png=False skips them. Returns the paths written.
         """
         from .output import write_report
 
@@ -292,7 +292,7 @@ class Report:
 
 # ------------------------------------------------------------------------------ analyzing
 def _load(spec, tokenizer, *, revision, cache_dir, local_files_only, device):
-    """(AlbertModel, tokenizer, name, lowercase, max_length) from any of the accepted inputs."""
+    """(AlbertModel, tokenizer, lowercase, max_length) from any of the accepted inputs."""
     from ..embed import Embedder
     from ..model import AlbertModel
 

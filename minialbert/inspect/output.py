@@ -65,6 +65,11 @@ def _directory(path: str | os.PathLike) -> Path:
     return directory
 
 
+def _check_png(png: bool | None) -> None:
+    if png and not plots.available():
+        raise MinialbertError(f"PNGs need matplotlib, which is not installed: {plots.VIZ_HINT}")
+
+
 def _write(path: Path, data: bytes) -> None:
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
@@ -75,8 +80,7 @@ def _write(path: Path, data: bytes) -> None:
 
 def write_report(report: Report, directory: str | os.PathLike, *, png: bool | None = None) -> list[Path]:
     """report.html, figure1.csv, figure1.json and the PNGs in `directory` (created if needed)."""
-    if png and not plots.available():
-        raise MinialbertError(f"PNGs need matplotlib, which is not installed: {plots.VIZ_HINT}")
+    _check_png(png)
     files = {
         "report.html": report.to_html().encode("utf-8"),
         "figure1.csv": figure1_csv(report).encode("utf-8"),
@@ -114,7 +118,6 @@ def make_report(model, text: str, directory: str | os.PathLike, *, png: bool | N
 
     _check_text(text)
     check_directory(directory)
-    if png and not plots.available():
-        raise MinialbertError(f"PNGs need matplotlib, which is not installed: {plots.VIZ_HINT}")
+    _check_png(png)
     report = analyze(model, text, **analyze_kwargs)
     return report, write_report(report, directory, png=png)
