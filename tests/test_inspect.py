@@ -363,6 +363,11 @@ def test_report_in_headless_chromium(embedder, report, tmp_path):
             assert page.locator("#chart-l2 svg polyline").count() == 1
             assert page.locator("#chart-params svg rect").count() >= 8
 
+            page.set_content(report._repr_html_())  # the notebook view: scripts run inside the srcdoc iframe
+            frame = page.frame_locator("iframe")
+            frame.locator("#grid canvas.cell").first.wait_for()
+            assert frame.locator("#grid canvas.cell").count() == CALLS * heads
+
             page.goto(aggregated_path.as_uri())  # above 128 tokens: one mean map per layer call, a notice
             page.wait_for_function("document.querySelectorAll('#grid canvas.cell').length > 0")
             assert page.locator("#grid canvas.cell").count() == CALLS
@@ -371,4 +376,4 @@ def test_report_in_headless_chromium(embedder, report, tmp_path):
         finally:
             context.close()
     assert problems == []
-    assert requests and all(u.startswith(("file://", "data:")) for u in requests), requests
+    assert requests and all(u.startswith(("file://", "data:", "about:")) for u in requests), requests
