@@ -192,15 +192,20 @@ def test_long_text_is_truncated_with_a_notice_and_aggregated(embedder):
 
 
 def test_compare_overlays_a_model_of_another_depth(embedder, tmp_path):
-    make_hf_checkpoint(tmp_path, "AlbertModel", attn="eager", vocab_size=vocab_size(), num_hidden_layers=5, seed=3)
+    import transformers
+
+    other = make_hf_checkpoint(tmp_path, "AlbertModel", attn="eager", vocab_size=vocab_size(), num_hidden_layers=5,
+                               seed=3)
     shutil.copy(SPM, tmp_path / "spiece.model")
-    r = analyze(embedder, TEXT, name="base", compare=[str(tmp_path)])
-    other = analyze(str(tmp_path), TEXT)
-    assert [f.model for f in [r.figure1, *r.compare]] == ["base", str(tmp_path)]
-    assert len(r.compare[0].l2) == 5 and np.array_equal(r.compare[0].l2, other.figure1.l2)
+    r = analyze(embedder, TEXT, name="base", compare={"deeper": str(tmp_path)})
+    ids = transformers.AlbertTokenizer.from_pretrained(str(tmp_path))(TEXT)["input_ids"]
+    with torch.no_grad():
+        l2, angle = figure1_numbers(other(torch.tensor([ids]), output_hidden_states=True).hidden_states)
+    assert [f.model for f in [r.figure1, *r.compare]] == ["base", "deeper"]
+    assert len(r.compare[0].l2) == 5 and np.abs(r.compare[0].l2 - l2).max() <= 1e-5 * max(1.0, float(l2.max()))
     rows = r.figure1_rows()
-    assert len(rows) == CALLS + 5 and rows[-1] == {"model": str(tmp_path), "layer_call": 5,
-                                                   "l2": other.figure1.l2[-1], "angle_deg": other.figure1.angle[-1]}
+    assert len(rows) == CALLS + 5 and rows[-1]["model"] == "deeper" and rows[-1]["layer_call"] == 5
+    assert rows[-1]["angle_deg"] == pytest.approx(angle[-1], abs=1e-3)
 
 
 # ---------------------------------------------------------------------------- the page
