@@ -166,6 +166,21 @@ def cmd_fill_mask(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- inspect
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .inspect import make_report
+
+    _, written = make_report(
+        args.model, args.text, args.output, png=False if args.no_png else None, token=args.token,
+        compare=args.compare, max_length=args.max_length, revision=args.revision, cache_dir=args.cache_dir,
+        local_files_only=args.offline, device=args.device,
+    )
+    if not args.quiet:
+        print(f"wrote {', '.join(p.name for p in written)} to {args.output}", file=sys.stderr)
+    print(written[0])  # report.html, for `xdg-open "$(minialbert inspect ...)"`
+    return 0
+
+
 # ---------------------------------------------------------------- bench and pretrain
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import main as bench_main
@@ -239,6 +254,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
     p.set_defaults(func=cmd_fill_mask)
+
+    p = sub.add_parser("inspect", help="see inside: a self-contained HTML report (Figure 1, attention, similarity)")
+    p.add_argument("text", help="the text to run through the model")
+    _model_args(p)
+    p.add_argument("--output", "-o", default="inspect-report", metavar="DIR",
+                   help="directory for report.html, figure1.csv/.json and PNGs (default: %(default)s)")
+    p.add_argument("--compare", action="append", metavar="MODEL",
+                   help="overlay this checkpoint's Figure 1 (repeatable; its depth may differ)")
+    p.add_argument("--token", default=None,
+                   help="token the similarity view starts on: an index or a piece (default: the first word piece)")
+    p.add_argument("--max-length", type=int, default=None, help="tokens kept, [CLS]/[SEP] included (default: the model's)")
+    p.add_argument("--no-png", action="store_true", help="skip the matplotlib PNGs")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cpu)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+    p.set_defaults(func=cmd_inspect)
 
     for name, func, text in (("bench", cmd_bench, "benchmark minialbert against transformers (see --help)"),
                              ("pretrain", cmd_pretrain, "pre-train an ALBERT from scratch (MLM + SOP; see --help)")):
