@@ -712,8 +712,10 @@ def _read_sentence_transformers(source: ModelSource) -> dict:
 def _sentence_transformers_files(embedder: "Embedder") -> dict[str, dict | list]:
     """The JSON files of a sentence-transformers folder recording this Embedder's settings.
 
-    The v2-v5 module names and pooling flags are written on purpose: every sentence-transformers
-    version since 2 reads them (v6 converts them), and so does minialbert.
+    The v2-v5 module names and pooling flags are written on purpose: later versions read them
+    (v6 converts them), and so does minialbert. Keys that older versions' Pooling(**config)
+    would reject are written only when they matter: the weightedmean/lasttoken flags when that
+    is the mode, include_prompt when it is False.
     """
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
@@ -728,8 +730,9 @@ def _sentence_transformers_files(embedder: "Embedder") -> dict[str, dict | list]
     files["sentence_bert_config.json"] = {"max_seq_length": embedder.max_length, "do_lower_case": embedder.lowercase}
     files["1_Pooling/config.json"] = {
         "word_embedding_dimension": embedder.dim,
-        **{flag: name == mode for flag, name in ST_POOLING_FLAGS.items()},
-        "include_prompt": embedder.include_prompt,
+        **{flag: name == mode for flag, name in ST_POOLING_FLAGS.items()
+           if name in ("cls", "max", "mean", "mean_sqrt_len_tokens") or name == mode},
+        **({} if embedder.include_prompt else {"include_prompt": False}),
     }
     files["config_sentence_transformers.json"] = {
         "model_type": "SentenceTransformer",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +27,15 @@ from sentence_transformers.sentence_transformer.modules import Normalize, Poolin
 from conftest import make_hf_checkpoint
 from minialbert import Embedder
 from minialbert.cli import main as cli_main
-from minialbert.embed import LongTextWarning
 from minialbert.errors import MinialbertError
 
 SPM = Path(__file__).parent / "fixtures" / "tokenizer" / "spm" / "spiece.model"
 TOL = 1e-5
+pytestmark = pytest.mark.filterwarnings("ignore::minialbert.embed.LongTextWarning")  # truncation is intended
+
 MAX_LENGTH = 24  # below max_position_embeddings (64), so the folder's own limit is what truncates
 MODES = ["cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"]
-PROMPTS = {"query": "query: ", "passage": "passage: ", "task": "Represent the scientific claim (for retrieval): "}
+PROMPTS = {"query": "query: ", "passage": "passage: ", "task": "the task is: "}  # 5, 8, 8 tokens
 
 TEXTS = [
     "A short one.",
@@ -44,8 +44,20 @@ TEXTS = [
     "",
     "Mid length sentence about ALBERT embeddings.",
     "x",
+    "It was the best of times.",
     "Numbers like 1,234.56 and words, words.",
-]
+    "Two words",
+]  # 12, 57, 0, 35, 2, 12, 34 and 10 tokens with the fixture's small vocabulary
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """These models are tiny: a second intra-op thread only adds spin-waiting, which on a busy
+    2-core machine made each encode ~20x slower. Restored after the module."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -94,11 +106,7 @@ def main(argv):
 
 def both(st, emb, texts=TEXTS, **kwargs):
     """(sentence-transformers, minialbert) vectors; batches of 3 so that rows are padded."""
-    want = st.encode(texts, batch_size=3, **kwargs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", LongTextWarning)
-        got = emb.embed(texts, batch_size=3, **kwargs)
-    return want, got
+    return st.encode(texts, batch_size=3, **kwargs), emb.embed(texts, batch_size=3, **kwargs)
 
 
 @pytest.mark.parametrize("normalize", [False, True], ids=["plain", "normalize"])
@@ -142,6 +150,38 @@ def test_prompt_edge_cases_equal_sentence_transformers(tmp_path, transformer):
         st[1].pooling_mode = mode
         want, got = both(st, emb, prompt=long_prompt)
         assert np.abs(got - want).max() <= TOL, mode
+
+
+def test_long_text_chunks_start_every_window_with_the_prompt(tmp_path, transformer):
+    """Windows by hand, with transformers' own tokenizer and model: [CLS] prompt window [SEP],
+    pooled without [CLS] and the prompt (include_prompt false)."""
+    st = make_st(transformer, "mean", include_prompt=False)
+    emb = Embedder.from_pretrained(save_st(st, tmp_path / "st"))
+    tok, model = transformer.tokenizer, transformer.auto_model
+    prompt, text, stride = PROMPTS["query"], TEXTS[1], 3
+    joint = tok(prompt + text, add_special_tokens=False)["input_ids"]
+    k = len(tok(prompt, add_special_tokens=False)["input_ids"])
+    head, ids = joint[:k], joint[k:]
+    width = MAX_LENGTH - 2 - k
+    assert len(ids) > width
+    spans, start = [], 0
+    while True:
+        spans.append((start, min(start + width, len(ids))))
+        if spans[-1][1] == len(ids):
+            break
+        start += width - stride
+    want = []
+    for s, e in spans:
+        with torch.no_grad():
+            h = model(torch.tensor([[tok.cls_token_id, *head, *ids[s:e], tok.sep_token_id]])).last_hidden_state[0]
+        want.append(h[1 + k:].mean(0).numpy())
+    chunks = emb.embed_chunks([text], prompt_name="query", stride=stride)[0]
+    assert chunks.token_spans == spans and np.abs(chunks.vectors - np.stack(want)).max() <= TOL
+    got = emb.embed([text, TEXTS[0]], prompt_name="query", long_text="chunk", stride=stride)
+    assert np.abs(got[0] - np.average(np.stack(want), axis=0, weights=[e - s for s, e in spans])).max() <= TOL
+    assert np.abs(got[1] - st.encode(TEXTS[0], prompt_name="query")).max() <= TOL  # one window: as encode
+    with pytest.raises(MinialbertError, match="leaves no room for text"):
+        emb.embed([text], prompt="a prompt far longer than the window it has to fit into, " * 3, long_text="chunk")
 
 
 def test_similarity_and_rank_follow_the_model(tmp_path, transformer):
