@@ -189,9 +189,10 @@ class Embedder:
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Write the model, the tokenizer and a sentence-transformers layout into `directory`.
 
-        Embedder.from_pretrained and sentence-transformers (v2 to v6) both load the folder and
-        give the same vectors: pooling, include_prompt, normalization, max_length, lower-casing,
-        prompts, default_prompt_name and similarity_fn_name are all recorded.
+        Embedder.from_pretrained and sentence-transformers both load the folder and give the same
+        vectors (tested with sentence-transformers 6.2; the layout is the v2-v5 one, which later
+        versions read): pooling, include_prompt, normalization, max_length, lower-casing, prompts,
+        default_prompt_name and similarity_fn_name are all recorded.
         """
         from .files import atomic_write
 
