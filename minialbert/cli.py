@@ -104,6 +104,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if args.output is not None and not args.tokens and not str(args.output).lower().endswith(
             (".npy", ".jsonl", ".ndjson", ".json")):
         raise MinialbertError(f"unknown output format for {args.output}: use .npy, .jsonl or .json")
+    if args.tokens and (args.prompt_name is not None or args.prompt):
+        raise MinialbertError("--tokens writes the text's own tokens and takes no prompt; drop --prompt-name/--prompt")
     embedder = _embedder(args)
     if args.tokens:
         rows = [
@@ -119,7 +121,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     vectors = embedder.embed(
         texts, pooling=args.pooling, layer=_layer(args.layer), normalize=args.normalize,
         batch_size=args.batch_size, long_text=args.long_text, stride=args.stride,
-        show_progress=_show_progress(args, len(texts)),
+        show_progress=_show_progress(args, len(texts)), prompt_name=args.prompt_name, prompt=args.prompt,
     )
     if args.output is None:
         print(json.dumps([{"text": t, "vector": v.tolist()} for t, v in zip(texts, vectors)], ensure_ascii=False))
@@ -140,7 +142,9 @@ def cmd_similarity(args: argparse.Namespace) -> int:
     # unless the checkpoint (sentence-transformers) says otherwise.
     pooling = args.pooling or (embedder.pooling if embedder.from_sentence_transformers else "mean")
     ranked = embedder.rank(args.query, candidates, top_k=args.top_k, pooling=pooling,
-                           batch_size=args.batch_size, long_text=args.long_text)
+                           batch_size=args.batch_size, long_text=args.long_text,
+                           prompt_name=args.prompt_name, prompt=args.prompt,
+                           document_prompt_name=args.document_prompt_name, document_prompt=args.document_prompt)
     for score, _, text in ranked:
         print(f"{score:.4f}\t{text}")
     return 0
@@ -199,7 +203,8 @@ def _embed_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", "-i", metavar="FILE",
                    help="one text per line, or .jsonl with --field; '-' or nothing piped = stdin")
     p.add_argument("--field", default=None, help="JSON field holding the text in .jsonl input (default: text)")
-    p.add_argument("--pooling", choices=["cls", "mean", "max", "mean_sqrt_len", "pooler"], default=None,
+    p.add_argument("--pooling", choices=["cls", "mean", "max", "mean_sqrt_len", "weightedmean", "lasttoken", "pooler"],
+                   default=None,
                    help="how token vectors become one vector (default: the checkpoint's, else cls)")
     p.add_argument("--layer", default=None,
                    help="hidden layer to use: -1 last (default), 0 after the embedding projection; "
@@ -212,6 +217,17 @@ def _embed_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cpu)")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary on stderr")
+
+
+def _prompt_args(p: argparse.ArgumentParser, prefix: str = "", to: str = "each text",
+                 default: str = "the model's default prompt") -> None:
+    """--prompt-name NAME | --prompt TEXT; with prefix="document", --document-prompt-name | --document-prompt."""
+    flag = f"--{prefix}-prompt" if prefix else "--prompt"
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(flag + "-name", metavar="NAME", default=None,
+                       help=f"prepend the model's stored prompt NAME to {to} (default: {default}, if any)")
+    group.add_argument(flag, metavar="TEXT", default=None, help=f"prepend TEXT to {to} instead; '' for no prompt")
+
 
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
@@ -238,13 +254,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", metavar="FILE", help="FILE.npy (float32 matrix), .jsonl or .json; "
                    "written atomically")
     p.add_argument("--tokens", action="store_true", help="write every token's vector and offsets as JSON lines")
+    _prompt_args(p)
     p.set_defaults(func=cmd_embed)
 
-    p = sub.add_parser("similarity", help="rank candidate texts by cosine similarity to a query")
+    p = sub.add_parser("similarity", help="rank candidate texts by similarity to a query (cosine unless the "
+                       "model says otherwise)")
     p.add_argument("query", help="the query text")
     p.add_argument("candidates", nargs="*", help="candidate texts (or use --input / stdin)")
     _embed_args(p)
     p.add_argument("--top-k", "-k", type=int, default=None, help="print only the best K")
+    _prompt_args(p, to="the query", default="the model's 'query' prompt, else its default prompt")
+    _prompt_args(p, "document", to="each candidate",
+                 default="the model's 'document', 'passage' or 'corpus' prompt, else its default prompt")
     p.set_defaults(func=cmd_similarity)
 
     p = sub.add_parser("fill-mask", help="predict the words behind [MASK] with the MLM head")

@@ -63,12 +63,14 @@ def reference_vectors(ref, tok, texts, pooling, max_length=64, layer=None):
             "mean": h.mean(0),
             "max": h.max(0).values,
             "mean_sqrt_len": h.sum(0) / np.sqrt(len(ids)),
+            "weightedmean": (h * torch.arange(1, len(ids) + 1)[:, None]).sum(0) / (len(ids) * (len(ids) + 1) / 2),
+            "lasttoken": h[-1],
             "pooler": out.pooler_output[0],
         }[pooling])
     return torch.stack(rows).numpy()
 
 
-@pytest.mark.parametrize("pooling", ["cls", "mean", "max", "mean_sqrt_len", "pooler"])
+@pytest.mark.parametrize("pooling", ["cls", "mean", "max", "mean_sqrt_len", "weightedmean", "lasttoken", "pooler"])
 def test_pooling_matches_transformers_and_order_is_restored(checkpoint, embedder, pooling):
     _, ref = checkpoint
     got = embedder.embed(TEXTS, pooling=pooling, batch_size=3)  # several sorted, padded batches
