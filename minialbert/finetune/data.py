@@ -88,7 +88,8 @@ def read_examples(path, task: str, *, text_column: str | None = None, pair_colum
         pair_col = "text_pair" if "text_pair" in columns else None
     else:
         pair_col = _column(columns, pair_column, "text-pair", path, "--pair-column")
-    label_col = _column(columns, label_column or default_label, "label", path, "--label-column", required=require_labels)
+    # Without require_labels (inputs to classify), labels are not read at all.
+    label_col = _column(columns, label_column or default_label, "label", path, "--label-column") if require_labels else None
     examples = []
     for line, row in rows:
         for col in (text_col, pair_col, label_col):

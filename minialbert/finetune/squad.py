@@ -89,10 +89,12 @@ def read_squad(path, *, require_answers: bool = True) -> tuple[list[QAExample], 
         raise InputError(f"cannot read {path}: {e}") from None
     records: list[dict] = []
     version_2 = False
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError:
-        data = None
+    data = None  # JSON lines: by suffix, or when the whole file is not one JSON document
+    if path.suffix.lower() not in (".jsonl", ".ndjson"):
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError:
+            pass
     if isinstance(data, dict):
         if not isinstance(data.get("data"), list):
             raise _not_squad(path, "no \"data\" list")
@@ -195,13 +197,13 @@ def make_features(examples: Sequence[QAExample], tokenizer, *, max_length: int =
     for i, e in enumerate(examples):
         q = questions[i][:max_query_length]
         width = max_length - len(q) - 3
-        if width <= doc_stride:
+        ids, offsets = contexts[e.context]
+        if width < 1 or (len(ids) > width and width <= doc_stride):  # windows needed, but they cannot advance
             raise FinetuneError(
                 f"doc_stride {doc_stride} leaves no progress: a window has room for {width} context tokens "
                 f"(max_length {max_length} minus a {len(q)}-token question and 3 special tokens); "
                 "lower --doc-stride or --max-query-length, or raise --max-length"
             )
-        ids, offsets = contexts[e.context]
         first_tok = last_tok = None
         if training and e.answers and not e.is_impossible:
             a_text, a_start = e.answers[0]
