@@ -123,6 +123,9 @@ def test_killed_run_resumes_bit_identically(work, tmp_path):
     assert a["step"] == b["step"] == 9
     assert a["model"].keys() == b["model"].keys() and all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert a["history"] == b["history"] and a["best"] == b["best"]
+    opt_a, opt_b = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert opt_a.keys() == opt_b.keys() and all(
+        torch.equal(opt_a[k][name], opt_b[k][name]) for k in opt_a for name in ("exp_avg", "exp_avg_sq"))
     wa, wb = load_file(str(ref / "model.safetensors")), load_file(str(crash / "model.safetensors"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
