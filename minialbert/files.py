@@ -55,30 +55,19 @@ def _decode_lines(data: bytes, name: str) -> list[str]:
     return texts
 
 
-def read_texts(path: str | os.PathLike | None, *, field: str | None = None, stdin_bytes: bytes | None = None) -> list[str]:
-    """Texts from a file (one per line; .jsonl: one JSON object per line, text in `field`) or stdin.
+def _read_bytes(path: str | os.PathLike) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"input file not found: {path}") from None
+    except IsADirectoryError:
+        raise InputError(f"input is a directory, not a file: {path}") from None
+    except OSError as e:
+        raise InputError(f"cannot read input file {path}: {e.strerror}") from None
 
-    Every line of a plain file is one text, empty lines included, so row i of the output is
-    line i + 1 of the input. In .jsonl files blank lines are skipped.
-    """
-    if path is None:
-        name, data = "<stdin>", stdin_bytes or b""
-    else:
-        name = str(path)
-        try:
-            data = Path(path).read_bytes()
-        except FileNotFoundError:
-            raise InputError(f"input file not found: {path}") from None
-        except IsADirectoryError:
-            raise InputError(f"input is a directory, not a file: {path}") from None
-        except OSError as e:
-            raise InputError(f"cannot read input file {path}: {e.strerror}") from None
-    lines = _decode_lines(data, name)
-    is_jsonl = field is not None or name.endswith((".jsonl", ".ndjson"))
-    if not is_jsonl:
-        return lines
-    field = field or "text"
-    texts = []
+
+def _json_objects(lines: list[str], name: str):
+    """(line number, object) for each non-blank line of a JSON-lines file."""
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -88,6 +77,26 @@ def read_texts(path: str | os.PathLike | None, *, field: str | None = None, stdi
             raise InputError(f"{name}: line {number} is not valid JSON ({e.msg})") from None
         if not isinstance(obj, dict):
             raise InputError(f"{name}: line {number} is not a JSON object")
+        yield number, obj
+
+
+def read_texts(path: str | os.PathLike | None, *, field: str | None = None, stdin_bytes: bytes | None = None) -> list[str]:
+    """Texts from a file (one per line; .jsonl: one JSON object per line, text in `field`) or stdin.
+
+    Every line of a plain file is one text, empty lines included, so row i of the output is
+    line i + 1 of the input. In .jsonl files blank lines are skipped.
+    """
+    if path is None:
+        name, data = "<stdin>", stdin_bytes or b""
+    else:
+        name, data = str(path), _read_bytes(path)
+    lines = _decode_lines(data, name)
+    is_jsonl = field is not None or name.endswith((".jsonl", ".ndjson"))
+    if not is_jsonl:
+        return lines
+    field = field or "text"
+    texts = []
+    for number, obj in _json_objects(lines, name):
         if field not in obj:
             keys = ", ".join(sorted(obj)) or "none"
             raise InputError(f"{name}: line {number} has no field {field!r} (its fields: {keys}); "
@@ -150,25 +159,10 @@ def read_table(path: str | os.PathLike) -> tuple[list[tuple[int, dict]], list[st
     suffix = Path(path).suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         raise InputError(f"{name}: unknown table format {suffix or '(no suffix)'!r}; use .csv, .tsv or .jsonl")
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"input file not found: {path}") from None
-    except IsADirectoryError:
-        raise InputError(f"input is a directory, not a file: {path}") from None
-    except OSError as e:
-        raise InputError(f"cannot read input file {path}: {e.strerror}") from None
+    data = _read_bytes(path)
     if suffix in (".jsonl", ".ndjson"):
         rows, columns = [], {}
-        for number, line in enumerate(_decode_lines(data, name), start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"{name}: line {number} is not valid JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise InputError(f"{name}: line {number} is not a JSON object")
+        for number, obj in _json_objects(_decode_lines(data, name), name):
             rows.append((number, obj))
             columns.update(dict.fromkeys(obj))
         return rows, list(columns)

@@ -44,6 +44,7 @@ from ..errors import MinialbertError
 from . import FinetuneError
 from .data import SEQUENCE_TASKS, TASKS, check_labels, collate, collect_labels, encode_examples, encode_tagged, \
     read_examples, read_tagged
+from ..pretrain.train import _rng_state, _set_rng_state  # the same RNG bookkeeping as pre-training
 from .metrics import accuracy, entity_f1, macro_f1, matthews_corrcoef, pearson, spearman, squad_scores
 
 CHECKPOINT_DIR = "checkpoint"
@@ -332,19 +333,6 @@ def evaluate(model, data: TaskData, args, pad_id: int) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------- state & files
-def _rng_state(device: torch.device) -> dict:
-    state = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict, device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
 def _write_json(path: Path, obj) -> None:
     from ..files import atomic_write
 
