@@ -65,7 +65,7 @@ _FREE_ON_RESUME = {"resume", "overwrite", "quiet", "kill_after_step", "threads"}
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # a one-line MinialbertError instead of argparse's exit(2)
-        raise FinetuneError(f"finetune: {message} (see --help)")
+        raise FinetuneError(f"{message} (see --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,28 +138,33 @@ def _check_args(args) -> None:
                  "eval_batch_size", "max_query_length", "max_answer_length", "n_best"):
         value = getattr(args, name)
         if value is not None and value < 1:
-            raise FinetuneError(f"finetune: --{name.replace('_', '-')} must be >= 1, got {value}")
+            raise FinetuneError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if args.max_length is None:
         args.max_length = 384 if args.task == "qa" else 128
     if args.max_length < 8:
-        raise FinetuneError(f"finetune: --max-length must be >= 8, got {args.max_length}")
+        raise FinetuneError(f"--max-length must be >= 8, got {args.max_length}")
     if args.doc_stride < 0:
-        raise FinetuneError(f"finetune: --doc-stride must be >= 0, got {args.doc_stride}")
+        raise FinetuneError(f"--doc-stride must be >= 0, got {args.doc_stride}")
     if args.lr <= 0:
-        raise FinetuneError(f"finetune: --lr must be positive, got {args.lr}")
+        raise FinetuneError(f"--lr must be positive, got {args.lr}")
     if args.epochs <= 0:
-        raise FinetuneError(f"finetune: --epochs must be positive, got {args.epochs}")
+        raise FinetuneError(f"--epochs must be positive, got {args.epochs}")
     if not 0 <= args.warmup_ratio <= 1:
-        raise FinetuneError(f"finetune: --warmup-ratio must be in [0, 1], got {args.warmup_ratio}")
+        raise FinetuneError(f"--warmup-ratio must be in [0, 1], got {args.warmup_ratio}")
     if args.classifier_dropout is not None and not 0 <= args.classifier_dropout < 1:
-        raise FinetuneError(f"finetune: --classifier-dropout must be in [0, 1), got {args.classifier_dropout}")
+        raise FinetuneError(f"--classifier-dropout must be in [0, 1), got {args.classifier_dropout}")
     metric = args.metric or METRICS[args.task][0]
     if metric not in METRICS[args.task]:
-        raise FinetuneError(f"finetune: --metric {metric!r} is not a {args.task} metric; use one of "
+        raise FinetuneError(f"--metric {metric!r} is not a {args.task} metric; use one of "
                             f"{', '.join(METRICS[args.task])}")
     args.metric = metric
+    # absolute paths, so that a --resume from another directory is recognised as the same run
+    for name in ("train", "dev", "model"):
+        value = getattr(args, name)
+        if value and os.path.exists(value):
+            setattr(args, name, str(Path(value).resolve()))
     if args.labels is not None and args.task in ("regression", "qa"):
-        raise FinetuneError(f"finetune: --labels does not apply to --task {args.task}")
+        raise FinetuneError(f"--labels does not apply to --task {args.task}")
 
 
 def _device(flag: str) -> torch.device:
@@ -168,9 +173,9 @@ def _device(flag: str) -> torch.device:
     try:
         device = torch.device(flag)
     except RuntimeError:
-        raise FinetuneError(f"finetune: unknown --device {flag!r}; use auto, cpu or cuda") from None
+        raise FinetuneError(f"unknown --device {flag!r}; use auto, cpu or cuda") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise FinetuneError("finetune: --device cuda but no CUDA device is available")
+        raise FinetuneError("--device cuda but no CUDA device is available")
     return device
 
 
@@ -242,7 +247,7 @@ class TaskData:
         if args.labels:
             names = [n.strip() for n in args.labels.split(",") if n.strip()]
             if len(set(names)) != len(names) or not names:
-                raise FinetuneError(f"finetune: --labels must name distinct labels, got {args.labels!r}")
+                raise FinetuneError(f"--labels must name distinct labels, got {args.labels!r}")
             return names
         default = {i: f"LABEL_{i}" for i in range(model_config.num_labels)}
         if model_config.id2label != default:  # a fine-tuned checkpoint: keep its labels and their ids
@@ -413,7 +418,7 @@ def _train(args) -> int:
     max_steps = args.max_steps or max(1, math.ceil(args.epochs * len(data.train) / global_batch))
     warmup = args.warmup_steps if args.warmup_steps is not None else round(args.warmup_ratio * max_steps)
     if not 0 <= warmup <= max_steps:
-        raise FinetuneError(f"finetune: --warmup-steps must be in [0, {max_steps}], got {warmup}")
+        raise FinetuneError(f"--warmup-steps must be in [0, {max_steps}], got {warmup}")
     steps_per_epoch = max(1, math.ceil(len(data.train) / global_batch))
     eval_every = args.eval_every or steps_per_epoch
     save_every = args.save_every or eval_every
