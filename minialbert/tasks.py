@@ -157,9 +157,13 @@ class TextClassifier(_Pipeline):
             if len(text_pairs) != len(texts):
                 raise MinialbertError(f"{len(texts)} texts but {len(text_pairs)} text pairs")
         n = self._length(max_length)
-        full = self.tokenizer(texts, text_pairs)["input_ids"]
-        self._warn_truncated(sum(len(ids) > n for ids in full), n)
         enc = self.tokenizer(texts, text_pairs, truncation=True, max_length=n)
+        if any(len(ids) == n for ids in enc["input_ids"]):  # some may have been cut: count them
+            lengths = [len(ids) for ids in self.tokenizer.encode_batch_ids(texts + (text_pairs or []))]
+            special = 3 if text_pairs is not None else 2
+            full = [lengths[i] + (lengths[len(texts) + i] if text_pairs is not None else 0) + special
+                    for i in range(len(texts))]
+            self._warn_truncated(sum(f > n for f in full), n)
         features = [Feature(ids, types) for ids, types in zip(enc["input_ids"], enc["token_type_ids"])]
         logits = forward_in_batches(self.model, features, self.tokenizer.pad_token_id, batch_size=batch_size)
         names = [self.config.id2label[i] for i in range(self.config.num_labels)]
