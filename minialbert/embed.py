@@ -62,20 +62,6 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str, pooler_output: tor
     raise MinialbertError(f"unknown pooling {mode!r}; choose from {', '.join(POOLINGS)}")
 
 
-def window_spans(n: int, width: int, stride: int) -> list[tuple[int, int]]:
-    """[start, end) spans covering n tokens, at most `width` each, consecutive spans sharing
-    `stride` tokens (0 <= stride < width). Used for long texts here and SQuAD contexts in finetune."""
-    if n <= width:
-        return [(0, n)]
-    spans, start = [], 0
-    while True:
-        end = min(start + width, n)
-        spans.append((start, end))
-        if end == n:
-            return spans
-        start += width - stride
-
-
 # ------------------------------------------------------------------ result containers
 @dataclass
 class TokenEmbeddings:
@@ -181,9 +167,18 @@ class Embedder:
     def _windows(self, n: int, max_length: int, stride: int) -> list[tuple[int, int]]:
         """[start, end) spans of content tokens covering n tokens, overlapping by `stride`."""
         width = max_length - 2
-        if n > width and not 0 <= stride < width:
+        if n <= width:
+            return [(0, n)]
+        if not 0 <= stride < width:
             raise MinialbertError(f"stride must be in [0, {width}) for max_length {max_length}, got {stride}")
-        return window_spans(n, width, stride)
+        step = width - stride
+        spans, start = [], 0
+        while True:
+            end = min(start + width, n)
+            spans.append((start, end))
+            if end == n:
+                return spans
+            start += step
 
     def _plan(self, texts: list[str], max_length: int, long_text: str, stride: int):
         """Split texts into model inputs: returns (sequences, owner text index, spans per text)."""

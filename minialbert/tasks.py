@@ -24,8 +24,7 @@ import torch
 from .errors import MinialbertError
 from .finetune.data import Feature, collate, first_subtokens, word_spans
 from .finetune.metrics import entities as bio_entities
-from .embed import window_spans
-from .finetune.squad import Answer, QAExample, decode_answers, make_features
+from .finetune.squad import Answer, QAExample, decode_answers, make_features, window_spans
 from .hub import ModelSource
 
 

@@ -13,8 +13,7 @@ import pytest
 from minialbert.finetune import FinetuneError
 from minialbert.finetune import metrics as m
 from minialbert.finetune.data import check_labels, collect_labels, encode_tagged, read_examples, read_tagged, TaggedSentence
-from minialbert.embed import window_spans
-from minialbert.finetune.squad import QAExample, QAFeature, decode_answers, make_features, read_squad
+from minialbert.finetune.squad import QAExample, QAFeature, decode_answers, make_features, read_squad, window_spans
 
 SPM_DIR = Path(__file__).parent / "fixtures" / "tokenizer" / "spm"
 
