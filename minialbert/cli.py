@@ -179,26 +179,6 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return int(pretrain_main(args.rest) or 0)
 
 
-def _embed_args(p: argparse.ArgumentParser) -> None:
-    _model_args(p)
-    p.add_argument("--input", "-i", metavar="FILE",
-                   help="one text per line, or .jsonl with --field; '-' or nothing piped = stdin")
-    p.add_argument("--field", default=None, help="JSON field holding the text in .jsonl input (default: text)")
-    p.add_argument("--pooling", choices=["cls", "mean", "max", "mean_sqrt_len", "pooler"], default=None,
-                   help="how token vectors become one vector (default: the checkpoint's, else cls)")
-    p.add_argument("--layer", default=None,
-                   help="hidden layer to use: -1 last (default), 0 after the embedding projection; "
-                        "'-1,-2' averages layers")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-length", type=int, default=None, help="tokens per sequence, [CLS]/[SEP] included")
-    p.add_argument("--long-text", choices=["truncate", "chunk", "error"], default="truncate",
-                   help="texts over --max-length: truncate (default), chunk into overlapping windows, or error")
-    p.add_argument("--stride", type=int, default=128, help="tokens shared by consecutive windows with --long-text chunk")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cpu)")
-    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary on stderr")
-
-
 # -------------------------------------------------------------- fine-tuned task models
 # classify / answer / tag run the heads of model.py section 7 through minialbert.tasks;
 # finetune hands its argument list to minialbert.finetune.train.
@@ -364,6 +344,27 @@ def _add_task_commands(sub) -> None:
     _task_args(p)
     p.set_defaults(func=cmd_tag)
 
+
+def _embed_args(p: argparse.ArgumentParser) -> None:
+    _model_args(p)
+    p.add_argument("--input", "-i", metavar="FILE",
+                   help="one text per line, or .jsonl with --field; '-' or nothing piped = stdin")
+    p.add_argument("--field", default=None, help="JSON field holding the text in .jsonl input (default: text)")
+    p.add_argument("--pooling", choices=["cls", "mean", "max", "mean_sqrt_len", "pooler"], default=None,
+                   help="how token vectors become one vector (default: the checkpoint's, else cls)")
+    p.add_argument("--layer", default=None,
+                   help="hidden layer to use: -1 last (default), 0 after the embedding projection; "
+                        "'-1,-2' averages layers")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=None, help="tokens per sequence, [CLS]/[SEP] included")
+    p.add_argument("--long-text", choices=["truncate", "chunk", "error"], default="truncate",
+                   help="texts over --max-length: truncate (default), chunk into overlapping windows, or error")
+    p.add_argument("--stride", type=int, default=128, help="tokens shared by consecutive windows with --long-text chunk")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary on stderr")
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -406,7 +407,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
     p.set_defaults(func=cmd_fill_mask)
 
-    _add_task_commands(sub)
     for name, func, text in (("bench", cmd_bench, "benchmark minialbert against transformers (see --help)"),
                              ("pretrain", cmd_pretrain, "pre-train an ALBERT from scratch (MLM + SOP; see --help)"),
                              ("finetune", cmd_finetune, "fine-tune a task head: classify, regression, multilabel, "
@@ -414,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text, add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.set_defaults(func=func)
+    _add_task_commands(sub)
     return parser
 
 
