@@ -198,6 +198,172 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return int(pretrain_main(args.rest) or 0)
 
 
+# -------------------------------------------------------------- fine-tuned task models
+# classify / answer / tag run the heads of model.py section 7 through minialbert.tasks;
+# finetune hands its argument list to minialbert.finetune.train.
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from .finetune.train import main as finetune_main
+
+    return int(finetune_main(args.rest) or 0)
+
+
+def _task_args(p: argparse.ArgumentParser, max_length_default: int = 512) -> None:
+    _model_args(p)
+    p.add_argument("--output", "-o", metavar="FILE", help="FILE.jsonl, .json, .csv or .tsv (written atomically; "
+                   "default: JSON lines on stdout)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=None,
+                   help=f"tokens per input, special tokens included (default: {max_length_default}, or less if "
+                        "the model's max_position_embeddings is smaller)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
+    p.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+
+
+def _pipeline(cls, args: argparse.Namespace):
+    return cls.from_pretrained(args.model, revision=args.revision, cache_dir=args.cache_dir,
+                               local_files_only=args.offline, device=args.device, dtype=args.dtype)
+
+
+def _emit(args: argparse.Namespace, rows: list[dict]) -> None:
+    import json
+
+    from .files import write_rows
+
+    if args.output is None:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return
+    write_rows(args.output, rows)
+    if not args.quiet:
+        print(f"wrote {len(rows)} results to {args.output}", file=sys.stderr)
+
+
+def _plain_texts(args: argparse.Namespace, positional: list[str]) -> list[str]:
+    """Texts from arguments, a .txt/.jsonl --input (one per line / --text-column field) or stdin."""
+    args.field = args.text_column if args.input and str(args.input).endswith((".jsonl", ".ndjson")) else None
+    return _read_input(args, positional)
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from .files import TABLE_SUFFIXES, InputError
+    from .tasks import TextClassifier
+
+    pairs = args.pair or None
+    if args.input and args.input != "-" and str(args.input).lower().endswith(TABLE_SUFFIXES):
+        from .finetune.data import read_examples
+
+        if args.texts or pairs:
+            raise InputError("give texts as arguments or --input FILE, not both")
+        examples = read_examples(args.input, "classify", text_column=args.text_column, pair_column=args.pair_column,
+                                 require_labels=False)
+        texts = [e.text for e in examples]
+        if any(e.text_pair is not None for e in examples):
+            pairs = [e.text_pair or "" for e in examples]
+    else:
+        texts = _plain_texts(args, args.texts)
+        if pairs is not None and len(pairs) != len(texts):
+            raise MinialbertError(f"{len(texts)} texts but {len(pairs)} --pair texts: give one --pair per text")
+    classifier = _pipeline(TextClassifier, args)
+    results = classifier(texts, pairs, batch_size=args.batch_size, max_length=args.max_length)
+    rows = []
+    for i, (text, r) in enumerate(zip(texts, results)):
+        row = {"text": text}
+        if pairs is not None:
+            row["text_pair"] = pairs[i]
+        row.update(label=r.label, score=r.score)
+        if args.all_scores and r.scores:
+            row["scores"] = r.scores
+        rows.append(row)
+    _emit(args, rows)
+    return 0
+
+
+def cmd_answer(args: argparse.Namespace) -> int:
+    from .files import InputError
+    from .tasks import QuestionAnswerer
+
+    if args.input:
+        if args.question is not None or args.context is not None:
+            raise InputError("give --question and --context, or --input FILE, not both")
+        from .finetune.squad import read_squad
+
+        examples, _ = read_squad(args.input, require_answers=False)
+        ids = [e.id for e in examples]
+        questions, contexts = [e.question for e in examples], [e.context for e in examples]
+    else:
+        if args.question is None or args.context is None:
+            raise InputError("give --question Q and --context C (or --input FILE.jsonl with question and context)")
+        ids, questions, contexts = [None], [args.question], [args.context]
+    qa = _pipeline(QuestionAnswerer, args)
+    results = qa.answer_batch(questions, contexts, top_k=args.top_k, max_length=args.max_length,
+                              doc_stride=args.doc_stride, max_query_length=args.max_query_length,
+                              max_answer_length=args.max_answer_length, allow_no_answer=args.allow_no_answer,
+                              null_threshold=args.null_threshold, batch_size=args.batch_size)
+
+    def answer_row(a) -> dict:
+        return {"answer": a.text, "start": a.start, "end": a.end, "score": a.score, "no_answer": a.is_null}
+
+    rows = []
+    for qid, question, answers in zip(ids, questions, results):
+        row = {"id": qid} if qid is not None else {}
+        row["question"] = question
+        row.update(answer_row(answers[0]))
+        if args.top_k > 1:
+            row["answers"] = [answer_row(a) for a in answers]
+        rows.append(row)
+    _emit(args, rows)
+    return 0
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    from .tasks import TokenTagger
+
+    texts = _plain_texts(args, args.texts)
+    tagger = _pipeline(TokenTagger, args)
+    found = tagger(texts, batch_size=args.batch_size, max_length=args.max_length, stride=args.stride)
+    _emit(args, [{"text": t, "entities": [e.__dict__ for e in ents]} for t, ents in zip(texts, found)])
+    return 0
+
+
+def _add_task_commands(sub) -> None:
+    p = sub.add_parser("classify", help="label texts (or text pairs) with a fine-tuned sequence classifier")
+    p.add_argument("texts", nargs="*", help="texts to classify (or use --input / stdin)")
+    p.add_argument("--pair", action="append", metavar="TEXT",
+                   help="second text of a pair (premise/hypothesis, ...); once per text")
+    p.add_argument("--input", "-i", metavar="FILE", help=".csv/.tsv/.jsonl with --text-column (and --pair-column), "
+                   "or one text per line; '-' = stdin")
+    p.add_argument("--text-column", default=None, help="column or JSON field of the text (default: text)")
+    p.add_argument("--pair-column", default=None, help="column of the second text (default: text_pair if present)")
+    p.add_argument("--all-scores", action="store_true", help="also write every label's probability")
+    _task_args(p)
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("answer", help="extract the answer to a question from a context (extractive QA)")
+    p.add_argument("--question", "-Q", default=None)
+    p.add_argument("--context", "-C", default=None)
+    p.add_argument("--input", "-i", metavar="FILE",
+                   help="JSON lines with question and context (and id), or a SQuAD .json file")
+    p.add_argument("--top-k", "-k", type=int, default=1, help="also list the K best answers")
+    p.add_argument("--doc-stride", type=int, default=128, help="tokens shared by consecutive windows of a long context")
+    p.add_argument("--max-query-length", type=int, default=64, help="question tokens kept")
+    p.add_argument("--max-answer-length", type=int, default=30, help="longest answer, in tokens")
+    p.add_argument("--allow-no-answer", action=argparse.BooleanOptionalAction, default=None,
+                   help="SQuAD 2.0: answer 'no answer' when it scores best (default: as the model was trained)")
+    p.add_argument("--null-threshold", type=float, default=0.0,
+                   help="'no answer' must beat the best span by more than this")
+    _task_args(p, max_length_default=384)
+    p.set_defaults(func=cmd_answer)
+
+    p = sub.add_parser("tag", help="find entities (BIO tags) with character spans")
+    p.add_argument("texts", nargs="*", help="texts to tag (or use --input / stdin)")
+    p.add_argument("--input", "-i", metavar="FILE", help="one text per line, or .jsonl with --text-column")
+    p.add_argument("--text-column", default=None, help="JSON field of the text in .jsonl input (default: text)")
+    p.add_argument("--stride", type=int, default=64, help="tokens shared by consecutive windows of a long text")
+    _task_args(p)
+    p.set_defaults(func=cmd_tag)
+
+
 def _embed_args(p: argparse.ArgumentParser) -> None:
     _model_args(p)
     p.add_argument("--input", "-i", metavar="FILE",
@@ -292,14 +458,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_inspect)
 
     for name, func, text in (("bench", cmd_bench, "benchmark minialbert against transformers (see --help)"),
-                             ("pretrain", cmd_pretrain, "pre-train an ALBERT from scratch (MLM + SOP; see --help)")):
+                             ("pretrain", cmd_pretrain, "pre-train an ALBERT from scratch (MLM + SOP; see --help)"),
+                             ("finetune", cmd_finetune, "fine-tune a task head: classify, regression, multilabel, "
+                                                        "tag, qa (see --help)")):
         p = sub.add_parser(name, help=text, add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.set_defaults(func=func)
+    _add_task_commands(sub)
     return parser
 
 
-PASSTHROUGH = {"bench": cmd_bench, "pretrain": cmd_pretrain}  # commands with their own argument parser
+PASSTHROUGH = {"bench": cmd_bench, "pretrain": cmd_pretrain, "finetune": cmd_finetune}  # commands with their own argument parser
 
 
 def main(argv: list[str] | None = None) -> int:

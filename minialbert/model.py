@@ -2,7 +2,8 @@
 
     ids ──> Embeddings ──> E->H projection ──> L x AlbertLayer (shared weights) ──> h
                                                                                    ├─> pooler: tanh(W h_[CLS] + b)
-                                                                                   └─> MLM head / SOP head (pre-training)
+                                                                                   ├─> MLM head / SOP head (pre-training)
+                                                                                   └─> task heads (fine-tuning, section 7)
 
 ALBERT (Lan et al., 2019) is BERT with two parameter-saving ideas:
   1. factorized embeddings: tokens live in a small space of width E (128) and are projected to
@@ -377,7 +378,7 @@ class MLMHead(nn.Module):
 class SOPHead(nn.Module):
     def __init__(self, config: AlbertConfig):
         super().__init__()
-        self.dropout = nn.Dropout(config.classifier_dropout_prob)
+        self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.hidden_size, 2)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
@@ -444,3 +445,191 @@ class AlbertForMaskedLM(AlbertForPreTraining):
     """ALBERT with the MLM head only (no pooler, no SOP head), like transformers' class of that name."""
 
     has_sop = False
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. Task heads (fine-tuning). One small layer on top of the encoder, with the parameter names
+#    and config fields (num_labels, id2label, label2id, classifier_dropout_prob, problem_type)
+#    of transformers' AlbertFor* classes, so the fine-tuned checkpoints on the Hub load strictly.
+#
+#    sequence classification:  logits = W_c dropout(pooler_output) + b_c          (batch, num_labels)
+#    token classification:     logits_t = W_c dropout(h_t) + b_c                  (batch, seq, num_labels)
+#    question answering:       [s_t, e_t] = W_qa h_t + b_qa                        start/end score per token
+#    multiple choice:          score_k = w_c . dropout(pooler_output_k) + b_c     one score per choice k,
+#                                                                                  softmax over the choices
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class TaskOutput:
+    logits: torch.Tensor  # (batch, num_labels), (batch, seq, num_labels) or (batch, num_choices)
+    loss: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class QuestionAnsweringOutput:
+    start_logits: torch.Tensor  # (batch, seq): score of each token as the first of the answer
+    end_logits: torch.Tensor  # (batch, seq): ... as the last of the answer
+    loss: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+class AlbertTaskModel(nn.Module):
+    """What every task head shares: the encoder under `albert`, loading and saving.
+
+    A checkpoint without the head (albert-base-v2 itself, or any pre-trained model) loads with a
+    freshly initialised head and a one-line warning: that is where fine-tuning starts.
+    """
+
+    add_pooling_layer = True
+    # Parameters (minialbert names) a checkpoint may lack; weights.py initialises them if missing.
+    head_prefixes: tuple[str, ...] = ("classifier.", "albert.pooler.")
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__()
+        self.config = config
+        self.albert = AlbertModel(config, add_pooling_layer=self.add_pooling_layer)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, **kwargs):
+        """Load a checkpoint (directory or Hub repo id). Label overrides: num_labels=, id2label=,
+        label2id=, problem_type=; ignore_mismatched_sizes=True re-initialises a head of another
+        width. See weights.load_task_model."""
+        from .weights import load_task_model
+
+        return load_task_model(cls, name_or_path, **kwargs)
+
+    def save_pretrained(self, directory) -> None:
+        """config.json (labels included) + model.safetensors, readable by transformers' class of this name."""
+        from .weights import save_pretrained
+
+        save_pretrained(self, directory)
+
+
+def infer_problem_type(config: AlbertConfig, labels: torch.Tensor) -> str:
+    """transformers' rule when config.problem_type is unset: one output -> regression; integer
+    labels -> single-label (softmax) classification; otherwise multi-label (one sigmoid per label)."""
+    if config.problem_type is not None:
+        return config.problem_type
+    if config.num_labels == 1:
+        return "regression"
+    if labels.dtype in (torch.long, torch.int):
+        return "single_label_classification"
+    return "multi_label_classification"
+
+
+class AlbertForSequenceClassification(AlbertTaskModel):
+    """pooler_output -> dropout -> Linear(H, num_labels).
+
+    loss, by problem_type:  regression   MSE(logits, y)              (num_labels == 1: both squeezed)
+                            single-label -(1/N) sum_i log softmax(logits_i)[y_i]
+                            multi-label  mean BCE(sigmoid(logits), y)  (y: 0/1 per label)
+    """
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
+                output_hidden_states=False, output_attentions=False) -> TaskOutput:
+        out = self.albert(input_ids, attention_mask, token_type_ids, position_ids,
+                          output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        logits = self.classifier(self.dropout(out.pooler_output))
+        loss = None
+        if labels is not None:
+            kind = infer_problem_type(self.config, labels)
+            scores = logits.float()
+            if kind == "regression":
+                y = labels.to(scores.dtype)
+                loss = F.mse_loss(scores.squeeze(), y.squeeze()) if self.config.num_labels == 1 else F.mse_loss(scores, y)
+            elif kind == "single_label_classification":
+                loss = F.cross_entropy(scores.view(-1, self.config.num_labels), labels.view(-1))
+            else:
+                loss = F.binary_cross_entropy_with_logits(scores, labels.to(scores.dtype))
+        return TaskOutput(logits, loss, out.hidden_states, out.attentions)
+
+
+class AlbertForTokenClassification(AlbertTaskModel):
+    """Every token: h_t -> dropout -> Linear(H, num_labels). Loss: cross-entropy over the tokens
+    whose label is not -100 (padding, special tokens and non-first sub-tokens carry -100)."""
+
+    add_pooling_layer = False
+    head_prefixes = ("classifier.",)
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
+                output_hidden_states=False, output_attentions=False) -> TaskOutput:
+        out = self.albert(input_ids, attention_mask, token_type_ids, position_ids,
+                          output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        logits = self.classifier(self.dropout(out.last_hidden_state))
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.float().view(-1, self.config.num_labels), labels.view(-1), ignore_index=-100)
+        return TaskOutput(logits, loss, out.hidden_states, out.attentions)
+
+
+class AlbertForQuestionAnswering(AlbertTaskModel):
+    """Extractive QA: Linear(H, 2) on every token gives a start score s_t and an end score e_t; the
+    answer is the span i <= j maximising s_i + e_j (decoding lives in finetune/squad.py).
+
+    loss = (CE(start_logits, start) + CE(end_logits, end)) / 2, with positions clamped to [0, seq]
+    and position seq ignored: an answer outside the window contributes nothing, as in transformers.
+    """
+
+    add_pooling_layer = False
+    head_prefixes = ("qa_outputs.",)
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__(config)
+        if config.num_labels != 2:
+            from .errors import ConfigError
+
+            raise ConfigError(f"question answering needs num_labels=2 (start and end), the config says {config.num_labels}")
+        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                start_positions=None, end_positions=None, output_hidden_states=False,
+                output_attentions=False) -> QuestionAnsweringOutput:
+        out = self.albert(input_ids, attention_mask, token_type_ids, position_ids,
+                          output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        start_logits, end_logits = self.qa_outputs(out.last_hidden_state).unbind(dim=-1)
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            ignored = start_logits.shape[1]  # one past the last position
+            start = start_positions.reshape(-1).clamp(0, ignored)
+            end = end_positions.reshape(-1).clamp(0, ignored)
+            loss = (F.cross_entropy(start_logits.float(), start, ignore_index=ignored)
+                    + F.cross_entropy(end_logits.float(), end, ignore_index=ignored)) / 2
+        return QuestionAnsweringOutput(start_logits.contiguous(), end_logits.contiguous(), loss,
+                                       out.hidden_states, out.attentions)
+
+
+class AlbertForMultipleChoice(AlbertTaskModel):
+    """Inputs (batch, choices, seq): each choice is encoded on its own (as a batch of batch*choices),
+    scored by Linear(H, 1) on its pooler output; loss = cross-entropy over the choices."""
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, 1)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
+                output_hidden_states=False, output_attentions=False) -> TaskOutput:
+        if input_ids.dim() != 3:
+            raise ValueError(f"input_ids must be (batch, choices, seq), got shape {tuple(input_ids.shape)}")
+        num_choices = input_ids.shape[1]
+
+        def flat(t):
+            return None if t is None else t.reshape(-1, t.shape[-1])
+
+        out = self.albert(flat(input_ids), flat(attention_mask), flat(token_type_ids), flat(position_ids),
+                          output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        logits = self.classifier(self.dropout(out.pooler_output)).view(-1, num_choices)
+        loss = F.cross_entropy(logits.float(), labels.view(-1)) if labels is not None else None
+        return TaskOutput(logits, loss, out.hidden_states, out.attentions)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,10 @@ NAME_TABLE: list[tuple[str, str]] = [
     ("mlm_head.norm", "predictions.LayerNorm"),
     ("mlm_head", "predictions"),  # the MLM output bias: mlm_head.bias <-> predictions.bias
     ("sop_head.classifier", "sop_classifier.classifier"),
+    # task heads (model.py section 7): the same names on both sides, beside "albert." as in
+    # transformers' AlbertFor{SequenceClassification,TokenClassification,MultipleChoice,QuestionAnswering}
+    ("classifier", "classifier"),
+    ("qa_outputs", "qa_outputs"),
 ]
 # In the file but never loaded: the MLM decoder is tied to the word embeddings (and its bias to
 # predictions.bias), and old transformers versions saved two index buffers.
@@ -129,11 +134,18 @@ def _set_parameter(model: nn.Module, name: str, tensor: torch.Tensor) -> None:
     module._parameters[leaf] = nn.Parameter(tensor, requires_grad=tensor.is_floating_point())
 
 
+class NewHeadWarning(UserWarning):
+    """A task head was not in the checkpoint (or had another width) and was initialised randomly."""
+
+
 def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, strict: bool = True,
-                         source: str = "checkpoint") -> None:
+                         source: str = "checkpoint", ignore_mismatched_sizes: bool = False) -> None:
     """Put the checkpoint tensors into `model`'s parameters (assigning, not copying).
 
     Raises one CheckpointError that lists every missing key, unexpected key and wrong shape.
+    Task heads (`model.head_prefixes`) missing from the checkpoint are initialised as
+    transformers does (N(0, initializer_range) weights, zero biases) with a NewHeadWarning; with
+    `ignore_mismatched_sizes`, so is a head whose width differs from the config's.
     """
     prefix = "albert." if any(k.startswith("albert.") for k in state) else ""
     from .model import AlbertModel
@@ -149,16 +161,21 @@ def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, st
         # An AlbertModel checkpoint (no 'albert.' prefix) loaded into a pre-training class.
         wanted = {k[len("albert."):] if k.startswith("albert.") else k: v for k, v in wanted.items()}
 
-    missing, wrong_shape, found = [], [], {}
+    missing, wrong_shape, found, fresh = [], [], {}, []
     params = dict(model.named_parameters())
+    head_prefixes = getattr(model, "head_prefixes", ())
     for key, name in wanted.items():
         tensor = state.get(key)
         if tensor is None and key.endswith("predictions.bias"):
             tensor = state.get(key[: -len("bias")] + "decoder.bias")  # very old layout
+        is_head = name.startswith(head_prefixes) if head_prefixes else False
         if tensor is None:
-            missing.append(key)
+            (fresh if is_head else missing).append(name if is_head else key)
         elif tuple(tensor.shape) != tuple(params[name].shape):
-            wrong_shape.append(f"{key}: checkpoint {tuple(tensor.shape)} vs model {tuple(params[name].shape)}")
+            if is_head and ignore_mismatched_sizes:
+                fresh.append(name)
+            else:
+                wrong_shape.append(f"{key}: checkpoint {tuple(tensor.shape)} vs model {tuple(params[name].shape)}")
         else:
             found[name] = tensor
     unexpected = []
@@ -183,9 +200,36 @@ def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, st
         elif missing and all(k.startswith(("predictions.", "sop_classifier.")) for k in missing):
             hint = (" (this checkpoint has no pre-training heads: the MLM head comes with AlbertForMaskedLM "
                     "and AlbertForPreTraining checkpoints such as the official albert-base-v2)")
+        elif wrong_shape and head_prefixes and all(w.startswith(("classifier.", "qa_outputs.")) for w in wrong_shape):
+            hint = (f" (the checkpoint's head has another width than the config's num_labels="
+                    f"{model.config.num_labels}: load without overriding the labels, or pass "
+                    "ignore_mismatched_sizes=True to train a new head)")
         raise CheckpointError(f"{source} does not fit the model: " + " | ".join(problems) + hint)
     for name, tensor in found.items():
         _set_parameter(model, name, tensor)
+    if fresh:
+        _init_new_head(model, fresh, source)
+
+
+def _init_new_head(model: nn.Module, names: list[str], source: str) -> None:
+    """transformers' initialisation for the parameters a checkpoint lacked, and one line saying so."""
+    std = model.config.initializer_range
+    params = dict(model.named_parameters())
+    for name in names:
+        shape = params[name].shape
+        if name.endswith(".bias"):
+            tensor = torch.zeros(shape)
+        else:
+            tensor = torch.empty(shape).normal_(0.0, std)
+        _set_parameter(model, name, tensor)
+    modules = sorted({n.rpartition(".")[0].removeprefix("albert.") for n in names})
+    head = getattr(model, "classifier", None)
+    width = f" ({head.out_features} labels)" if "classifier" in modules and head.out_features > 1 else ""
+    warnings.warn(
+        f"{type(model).__name__}: {' and '.join(modules)}{width} not in {source}, initialised randomly; "
+        "its predictions mean nothing until you train it (minialbert finetune)",
+        NewHeadWarning, stacklevel=4,
+    )
 
 
 _INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_",
@@ -223,6 +267,7 @@ def load_pretrained(
     device: str | torch.device | None = None,
     strict: bool = True,
     config: AlbertConfig | None = None,
+    ignore_mismatched_sizes: bool = False,
     **model_kwargs: Any,
 ) -> nn.Module:
     """Build `cls` from a checkpoint directory or Hub repo, in eval mode.
@@ -243,9 +288,44 @@ def load_pretrained(
         model_kwargs["add_pooling_layer"] = any(k.endswith("pooler.weight") for k in state)
     with torch.device("meta"), _skip_init():
         model = cls(config, **model_kwargs)
-    load_state_dict_into(model, state, strict=strict, source=str(weights_path))
+    load_state_dict_into(model, state, strict=strict, source=str(weights_path),
+                         ignore_mismatched_sizes=ignore_mismatched_sizes)
     move_model(model, device, dtype)
     return model.eval()
+
+
+def load_task_model(
+    cls: type,
+    name_or_path: str | os.PathLike,
+    *,
+    num_labels: int | None = None,
+    id2label: dict | None = None,
+    label2id: dict | None = None,
+    problem_type: str | None = None,
+    ignore_mismatched_sizes: bool = False,
+    config: AlbertConfig | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """load_pretrained for the task heads of model.py section 7, with transformers' label overrides.
+
+    `id2label` (names in id order) or `num_labels` (names LABEL_i) set the head's width;
+    `label2id` defaults to the inverse of id2label.
+    """
+    if config is None:
+        hub = {k: kwargs[k] for k in ("revision", "cache_dir", "local_files_only") if k in kwargs}
+        config = AlbertConfig.from_json(ModelSource(name_or_path, **hub).file("config.json"))
+    if id2label is not None:
+        ids = sorted(int(i) for i in id2label)
+        config = config.with_labels([id2label[i] if i in id2label else id2label[str(i)] for i in ids])
+        if num_labels is not None and num_labels != config.num_labels:
+            raise MinialbertError(f"num_labels={num_labels} but id2label names {config.num_labels} labels")
+    elif num_labels is not None and num_labels != config.num_labels:
+        config = config.with_labels(num_labels)
+    if label2id is not None:
+        config = config.replace(label2id=dict(label2id))
+    if problem_type is not None:
+        config = config.replace(problem_type=problem_type)
+    return load_pretrained(cls, name_or_path, config=config, ignore_mismatched_sizes=ignore_mismatched_sizes, **kwargs)
 
 
 def move_model(model: nn.Module, device=None, dtype=None) -> None:
