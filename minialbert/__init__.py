@@ -20,6 +20,7 @@ _EXPORTS = {
     "AlbertForPreTraining": "model",
     "AlbertForMaskedLM": "model",
     "AlbertOutput": "model",
+    "InferenceEngine": "fast",
     "AlbertTokenizer": "tokenizer",
     "BatchEncoding": "tokenizer",
     "FillMask": "fill_mask",
@@ -27,6 +28,7 @@ _EXPORTS = {
     "MinialbertError": "errors",
     "CheckpointError": "errors",
     "ConfigError": "errors",
+    "ModelInputError": "errors",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
