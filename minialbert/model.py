@@ -303,25 +303,23 @@ def check_inputs(
         )
     if input_ids.dtype not in (torch.long, torch.int):
         raise ModelInputError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
-    for name, tensor, limit in (
-        ("input_ids", input_ids, config.vocab_size),
-        ("token_type_ids", token_type_ids, config.type_vocab_size),
-        ("position_ids", position_ids, config.max_position_embeddings),
+    for name, tensor, table in (
+        ("input_ids", input_ids, "vocab_size"),
+        ("token_type_ids", token_type_ids, "type_vocab_size"),
+        ("position_ids", position_ids, "max_position_embeddings"),
     ):
         if tensor is None:
             continue
-        if tuple(tensor.shape) != tuple(input_ids.shape) and not (
-            name == "position_ids" and tensor.dim() == 2 and tensor.shape[0] == 1 and tensor.shape[1] == input_ids.shape[1]
-        ):
+        shared = name != "input_ids" and tuple(tensor.shape) == (1, input_ids.shape[1])  # one row for the batch
+        if tuple(tensor.shape) != tuple(input_ids.shape) and not shared:
             raise ModelInputError(f"{name} has shape {tuple(tensor.shape)}, input_ids {tuple(input_ids.shape)}; "
                                   "they must match")
         if tensor.numel():
+            limit = getattr(config, table)
             low, high = (int(v) for v in torch.aminmax(tensor))
             if low < 0 or high >= limit:
-                bad = high if high >= limit else low
-                what = {"input_ids": "vocab_size", "token_type_ids": "type_vocab_size",
-                        "position_ids": "max_position_embeddings"}[name]
-                raise ModelInputError(f"{name} holds {bad}, outside [0, {limit}) ({what} of this model's config)")
+                raise ModelInputError(f"{name} holds {high if high >= limit else low}, outside [0, {limit}) "
+                                      f"({table} of this model's config)")
     if attention_mask is not None and tuple(attention_mask.shape) != tuple(input_ids.shape):
         raise ModelInputError(f"attention_mask has shape {tuple(attention_mask.shape)}, input_ids "
                               f"{tuple(input_ids.shape)}; they must match")

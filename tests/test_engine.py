@@ -51,6 +51,15 @@ def _name(model, param) -> str:
     return next(n for n, p in model.named_parameters() if p is param)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models: one intra-op thread (on a busy machine, OpenMP spin-waits make two 20x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def fresh_warnings():
     fast._WARNED.clear()  # "once per reason" is per process; each test starts afresh
@@ -323,8 +332,8 @@ def test_arguments_that_cannot_apply_are_one_line_errors(tokenizer):
         with torch.inference_mode(), pytest.raises(ModelInputError) as info:
             call()
         assert words in str(info.value) and "\n" not in str(info.value), (words, str(info.value))
-    with torch.no_grad():  # position_ids shared by the batch, as (1, seq), are fine
-        mlm(ids, position_ids=torch.arange(4)[None])
+    with torch.no_grad():  # positions or token types shared by the batch, as (1, seq), are fine
+        mlm(ids, position_ids=torch.arange(4)[None], token_type_ids=torch.zeros(1, 4, dtype=torch.long))
 
 
 def test_cli_embed_takes_the_fused_path(tokenizer, tmp_path, fused_calls, capsys):
@@ -337,7 +346,7 @@ def test_cli_embed_takes_the_fused_path(tokenizer, tmp_path, fused_calls, capsys
     assert fused_calls == [1]
 
 
-def test_modify_example_script(one_thread_torch):
+def test_modify_example_script():
     """scripts/modify_example.py (the README's "Modifying ALBERT") runs, and what it reports is true."""
     import importlib.util
 
@@ -359,10 +368,3 @@ def test_modify_example_script(one_thread_torch):
     assert maxdiff(result["gated_vectors"], result["no_attention_vectors"]) > 1e-3
     assert any(line.startswith("3. engine, stock model: fused path") for line in lines)
 
-
-@pytest.fixture
-def one_thread_torch():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
