@@ -13,9 +13,9 @@ attention and a position-wise feed-forward network, each followed by a residual 
 and LayerNorm ("post-LN").
 
 This file is the reference implementation: it favours the plain equations over speed, and
-calling a model always runs it, line for line, whatever you change in it. Calling the model runs
-model.py; the engine in fast.py is an optimisation that refuses to run anything it was not built
-for (it checks that the model is made of these classes, unmodified, and otherwise steps aside).
+calling a model runs it line for line, whatever you change in it. Calling the model runs
+model.py; the engine (fast.py) is an optimisation that refuses to run anything it was not built
+for: it checks that a model is made of these classes, unmodified, and otherwise steps aside.
 Parameter names here are minialbert's own; `weights.py` maps them to the Hugging Face names.
 """
 
