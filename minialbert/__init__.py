@@ -27,6 +27,7 @@ _EXPORTS = {
     "TextClassifier": "tasks",
     "TokenTagger": "tasks",
     "QuestionAnswerer": "tasks",
+    "InferenceEngine": "fast",
     "AlbertTokenizer": "tokenizer",
     "BatchEncoding": "tokenizer",
     "FillMask": "fill_mask",
@@ -34,6 +35,7 @@ _EXPORTS = {
     "MinialbertError": "errors",
     "CheckpointError": "errors",
     "ConfigError": "errors",
+    "ModelInputError": "errors",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -16,7 +16,8 @@ from typing import Any
 
 from .errors import ConfigError
 
-# The activations that ALBERT configs name (transformers' ACT2FN keys). model.py implements them.
+# The activations that ALBERT configs may name (transformers' ACT2FN keys): the keys of
+# model.ACTIVATIONS, listed here so that a config validates without importing torch.
 SUPPORTED_ACTIVATIONS = (
     "gelu_new", "gelu", "gelu_fast", "gelu_pytorch_tanh", "gelu_python", "quick_gelu",
     "relu", "relu6", "silu", "swish", "tanh", "sigmoid", "mish", "linear",

@@ -7,6 +7,11 @@
 What the seed document does by hand (tokenize, run, take last_hidden_state[:, 0]) is
 `pooling="cls"`. Texts are tokenized once, sorted by length so each batch pads little,
 run through the model, pooled, and put back in input order.
+
+Which code runs: the last layer (layer=None or -1, the default) comes from the model through
+fast.InferenceEngine, which takes its fused path for a stock model and otherwise runs the
+model's own forward (and says so once); any other `layer` needs every hidden state, so the
+model itself runs (model.py), output_hidden_states=True.
 """
 
 from __future__ import annotations
@@ -136,6 +141,7 @@ class Embedder:
                  default_prompt_name: str | None = None, include_prompt: bool = True,
                  similarity_fn_name: str = "cosine"):
         self.model = model.eval()
+        self._engine = None  # fast.InferenceEngine for self.model, made on first use
         self.tokenizer = tokenizer
         self.pooling = self._check_pooling(pooling)
         self.normalize = bool(normalize)
@@ -360,9 +366,25 @@ class Embedder:
                     progress(len(rows))
         return results
 
+    @property
+    def engine(self):
+        """The fast.InferenceEngine that runs self.model for last-layer outputs (rebuilt if the
+        model is replaced). Assign `InferenceEngine(embedder.model, int8=True)` to use int8."""
+        if self._engine is None or self._engine.model is not self.model:
+            from .fast import InferenceEngine
+
+            self._engine = InferenceEngine(self.model)
+        return self._engine
+
+    @engine.setter
+    def engine(self, engine) -> None:
+        if engine.model is not self.model:
+            raise MinialbertError("the engine must wrap this Embedder's model (embedder.model)")
+        self._engine = engine
+
     def _run_model(self, ids, mask, layer):
         if layer is None or layer == -1:
-            out = self.model(ids, attention_mask=mask)
+            out = self.engine(ids, attention_mask=mask)
             return out.last_hidden_state, out.pooler_output
         out = self.model(ids, attention_mask=mask, output_hidden_states=True)
         layers = [layer] if isinstance(layer, int) else list(layer)

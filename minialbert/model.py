@@ -13,15 +13,16 @@ Everything else is the Transformer encoder of Vaswani et al.: multi-head scaled 
 attention and a position-wise feed-forward network, each followed by a residual connection
 and LayerNorm ("post-LN").
 
-This file is the reference implementation: it favours the plain equations over speed.
-`fast.py` runs the same weights through fused kernels and is tested against this file.
+This file is the reference implementation: it favours the plain equations over speed, and
+calling a model runs it line for line, whatever you change in it. Calling the model runs
+model.py; the engine (fast.py) is an optimisation that refuses to run anything it was not built
+for: it checks that a model is made of these classes, unmodified, and otherwise steps aside.
 Parameter names here are minialbert's own; `weights.py` maps them to the Hugging Face names.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import torch
@@ -29,11 +30,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import AlbertConfig
+from .errors import ModelInputError
 
 
 # ---------------------------------------------------------------------------------------------
 # Activations. ALBERT v2 uses "gelu_new", the tanh approximation of GELU from the original
-# TensorFlow code; v1 uses the exact erf GELU. The names are the ones config.json files use.
+# TensorFlow code; v1 uses the exact erf GELU. The names are the ones config.json files use;
+# config.SUPPORTED_ACTIVATIONS lists the same names (so that a config validates without torch).
 # ---------------------------------------------------------------------------------------------
 def gelu_new(x: torch.Tensor) -> torch.Tensor:
     # GELU(x) ~= 0.5 x (1 + tanh( sqrt(2/pi) (x + 0.044715 x^3) ))
@@ -279,6 +282,50 @@ def additive_attention_mask(attention_mask: torch.Tensor | None, dtype: torch.dt
     return torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill(~keep, torch.finfo(dtype).min)
 
 
+def check_inputs(
+    config: AlbertConfig,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    token_type_ids: torch.Tensor | None = None,
+    position_ids: torch.Tensor | None = None,
+) -> None:
+    """Raise a one-line ModelInputError for inputs the model cannot use.
+
+    Without these checks an id outside a table fails deep inside nn.Embedding with "index out of
+    range in self", which does not say which input or which limit.
+    """
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+        shape = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
+        raise ModelInputError(f"input_ids must be a (batch, seq) tensor, got {shape}")
+    if input_ids.shape[1] > config.max_position_embeddings:
+        raise ModelInputError(
+            f"sequence length {input_ids.shape[1]} exceeds max_position_embeddings "
+            f"({config.max_position_embeddings}); truncate or chunk the input"
+        )
+    if input_ids.dtype not in (torch.long, torch.int):
+        raise ModelInputError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
+    for name, tensor, table in (
+        ("input_ids", input_ids, "vocab_size"),
+        ("token_type_ids", token_type_ids, "type_vocab_size"),
+        ("position_ids", position_ids, "max_position_embeddings"),
+    ):
+        if tensor is None:
+            continue
+        shared = name != "input_ids" and tuple(tensor.shape) == (1, input_ids.shape[1])  # one row for the batch
+        if tuple(tensor.shape) != tuple(input_ids.shape) and not shared:
+            raise ModelInputError(f"{name} has shape {tuple(tensor.shape)}, input_ids {tuple(input_ids.shape)}; "
+                                  "they must match")
+        if tensor.numel():
+            limit = getattr(config, table)
+            low, high = (int(v) for v in torch.aminmax(tensor))
+            if low < 0 or high >= limit:
+                raise ModelInputError(f"{name} holds {high if high >= limit else low}, outside [0, {limit}) "
+                                      f"({table} of this model's config)")
+    if attention_mask is not None and tuple(attention_mask.shape) != tuple(input_ids.shape):
+        raise ModelInputError(f"attention_mask has shape {tuple(attention_mask.shape)}, input_ids "
+                              f"{tuple(input_ids.shape)}; they must match")
+
+
 # ---------------------------------------------------------------------------------------------
 # 5. AlbertModel: embeddings + encoder + pooler
 #    pooler_output = tanh( W_p h_[CLS] + b_p )   (trained for sentence-order prediction)
@@ -308,38 +355,12 @@ class AlbertModel(nn.Module):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ) -> AlbertOutput:
-        if input_ids.dim() != 2:
-            raise ValueError(f"input_ids must be (batch, seq), got shape {tuple(input_ids.shape)}")
-        if input_ids.shape[1] > self.config.max_position_embeddings:
-            raise ValueError(
-                f"sequence length {input_ids.shape[1]} exceeds max_position_embeddings "
-                f"({self.config.max_position_embeddings}); truncate or chunk the input"
-            )
-        if self._use_fast_path(output_hidden_states, output_attentions):
-            from .fast import fast_forward
-
-            return fast_forward(self, input_ids, attention_mask, token_type_ids, position_ids)
+        check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids)
         embedded = self.embeddings(input_ids, token_type_ids, position_ids)
         mask = additive_attention_mask(attention_mask, embedded.dtype)
         h, hidden_states, attentions = self.encoder(embedded, mask, output_hidden_states, output_attentions)
         pooled = torch.tanh(self.pooler(h[:, 0])) if self.pooler is not None else None
         return AlbertOutput(h, pooled, hidden_states, attentions)
-
-    # The fused inference path (fast.py) is used automatically when nothing needs gradients or
-    # per-layer outputs: eval mode, under torch.no_grad()/inference_mode(). MINIALBERT_FAST=0
-    # forces this reference path everywhere.
-    use_fast_path: bool = True  # fast.py, proven equal by tests/test_fast.py
-
-    def _use_fast_path(self, output_hidden_states: bool, output_attentions: bool) -> bool:
-        return (
-            self.use_fast_path
-            and not self.training
-            and not torch.is_grad_enabled()
-            and not output_hidden_states
-            and not output_attentions
-            and self.config.sharing == "all"
-            and os.environ.get("MINIALBERT_FAST", "1") != "0"
-        )
 
     # Loading and saving live in weights.py; these are thin doors to it.
     @classmethod
@@ -416,18 +437,38 @@ class AlbertForPreTraining(nn.Module):
             input_ids, attention_mask, token_type_ids, position_ids,
             output_hidden_states=output_hidden_states, output_attentions=output_attentions,
         )
+        self._check_labels(input_ids, labels, sentence_order_label)
         logits = self.mlm_head(out.last_hidden_state, self.albert.embeddings.word.weight)
         sop_logits = self.sop_head(out.pooler_output) if self.sop_head is not None else None
         mlm_loss = sop_loss = loss = None
         if labels is not None:
             mlm_loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)
             loss = mlm_loss
-        if sentence_order_label is not None and sop_logits is not None:
+        if sentence_order_label is not None:
             sop_loss = F.cross_entropy(sop_logits.reshape(-1, 2).float(), sentence_order_label.reshape(-1))
             loss = sop_loss if loss is None else loss + sop_loss
         return AlbertPreTrainingOutput(
             logits, sop_logits, loss, mlm_loss, sop_loss, out.hidden_states, out.attentions
         )
+
+    def _check_labels(self, input_ids, labels, sentence_order_label) -> None:
+        """Labels the model cannot use are errors, never silently ignored."""
+        if labels is not None:
+            if tuple(labels.shape) != tuple(input_ids.shape):
+                raise ModelInputError(f"labels has shape {tuple(labels.shape)}, input_ids {tuple(input_ids.shape)}; "
+                                      "give one label per token (-100 where no prediction is scored)")
+            scored = labels[labels != -100]
+            if scored.numel() and (int(scored.min()) < 0 or int(scored.max()) >= self.config.vocab_size):
+                raise ModelInputError(f"labels must be -100 or a token id in [0, {self.config.vocab_size})")
+        if sentence_order_label is not None:
+            if self.sop_head is None:
+                raise ModelInputError(f"{type(self).__name__} has no sentence-order head: drop sentence_order_label "
+                                      "(or use AlbertForPreTraining)")
+            if sentence_order_label.numel() != input_ids.shape[0]:
+                raise ModelInputError(f"sentence_order_label has {sentence_order_label.numel()} values for a batch "
+                                      f"of {input_ids.shape[0]}; give one 0 (in order) or 1 (swapped) per sequence")
+            if sentence_order_label.numel() and (int(sentence_order_label.min()) < 0 or int(sentence_order_label.max()) > 1):
+                raise ModelInputError("sentence_order_label must be 0 (in order) or 1 (swapped)")
 
     @classmethod
     def from_pretrained(cls, name_or_path, **kwargs):
@@ -633,3 +674,21 @@ class AlbertForMultipleChoice(AlbertTaskModel):
         logits = self.classifier(self.dropout(out.pooler_output)).view(-1, num_choices)
         loss = F.cross_entropy(logits.float(), labels.view(-1)) if labels is not None else None
         return TaskOutput(logits, loss, out.hidden_states, out.attentions)
+
+
+# ---------------------------------------------------------------------------------------------
+# The methods of the classes above, and of the torch modules they are built from, as they were
+# when this file was imported. Nothing here uses the record: fast.py's InferenceEngine compares
+# the live classes with it, so that a method replaced later (monkeypatching) makes the engine
+# step aside and let the model run its own forward.
+# ---------------------------------------------------------------------------------------------
+STOCK_CLASSES = (AlbertModel, AlbertForPreTraining, AlbertForMaskedLM, Embeddings, Encoder, AlbertLayer,
+                 SelfAttention, FeedForward, MLMHead, SOPHead)
+TORCH_CLASSES = (nn.Linear, nn.LayerNorm, nn.Embedding, nn.Dropout)
+STOCK_METHODS = {  # class -> {name: the function (or property) that name resolved to, up to nn.Module}
+    cls: {name: value for base in reversed(cls.__mro__[:cls.__mro__.index(nn.Module)])
+          for name, value in vars(base).items() if callable(value) or isinstance(value, property)}
+    for cls in STOCK_CLASSES + TORCH_CLASSES
+}
+STOCK_FUNCTIONS = {"additive_attention_mask": additive_attention_mask, "check_inputs": check_inputs}
+STOCK_ACTIVATIONS = dict(ACTIVATIONS)

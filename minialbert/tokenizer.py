@@ -45,7 +45,7 @@ import sentencepiece as spm
 
 from .errors import CheckpointError, ConfigError, MinialbertError
 
-__all__ = ["AlbertTokenizer", "BatchEncoding"]
+__all__ = ["AlbertTokenizer", "BatchEncoding", "normalize_text"]
 
 SPIECE_UNDERLINE = "▁"
 
@@ -429,6 +429,36 @@ def _marks_pattern() -> re.Pattern:
 
 
 _LOWER_FIX = str.maketrans({"Σ": "σ"})  # Rust lower-cases per character: no final-sigma rule
+
+
+def normalize_text(text: str, *, do_lower_case: bool = True, keep_accents: bool = False,
+                   compat: str = "transformers") -> str:
+    """The normalization AlbertTokenizer applies before the model's own character map (step 2).
+
+    "``" and "''" -> '"'; accents stripped (NFKD, then combining marks removed) unless
+    keep_accents; lower-cased when do_lower_case. compat="original" first collapses whitespace
+    and removes marks by combining class, as google-research ALBERT does. Pre-training trains its
+    SentencePiece vocabulary on this text, so the pieces are those the tokenizer will look for.
+    """
+    if compat == "original":
+        s = " ".join(text.strip().split())
+        s = s.replace("``", '"').replace("''", '"')
+        if not keep_accents:
+            s = unicodedata.normalize("NFKD", s)
+            s = "".join(c for c in s if not unicodedata.combining(c))
+        return s.lower() if do_lower_case else s
+    s = text
+    if "`" in s or "'" in s:
+        s = s.replace("``", '"').replace("''", '"')
+    ascii_ = s.isascii()
+    if not keep_accents and not ascii_:
+        s = unicodedata.normalize("NFKD", s)
+        s = _marks_pattern().sub("", s)
+    if do_lower_case:
+        if not ascii_:
+            s = s.translate(_LOWER_FIX)
+        s = s.lower()
+    return s
 
 
 # --------------------------------------------------------------------------------------------
@@ -822,17 +852,7 @@ class AlbertTokenizer:
 
     def _normalize_fast(self, seg: str) -> str:
         """The normalized text of one stretch between added tokens (no alignment)."""
-        s = seg
-        if "`" in s or "'" in s:
-            s = s.replace("``", '"').replace("''", '"')
-        ascii_ = s.isascii()
-        if not self.keep_accents and not ascii_:
-            s = unicodedata.normalize("NFKD", s)
-            s = _marks_pattern().sub("", s)
-        if self.do_lower_case:
-            if not ascii_:
-                s = s.translate(_LOWER_FIX)
-            s = s.lower()
+        s = normalize_text(seg, do_lower_case=self.do_lower_case, keep_accents=self.keep_accents)
         if self._charsmap is not None and not self._precompiled_is_identity(s):
             s = self._hot_re.sub(self._precompiled_span, s)
         return s
@@ -1160,13 +1180,7 @@ class AlbertTokenizer:
     # ---------------------------------------------------------------- original ALBERT
 
     def _original_ids(self, text: str) -> list[int]:
-        s = " ".join(text.strip().split())
-        s = s.replace("``", '"').replace("''", '"')
-        if not self.keep_accents:
-            s = unicodedata.normalize("NFKD", s)
-            s = "".join(c for c in s if not unicodedata.combining(c))
-        if self.do_lower_case:
-            s = s.lower()
+        s = normalize_text(text, do_lower_case=self.do_lower_case, keep_accents=self.keep_accents, compat="original")
         sp = self._sp_orig
         pieces = sp.encode(s, out_type=str)
         new_pieces: list[str] = []

@@ -10,6 +10,7 @@ AlbertModel, say), which are skipped.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import re
 import warnings
@@ -78,12 +79,8 @@ def hf_name(our_name: str) -> str:
     return our_name
 
 
-def checkpoint_name(our_name: str, model: nn.Module) -> str:
-    """The key under which a parameter of `model` is stored in a Hugging Face style checkpoint."""
-    from .model import AlbertModel
-
-    if isinstance(model, AlbertModel):
-        return hf_name(our_name)
+def checkpoint_name(our_name: str) -> str:
+    """The key under which a parameter named `our_name` is stored in a Hugging Face style checkpoint."""
     # Pre-training classes: the encoder lives under "albert." as in transformers' task models.
     if our_name.startswith("albert."):
         return "albert." + hf_name(our_name[len("albert."):])
@@ -148,12 +145,11 @@ def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, st
     `ignore_mismatched_sizes`, so is a head whose width differs from the config's.
     """
     prefix = "albert." if any(k.startswith("albert.") for k in state) else ""
-    from .model import AlbertModel
-
-    is_base = isinstance(model, AlbertModel)
+    # A task model (AlbertForPreTraining, AlbertForMaskedLM) holds its encoder under "albert.".
+    is_base = not any(name.startswith("albert.") for name, _ in model.named_parameters())
     wanted: dict[str, str] = {}  # checkpoint key -> our parameter name
     for name, param in model.named_parameters():  # shared parameters appear once
-        key = checkpoint_name(name, model)
+        key = checkpoint_name(name)
         if is_base:
             key = prefix + key
         wanted[key] = name
@@ -195,7 +191,7 @@ def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, st
         problems.append(f"unexpected {len(unexpected)}: {', '.join(unexpected[:8])}{' ...' if len(unexpected) > 8 else ''}")
     if problems:
         hint = ""
-        if any(k.endswith("pooler.weight") for k in missing) and isinstance(model, AlbertModel):
+        if any(k.endswith("pooler.weight") for k in missing) and is_base:
             hint = " (this checkpoint has no pooler: load with add_pooling_layer=False)"
         elif missing and all(k.startswith(("predictions.", "sop_classifier.")) for k in missing):
             hint = (" (this checkpoint has no pre-training heads: the MLM head comes with AlbertForMaskedLM "
@@ -275,16 +271,14 @@ def load_pretrained(
     The model is created on the meta device (no random init, no memory) and the checkpoint's
     tensors are then assigned to it, so the weights exist once in memory.
     """
-    from .model import AlbertModel
-
     source = ModelSource(name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
     if config is None:
         config = AlbertConfig.from_json(source.file("config.json"))
     weights_path = find_weights(source)
     state = read_state_dict(weights_path)
-    if cls is AlbertModel and "add_pooling_layer" not in model_kwargs:
-        # Default: have a pooler exactly when the checkpoint has one (AlbertForMaskedLM
-        # checkpoints do not).
+    if "add_pooling_layer" in inspect.signature(cls).parameters and "add_pooling_layer" not in model_kwargs:
+        # AlbertModel (and subclasses): have a pooler exactly when the checkpoint has one
+        # (AlbertForMaskedLM checkpoints do not).
         model_kwargs["add_pooling_layer"] = any(k.endswith("pooler.weight") for k in state)
     with torch.device("meta"), _skip_init():
         model = cls(config, **model_kwargs)
@@ -342,19 +336,16 @@ def move_model(model: nn.Module, device=None, dtype=None) -> None:
 def save_pretrained(model: nn.Module, directory: str | os.PathLike) -> None:
     from safetensors.torch import save_file
 
-    from .model import AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
-
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise MinialbertError(f"cannot create {directory}: {e.strerror}") from None
     tensors = {
-        checkpoint_name(name, model): p.detach().to("cpu").contiguous()
+        checkpoint_name(name): p.detach().to("cpu").contiguous()
         for name, p in model.named_parameters()
     }
-    arch = {AlbertModel: "AlbertModel", AlbertForPreTraining: "AlbertForPreTraining",
-            AlbertForMaskedLM: "AlbertForMaskedLM"}.get(type(model), type(model).__name__)
+    arch = type(model).__name__  # AlbertModel, AlbertForPreTraining, AlbertForMaskedLM (transformers' names)
     config: AlbertConfig = model.config
     config = config.replace(extra={**config.extra, "architectures": [arch]})
     atomic_write(directory / "model.safetensors", lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))

@@ -8,7 +8,9 @@
 What happens, in order:
   1. the corpus is read (documents = blank-line-separated blocks) and, unless --vocab names an
      existing spiece.model, a SentencePiece unigram vocabulary with ALBERT's id layout is trained
-     on it (rank 0) and written to OUT/spiece.model;
+     on it (rank 0); the tokenizer (minialbert.AlbertTokenizer, --tokenizer-compat) is saved as
+     OUT/spiece.model + OUT/tokenizer_config.json, and tokenizes the corpus exactly as it will
+     tokenize text at inference;
   2. documents become sentence-order pairs; step s uses a batch that is a pure function of s
      (see data.py), each rank taking its own shard;
   3. each optimizer step runs --grad-accum micro-batches (gradients synchronized on the last
@@ -21,7 +23,8 @@ What happens, in order:
      and in OUT/log.jsonl.
 
 The output directory loads with minialbert.AlbertModel.from_pretrained(OUT) (or
-AlbertForPreTraining), and with transformers when --sharing is "all".
+AlbertForPreTraining, Embedder, FillMask, AlbertTokenizer), and with transformers when --sharing
+is "all" (and --tokenizer-compat is "transformers", the algorithm transformers implements).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from torch import nn
 from ..config import AlbertConfig
 from ..errors import ConfigError, MinialbertError
 from . import PretrainError
-from .data import PretrainingData, Vocab, read_documents, train_sentencepiece
+from .data import TOKENIZER_COMPATS, PretrainingData, Vocab, read_documents, train_sentencepiece
 from .objectives import PretrainingObjective
 from .optim import lr_at, make_optimizer
 
@@ -52,7 +55,7 @@ STATE_FILE = "trainer_state.pt"
 LOG_FILE = "log.jsonl"
 # Arguments that fix the data stream or the model: a resumed run must use the same values.
 _RESUME_MUST_MATCH = ("corpus", "seed", "max_seq_length", "short_seq_prob", "masked_lm_prob",
-                      "max_predictions", "max_ngram", "global_batch")
+                      "max_predictions", "max_ngram", "global_batch", "tokenizer_compat")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--vocab", help="an existing ALBERT-layout spiece.model (default: train one on the corpus)")
     io.add_argument("--vocab-size", type=int, default=None,
                     help="size of the vocabulary to train (soft limit; default: the config's, 30000)")
+    io.add_argument("--tokenizer-compat", choices=TOKENIZER_COMPATS, default="transformers",
+                    help="AlbertTokenizer's algorithm: transformers (default; what transformers and the Hub "
+                         "models use) or original (google-research ALBERT); recorded in tokenizer_config.json")
     io.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoint")
     io.add_argument("--overwrite", action="store_true", help="start afresh even if OUTPUT_DIR holds a run")
     m = p.add_argument_group("model (a --config, then any size flag overrides it)")
@@ -317,20 +323,23 @@ def _train(args, dist: _Dist) -> int:
     # 1. corpus and vocabulary
     docs = read_documents(args.corpus)
     vocab_path = out / "spiece.model"
+    threads = max(1, torch.get_num_threads())
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
         if args.vocab:
             if Path(args.vocab).resolve() != vocab_path.resolve():
-                Vocab.load(args.vocab)  # check it before copying
+                Vocab.load(args.vocab, args.tokenizer_compat)  # check it before copying
                 shutil.copyfile(args.vocab, vocab_path)
         elif state is None or not vocab_path.is_file():
             size = args.vocab_size or (AlbertConfig.from_json(args.config).vocab_size
                                        if args.config and args.config.endswith(".json") else 30000)
             if dist.main and not args.quiet:
                 print(f"training a SentencePiece vocabulary of up to {size} pieces on the corpus", flush=True)
-            train_sentencepiece(docs, vocab_path, size, seed=args.seed, threads=max(1, torch.get_num_threads()))
+            train_sentencepiece(docs, vocab_path, size, seed=args.seed, threads=threads, compat=args.tokenizer_compat)
+        # spiece.model + tokenizer_config.json (recording the compat mode): inference tokenizes as we do.
+        Vocab.load(vocab_path, args.tokenizer_compat).tokenizer.save_pretrained(out)
     dist.barrier()
-    vocab = Vocab.load(vocab_path)
+    vocab = Vocab.load(vocab_path, args.tokenizer_compat, threads=threads)
 
     # 2. model and data
     if state is not None:
@@ -466,7 +475,8 @@ def _train(args, dist: _Dist) -> int:
         log_file.write(json.dumps(final) + "\n")
         log_file.close()
         if not args.quiet:
-            print(f"done: {step} steps; model, spiece.model and log in {out}", flush=True)
+            print(f"done: {step} steps; model, tokenizer (spiece.model, tokenizer_config.json) and log in {out}",
+                  flush=True)
     if data_log is not None:
         data_log.close()
     return 0
