@@ -16,11 +16,13 @@ import sentencepiece as spm
 from ..errors import CheckpointError, ConfigError, MinialbertError
 from . import encoding
 from .encoding import BatchEncoding
-from .loading import _read_json, config_for_saving, kwargs_from_config, read_tokenizer_json
+from ..jsonio import read_json_object
+from .loading import config_for_saving, kwargs_from_config, read_tokenizer_json
 from .normalize import Normalizer
 from .original import original_ids
 from .segment import SPIECE_UNDERLINE, AddedToken, Segmenter
 from .spm_model import CONTROL, UNKNOWN, USER_DEFINED, SpmModel
+from .symbols import CLS_TOKEN, MASK_TOKEN, PAD_TOKEN, SEP_TOKEN, UNK_TOKEN
 
 
 class AlbertTokenizer:
@@ -50,11 +52,11 @@ class AlbertTokenizer:
         model_max_length: int = 512,
         compat: str = "transformers",
         added_tokens: Sequence[dict] | None = None,
-        unk_token: str = "<unk>",
-        pad_token: str = "<pad>",
-        cls_token: str = "[CLS]",
-        sep_token: str = "[SEP]",
-        mask_token: str = "[MASK]",
+        unk_token: str = UNK_TOKEN,
+        pad_token: str = PAD_TOKEN,
+        cls_token: str = CLS_TOKEN,
+        sep_token: str = SEP_TOKEN,
+        mask_token: str = MASK_TOKEN,
         num_threads: int | None = None,
     ):
         if compat not in ("transformers", "original"):
@@ -180,7 +182,7 @@ class AlbertTokenizer:
             folder = vocab_file.parent
             cfg = folder / "tokenizer_config.json"
             if cfg.is_file():
-                config = _read_json(cfg)
+                config = read_json_object(cfg)
         else:
             source = ModelSource(name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
             try:
@@ -192,7 +194,7 @@ class AlbertTokenizer:
                 ) from None
             cfg = source.file("tokenizer_config.json", required=False)
             if cfg is not None:
-                config = _read_json(cfg)
+                config = read_json_object(cfg)
             tj = source.file("tokenizer.json", required=False)
             tokenizer_file = str(tj) if tj is not None else None
 
@@ -293,8 +295,9 @@ class AlbertTokenizer:
             toks = [self._pieces[i] for i in self._original_ids(text)]
         else:
             toks = self._segmenter.tokens(text)
+        if pair is not None and not self._check_text(pair, "pair"):
+            pair = None  # an empty pair is no pair, as in __call__
         if pair is not None:
-            self._check_text(pair, "pair")
             toks_b = [self._pieces[i] for i in self._original_ids(pair)] if self.compat == "original" else self._segmenter.tokens(pair)
         if add_special_tokens:
             out = [self.cls_token, *toks, self.sep_token]
@@ -344,6 +347,13 @@ class AlbertTokenizer:
             raise MinialbertError(f"max_length must be a positive int, not {max_length!r}")
         if trunc_mode is not None and max_length is None:
             max_length = self.model_max_length
+        n_special = (3 if pairs is not None else 2) if add_special_tokens else 0
+        if trunc_mode is not None and max_length < n_special:  # type: ignore[operator]
+            raise MinialbertError(
+                f"max_length={max_length} is too small for the {n_special} special tokens "
+                f"([CLS] ... [SEP]): {n_special - max_length} more needed; "  # type: ignore[operator]
+                f"use max_length={n_special} or more"
+            )
         if return_offsets_mapping and self.compat == "original":
             raise MinialbertError("return_offsets_mapping is not available with compat='original'")
 
@@ -362,7 +372,6 @@ class AlbertTokenizer:
 
         # 2. truncation, special tokens
         input_ids, type_ids, offsets = [], [], []
-        n_special = (3 if pairs is not None else 2) if add_special_tokens else 0
         for k in range(len(texts)):
             ia = a_ids[k]
             ib = b_ids[k] if b_ids is not None else None
@@ -427,7 +436,12 @@ class AlbertTokenizer:
     def _check_inputs(self, text: Any, text_pair: Any) -> tuple[list[str], list[str] | None]:
         """(texts, pairs or None) from __call__'s arguments, with their types checked."""
         if isinstance(text, str):
-            return [text], None if text_pair is None else [self._check_text(text_pair, "text_pair")]
+            if text_pair is None:
+                return [text], None
+            # transformers v5 treats an empty second text of a single pair as no pair at all
+            # ([CLS] A [SEP]), but keeps empty pairs inside a batch ([CLS] A [SEP] [SEP]).
+            pair = self._check_text(text_pair, "text_pair")
+            return [text], [pair] if pair else None
         if not isinstance(text, (list, tuple)):
             raise TypeError(f"text must be a str or a list of str, got {type(text).__name__}")
         texts = [self._check_text(t) for t in text]

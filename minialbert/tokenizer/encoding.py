@@ -48,11 +48,8 @@ def modes(padding: Any, truncation: Any) -> tuple[str | None, str | None]:
 
 
 def truncate_lengths(la: int, lb: int | None, budget: int, mode: str) -> tuple[int, int | None]:
-    """Target lengths, as tokenizers' truncate_encodings computes them."""
-    if budget < 0:
-        raise MinialbertError(
-            f"max_length is too small: the special tokens alone need {-budget + (budget + 0)} more"
-        )
+    """Target lengths, as tokenizers' truncate_encodings computes them, for a `budget` of
+    tokens left after the special tokens (the caller checks that it is not negative)."""
     if lb is None:
         if mode == "only_second":
             raise MinialbertError("truncation='only_second' needs a text_pair")

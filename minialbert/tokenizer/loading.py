@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CheckpointError
+from ..jsonio import read_json_object
 
 if TYPE_CHECKING:
     from .albert import AlbertTokenizer
@@ -32,7 +33,7 @@ def kwargs_from_config(config: dict, tokenizer_file: str | None) -> dict[str, An
         base: dict[int, dict] = {}
         if tokenizer_file:
             try:
-                for e in _read_json(Path(tokenizer_file)).get("added_tokens") or []:
+                for e in read_json_object(Path(tokenizer_file)).get("added_tokens") or []:
                     base[int(e["id"])] = e
             except (OSError, ValueError, KeyError):
                 pass
@@ -91,13 +92,3 @@ def config_for_saving(tok: "AlbertTokenizer") -> dict[str, Any]:
         },
         "minialbert_compat": tok.compat,
     }
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read {path}: {e}") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path} does not hold a JSON object")
-    return data

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
+from typing import Iterable
 
 from .charsmap import CharsMap, apply_transformations
 from .graphemes import may_join_cluster
@@ -46,25 +47,29 @@ def _marks_pattern() -> re.Pattern:
     keep = set()
     for a, b in _RUST_KEEPS_MARKS:
         keep.update(range(a, b + 1))
-    ranges = []
-    start = None
-    prev = None
     category = unicodedata.category
     # No combining marks live outside these blocks (planes 3-13 and 15-16 have none).
-    for cp in (*range(0x300, 0xD800), *range(0xE000, 0x30000), *range(0xE0000, 0xE0200)):
-        is_mark = (category(chr(cp))[0] == "M" and cp not in keep) or cp in _RUST_STRIPS_LETTERS
-        if is_mark and start is None:
-            start = cp
-        elif not is_mark and start is not None:
-            ranges.append((start, prev))
-            start = None
-        prev = cp
-    if start is not None:
-        ranges.append((start, prev))
-    cls = "".join(
+    marks = [
+        cp
+        for cp in (*range(0x300, 0xD800), *range(0xE000, 0x30000), *range(0xE0000, 0xE0200))
+        if (category(chr(cp))[0] == "M" and cp not in keep) or cp in _RUST_STRIPS_LETTERS
+    ]
+    return re.compile(_char_class(marks))
+
+
+def _char_class(code_points: Iterable[int]) -> str:
+    """A regex character class of `code_points`, runs of consecutive ones written as ranges
+    (a class of thousands of single characters takes the re module a long time to compile)."""
+    ranges: list[list[int]] = []
+    for cp in sorted(code_points):
+        if ranges and cp == ranges[-1][1] + 1:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+    body = "".join(
         re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges
     )
-    return re.compile(f"[{cls}]")
+    return f"[{body}]"
 
 
 _LOWER_FIX = str.maketrans({"Σ": "σ"})  # Rust lower-cases per character: no final-sigma rule
@@ -132,7 +137,7 @@ class Normalizer:
             else:
                 safe.add(c)
         if grew:
-            cls = "[" + "".join(re.escape(c) for c in sorted(unsafe)) + "]"
+            cls = _char_class(map(ord, unsafe))
             # a safe base character, a run of rare ones (with single safe characters between),
             # and one safe character after (which may still join the cluster: L + LV, ZWJ + emoji)
             self._hot_re = re.compile(f"(?:(?!{cls}).)?{cls}+(?:(?!{cls}).{cls}+)*(?:(?!{cls}).)?", re.DOTALL)
