@@ -1,5 +1,6 @@
 """Property tests (hypothesis) for minialbert.AlbertTokenizer, against transformers where the
-Unicode tables allow (see test_unicode_tables_only_differences)."""
+Unicode tables allow (see test_unicode_tables_only_differences): a spiece.model folder, a
+Hub-style one with tokenizer.json, and a tokenizer.json-only folder saved by transformers v5."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import warnings
 from pathlib import Path
 
 import transformers
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from tokenizers import normalizers
@@ -81,11 +83,23 @@ def _same_tables(text: str) -> bool:
 _ASSIGNED = st.characters(blacklist_categories=("Cs", "Cn", "Co"))
 
 
+@pytest.fixture(scope="module")
+def json_only(tmp_path_factory):
+    """A folder as transformers v5 saves it: tokenizer.json, no spiece.model."""
+    d = tmp_path_factory.mktemp("json-only")
+    HF.save_pretrained(d)
+    assert not (d / "spiece.model").exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hf = transformers.AlbertTokenizer.from_pretrained(str(d))
+    return AlbertTokenizer.from_pretrained(d), hf
+
+
 @SETTINGS
-@given(st.text(alphabet=_ASSIGNED, max_size=60) | st.text(max_size=40))
-def test_random_text_parity_with_transformers(text):
+@given(text=st.text(alphabet=_ASSIGNED, max_size=60) | st.text(max_size=40))
+def test_random_text_parity_with_transformers(json_only, text):
     assume(_same_tables(text))
-    for me, hf in ((TOK, HF), (TOK_KEEP, HF_KEEP)):
+    for me, hf in ((TOK, HF), (TOK_KEEP, HF_KEEP), json_only):
         ref = hf(text, return_offsets_mapping=True)
         got = me(text, return_offsets_mapping=True)
         assert got["input_ids"] == ref["input_ids"]

@@ -6,8 +6,8 @@ from transformers/models/albert/tokenization_albert.py and tokenization_utils_to
 1. Added tokens are cut out of the raw text first (leftmost-longest match): the special
    tokens (<pad> <unk> [CLS] [SEP] [MASK]) and, when the folder has only spiece.model, the
    model's control and user-defined pieces (( ) " - . – £ € in ALBERT). With a tokenizer.json
-   the added tokens are the ones listed in that file. Each stretch of text between them is
-   processed on its own.
+   the added tokens are the ones listed in that file (those with normalized=true are looked
+   for after step 2). Each stretch of text between them is processed on its own.
 2. Normalization of each stretch, in this order: "``" -> '"', "''" -> '"'; NFKD and removal of
    all combining marks (categories Mn, Mc, Me) unless keep_accents; per-character lower-casing
    (no Greek final-sigma rule) when do_lower_case; the model's precompiled SentencePiece
@@ -17,6 +17,7 @@ from transformers/models/albert/tokenization_albert.py and tokenization_utils_to
    starts with one) and split before every "▁".
 4. Unigram (Viterbi) segmentation of each pre-token with the piece scores of spiece.model, or of
    tokenizer.json when present (its digit+comma pieces are 100 lower, from AlbertConverter).
+   transformers v5 saves tokenizer.json alone: that file is enough here too.
 5. [CLS] A [SEP] (B [SEP]), token type ids 0 / 1, longest-first truncation, right padding.
 
 Here steps 1-3 are done in Python on whole strings (str.translate, unicodedata.normalize,
@@ -30,15 +31,17 @@ step with the same alignment rules as the Rust NormalizedString, so offset_mappi
 
 The modules, in pipeline order:
 
-    spm_model.py   spiece.model read and written without protobuf
-    loading.py     tokenizer_config.json and tokenizer.json: what they mean, and saving
-    segment.py     added tokens, pre-tokenization, the C++ Viterbi, offsets      (steps 1, 3, 4)
-    normalize.py   quotes, accents, lower-casing, and the mark table             (step 2)
-    charsmap.py    the precompiled character map, per grapheme cluster          (step 2)
-    graphemes.py   grapheme cluster boundaries (UAX #29) from unicodedata
-    encoding.py    truncation, padding, BatchEncoding                           (step 5)
-    original.py    compat="original"
-    albert.py      AlbertTokenizer: the public API
+    spm_model.py       spiece.model read and written without protobuf
+    tokenizer_json.py  ALBERT's tokenizer.json read (and anything else refused) without tokenizers
+    loading.py         the files of a folder: vocabulary, tokenizer_config.json, saving
+    symbols.py         ALBERT's special pieces and sentencepiece trainer options
+    segment.py         added tokens, pre-tokenization, the C++ Viterbi, offsets  (steps 1, 3, 4)
+    normalize.py       quotes, accents, lower-casing, and the mark table         (step 2)
+    charsmap.py        the precompiled character map, per grapheme cluster      (step 2)
+    graphemes.py       grapheme cluster boundaries (UAX #29) from unicodedata
+    encoding.py        truncation, padding, BatchEncoding                       (step 5)
+    original.py        compat="original"
+    albert.py          AlbertTokenizer: the public API
 """
 
 from .albert import AlbertTokenizer

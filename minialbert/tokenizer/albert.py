@@ -17,26 +17,27 @@ from ..errors import CheckpointError, ConfigError, MinialbertError
 from . import encoding
 from .encoding import BatchEncoding
 from ..jsonio import read_json_object
-from .loading import config_for_saving, kwargs_from_config, read_tokenizer_json
+from .loading import config_for_saving, kwargs_from_config, read_vocabulary
 from .normalize import Normalizer
 from .original import original_ids
 from .segment import SPIECE_UNDERLINE, AddedToken, Segmenter
-from .spm_model import CONTROL, UNKNOWN, USER_DEFINED, SpmModel
 from .symbols import CLS_TOKEN, MASK_TOKEN, PAD_TOKEN, SEP_TOKEN, UNK_TOKEN
 
 
 class AlbertTokenizer:
     """ALBERT's SentencePiece tokenizer, equal to `transformers.AlbertTokenizer` (v5) id for id.
 
-    Build it with `AlbertTokenizer.from_pretrained(dir_or_repo_or_model_file)` or directly
-    from a `spiece.model` path. Options:
+    Build it with `AlbertTokenizer.from_pretrained(dir_or_repo_or_file)`, or directly from a
+    `spiece.model` path and/or a `tokenizer_file` (tokenizer.json). Options:
 
-    - do_lower_case (True), keep_accents (False): as in transformers / tokenizer_config.json.
+    - do_lower_case, keep_accents: from tokenizer_config.json as in transformers; when that does
+      not say, from what tokenizer.json's normalizer does; else ALBERT's True and False.
     - model_max_length (512): the default max_length for truncation and "max_length" padding.
     - compat ("transformers"): "original" switches to the google-research ALBERT algorithm
       (whitespace collapsed with str.split, sentencepiece's own normalization of the whole
       string, combining marks removed by canonical combining class, digit+comma pieces
-      re-split, special tokens in the text not recognised); see the README table.
+      re-split, special tokens in the text not recognised); see the README table. It needs
+      spiece.model.
     - num_threads: threads for sentencepiece's batched encoding (default: os.cpu_count()).
     """
 
@@ -44,11 +45,11 @@ class AlbertTokenizer:
 
     def __init__(
         self,
-        vocab_file: str | os.PathLike,
+        vocab_file: str | os.PathLike | None = None,
         *,
         tokenizer_file: str | os.PathLike | None = None,
-        do_lower_case: bool = True,
-        keep_accents: bool = False,
+        do_lower_case: bool | None = None,
+        keep_accents: bool | None = None,
         model_max_length: int = 512,
         compat: str = "transformers",
         added_tokens: Sequence[dict] | None = None,
@@ -61,81 +62,67 @@ class AlbertTokenizer:
     ):
         if compat not in ("transformers", "original"):
             raise ConfigError(f"compat must be 'transformers' or 'original', not {compat!r}")
-        self.vocab_file = str(vocab_file)
+        self.vocab_file = str(vocab_file) if vocab_file else None
         self.tokenizer_file = str(tokenizer_file) if tokenizer_file else None
-        self.do_lower_case = bool(do_lower_case)
-        self.keep_accents = bool(keep_accents)
+        vocab = read_vocabulary(self.vocab_file, self.tokenizer_file)
+        source = self.tokenizer_file or self.vocab_file
+        self.do_lower_case = bool(_first(do_lower_case, vocab.lowercase, True))
+        self.keep_accents = bool(_first(keep_accents, None if vocab.strip_accents is None else not vocab.strip_accents, False))
         self.model_max_length = int(model_max_length)
         self.compat = compat
         self.num_threads = num_threads if num_threads is not None else (os.cpu_count() or 1)
         self.padding_side = "right"
 
-        try:
-            data = Path(vocab_file).read_bytes()
-        except OSError as e:
-            raise CheckpointError(f"cannot read SentencePiece model {vocab_file}: {e}") from None
-        try:
-            model = SpmModel.parse(data)
-        except Exception:
+        # The original sentencepiece processor, for compat="original" only.
+        self._sp_orig = None
+        if vocab.spm_bytes is not None:
+            self._sp_orig = spm.SentencePieceProcessor()
+            self._sp_orig.LoadFromSerializedProto(vocab.spm_bytes)
+        elif compat == "original":
             raise CheckpointError(
-                f"{vocab_file} is not a SentencePiece model file (expected ALBERT's spiece.model)"
-            ) from None
-        if model.model_type != 1:
-            raise CheckpointError(
-                f"{vocab_file} is not a unigram SentencePiece model (ALBERT uses unigram)"
+                f"compat='original' needs ALBERT's spiece.model, and {source} comes without one: the "
+                "original algorithm runs sentencepiece's own normalizer with the model's piece types "
+                "and scores, which a tokenizer.json does not keep"
             )
-        self._spm_model = model
 
-        # The original sentencepiece processor: decoding helpers and compat="original".
-        self._sp_orig = spm.SentencePieceProcessor()
-        self._sp_orig.LoadFromSerializedProto(data)
-
-        pieces = [(p, s) for p, s, _ in model.pieces]
-        charsmap = model.charsmap
-        json_added: list[dict] | None = None
-        if self.tokenizer_file:
-            # transformers takes scores, character map and added tokens from tokenizer.json
-            pieces, charsmap, json_added = read_tokenizer_json(Path(self.tokenizer_file))
-        self._pieces = [p for p, _ in pieces]
+        self._pieces = [p for p, _ in vocab.pieces]
         self._vocab = {p: i for i, p in enumerate(self._pieces)}
+        self._n_vocab = len(self._pieces)
 
         # Special tokens: names from tokenizer_config (or ALBERT's defaults), ids from the vocab.
-        types = [t for _, _, t in model.pieces]
-        unk_from_model = next((i for i, t in enumerate(types) if t == UNKNOWN), None)
         self.unk_token = unk_token
         self.pad_token, self.cls_token, self.sep_token, self.mask_token = pad_token, cls_token, sep_token, mask_token
-        self.unk_token_id = self._vocab.get(unk_token, unk_from_model)
+        self.unk_token_id = self._vocab.get(unk_token, vocab.unk_id)
         if self.unk_token_id is None:
-            raise CheckpointError(f"{vocab_file} has no unknown piece")
+            raise CheckpointError(f"{source} has no unknown piece")
         missing = [t for t in (pad_token, cls_token, sep_token, mask_token) if t not in self._vocab]
         if missing:
-            raise CheckpointError(
-                f"{vocab_file} lacks ALBERT's special pieces {missing}: is this an ALBERT spiece.model?"
-            )
+            raise CheckpointError(f"{source} lacks ALBERT's special pieces {missing}: is this ALBERT's tokenizer?")
         self.pad_token_id = self._vocab[pad_token]
         self.cls_token_id = self._vocab[cls_token]
         self.sep_token_id = self._vocab[sep_token]
         self.mask_token_id = self._vocab[mask_token]
+        if vocab.template_ids not in (None, (self.cls_token_id, self.sep_token_id)):
+            raise CheckpointError(
+                f"{source}: its template adds ids {vocab.template_ids} around the text, not those of "
+                f"{cls_token} and {sep_token} ({self.cls_token_id}, {self.sep_token_id})"
+            )
 
         # Added tokens, as transformers registers them.
         added: dict[str, AddedToken] = {}
-        if added_tokens is not None:
-            source = list(added_tokens)
-        elif json_added is not None:
-            source = json_added
-        else:
-            source = [
-                {"content": p, "id": i, "special": t == CONTROL}
-                for i, (p, _, t) in enumerate(model.pieces)
-                if t in (CONTROL, USER_DEFINED)
-            ]
-        for entry in source:
+        for entry in added_tokens if added_tokens is not None else vocab.added_tokens:
             content = str(entry["content"])
             tid = int(entry["id"]) if entry.get("id") is not None else self._vocab.get(content)
             if tid is None:
                 continue
+            if entry.get("single_word"):
+                raise CheckpointError(
+                    f"{source}: added token {content!r} has single_word=true, which minialbert does not support"
+                )
+            special = bool(entry.get("special", False))
             added[content] = AddedToken(
-                content, tid, bool(entry.get("special", False)), bool(entry.get("lstrip", False)), bool(entry.get("rstrip", False))
+                content, tid, special, bool(entry.get("lstrip", False)), bool(entry.get("rstrip", False)),
+                normalized=bool(entry.get("normalized", not special)),  # tokenizers' default
             )
         for tok in (pad_token, unk_token, cls_token, sep_token, mask_token):
             if tok in added:
@@ -146,13 +133,10 @@ class AlbertTokenizer:
         self.all_special_ids = sorted({t.id for t in added.values() if t.special})
         self.all_special_tokens = [self._pieces[i] for i in self.all_special_ids]
 
-        self._n_vocab = len(self._pieces)
         self._normalizer = Normalizer(
-            do_lower_case=self.do_lower_case, keep_accents=self.keep_accents, charsmap=charsmap
+            do_lower_case=self.do_lower_case, keep_accents=self.keep_accents, charsmap=vocab.charsmap
         )
-        self._segmenter = Segmenter(
-            pieces, added, unk_token_id=self.unk_token_id, normalizer=self._normalizer, trainer=model.trainer
-        )
+        self._segmenter = Segmenter(vocab.pieces, added, unk_token_id=self.unk_token_id, normalizer=self._normalizer)
 
     # ---------------------------------------------------------------- loading and saving
 
@@ -166,44 +150,49 @@ class AlbertTokenizer:
         local_files_only: bool = False,
         **overrides: Any,
     ) -> "AlbertTokenizer":
-        """Load from a checkpoint folder, a Hub repo id, or a path to a `.model` file.
+        """Load from a checkpoint folder, a Hub repo id, or a path to a `.model` or tokenizer.json file.
 
-        Reads spiece.model, plus tokenizer_config.json (do_lower_case, keep_accents,
-        model_max_length, special token names, added tokens) and tokenizer.json (piece
-        scores, character map, added tokens) when present. Keyword overrides win.
+        Reads spiece.model and/or tokenizer.json (pieces, scores, character map, normalizer
+        settings, added tokens; transformers v5 saves only tokenizer.json), plus
+        tokenizer_config.json (do_lower_case, keep_accents, model_max_length, special token
+        names, added tokens) when present. Keyword overrides win.
         """
         from ..hub import ModelSource
 
         path = os.path.expanduser(os.fspath(name_or_path))
         config: dict[str, Any] = {}
-        tokenizer_file = None
+        vocab_file = tokenizer_file = None
         if os.path.isfile(path):
-            vocab_file = Path(path)
-            folder = vocab_file.parent
-            cfg = folder / "tokenizer_config.json"
+            if path.endswith(".json"):
+                tokenizer_file = path
+            else:
+                vocab_file = path
+            cfg = Path(path).parent / "tokenizer_config.json"
             if cfg.is_file():
                 config = read_json_object(cfg)
         else:
             source = ModelSource(name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
-            try:
-                vocab_file = source.file("spiece.model")
-            except CheckpointError as e:
-                raise CheckpointError(
-                    f"{e}. minialbert's AlbertTokenizer needs ALBERT's SentencePiece model "
-                    "(spiece.model); a tokenizer.json alone is not enough"
-                ) from None
+            vocab_file = source.file("spiece.model", required=False)
+            tokenizer_file = source.file("tokenizer.json", required=False)
+            if vocab_file is None and tokenizer_file is None:
+                try:
+                    source.file("spiece.model")  # raises the message that says why
+                except CheckpointError as e:
+                    raise CheckpointError(
+                        f"{e}. minialbert's AlbertTokenizer needs ALBERT's SentencePiece model "
+                        "(spiece.model) or its tokenizer.json"
+                    ) from None
             cfg = source.file("tokenizer_config.json", required=False)
             if cfg is not None:
                 config = read_json_object(cfg)
-            tj = source.file("tokenizer.json", required=False)
-            tokenizer_file = str(tj) if tj is not None else None
 
         kwargs = kwargs_from_config(config, tokenizer_file)
         kwargs.update(overrides)
-        return cls(vocab_file, **kwargs)
+        return cls(vocab_file, tokenizer_file=tokenizer_file, **kwargs)
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Write spiece.model (+ tokenizer.json when loaded with one) and tokenizer_config.json.
+        """Write the files it was loaded from (spiece.model and/or tokenizer.json, unchanged)
+        and tokenizer_config.json.
 
         `from_pretrained(directory)`, transformers' AlbertTokenizer and minialbert's Embedder read
         the folder back. tokenizer_config.json records the settings and `minialbert_compat`, so a
@@ -213,7 +202,9 @@ class AlbertTokenizer:
 
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        files = {"spiece.model": Path(self.vocab_file).read_bytes()}
+        files = {}
+        if self.vocab_file:
+            files["spiece.model"] = Path(self.vocab_file).read_bytes()
         if self.tokenizer_file:
             files["tokenizer.json"] = Path(self.tokenizer_file).read_bytes()
         config = config_for_saving(self)
@@ -479,3 +470,8 @@ class AlbertTokenizer:
 
     def batch_decode(self, sequences: Sequence[Sequence[int]], skip_special_tokens: bool = False) -> list[str]:
         return [self.decode(s, skip_special_tokens=skip_special_tokens) for s in sequences]
+
+
+def _first(*values: Any) -> Any:
+    """The first value that is not None."""
+    return next(v for v in values if v is not None)

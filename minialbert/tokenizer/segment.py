@@ -2,8 +2,10 @@
 
 1. Added tokens (special tokens, and the model's control and user-defined pieces) are cut out
    of the raw text first, leftmost-longest, honouring their lstrip/rstrip flags.
-2. Each stretch between them is normalized (normalize.py), then pre-tokenized as tokenizers'
-   WhitespaceSplit + Metaspace do it: split on Unicode White_Space, "▁" before every word.
+2. Each stretch between them is normalized (normalize.py); added tokens with normalized=True
+   (what transformers' add_tokens makes) are then cut out of the normalized text. What is left
+   is pre-tokenized as tokenizers' WhitespaceSplit + Metaspace do it: split on Unicode
+   White_Space, "▁" before every word.
 3. All pre-tokens of one text are joined into ONE string, added tokens standing in it as
    private-use sentinel characters, and segmented by sentencepiece's C++ Viterbi, batched over
    texts. The sentencepiece model used for that is a copy of the tokenizer's pieces with its
@@ -40,8 +42,9 @@ class AddedToken:
     content: str
     id: int
     special: bool
-    lstrip: bool = False
-    rstrip: bool = False
+    lstrip: bool = False  # also takes the whitespace before it
+    rstrip: bool = False  # ... and after it
+    normalized: bool = False  # matched in the normalized text (else in the raw text, first)
 
 
 class Segmenter:
@@ -54,16 +57,24 @@ class Segmenter:
         *,
         unk_token_id: int,
         normalizer: Normalizer,
-        trainer: list,
     ):
         self._pieces = [p for p, _ in pieces_and_scores]
         self._added = added
         self.unk_token_id = unk_token_id
         self._normalizer = normalizer
-        self._build(pieces_and_scores, trainer)
-        self._added_re = self._compile_added_re()
+        self._build(pieces_and_scores)
+        # As tokenizers' AddedVocabulary: tokens with normalized=False are cut out of the raw
+        # text first; those with normalized=True are then looked for (normalized themselves)
+        # in the normalized text of each stretch between.
+        self._raw_added = {t.content: t for t in added.values() if not t.normalized}
+        self._norm_added: dict[str, AddedToken] = {}
+        for t in added.values():
+            if t.normalized and normalizer.normalize(t.content):
+                self._norm_added.setdefault(normalizer.normalize(t.content), t)
+        self._added_re = _token_regex(self._raw_added)
+        self._norm_re = _token_regex(self._norm_added)
 
-    def _build(self, pieces_and_scores: list[tuple[str, float]], trainer: list) -> None:
+    def _build(self, pieces_and_scores: list[tuple[str, float]]) -> None:
         """A copy of the model for sentencepiece's Viterbi: all pieces normal (so their scores
         decide, as in the Rust Unigram model, which also matches <unk> and [CLS] as text), a
         fresh unknown piece appended, then one user-defined sentinel piece per added token."""
@@ -82,7 +93,7 @@ class Segmenter:
             self._sentinel_id_to_token.append(tok.id)
             pieces.append((ch, 0.0, USER_DEFINED))
         self._sentinel_chars = frozenset(self._sentinel_of.values())
-        proto = serialize_model(pieces, trainer)
+        proto = serialize_model(pieces)
         self._sp = spm.SentencePieceProcessor()
         self._sp.LoadFromSerializedProto(proto)
         # Lengths (in characters) of every id the segmenter can return.
@@ -94,46 +105,18 @@ class Segmenter:
             SPIECE_UNDERLINE in p[1:] for p, _ in pieces_and_scores
         )
 
-    def _compile_added_re(self) -> re.Pattern | None:
-        if not self._added:
-            return None
-        alts = []
-        for tok in sorted(self._added.values(), key=lambda t: len(t.content), reverse=True):
-            pat = re.escape(tok.content)
-            if tok.lstrip:
-                pat = _WS_CLASS + "*" + pat
-            if tok.rstrip:
-                pat = pat + _WS_CLASS + "*"
-            alts.append(f"(?:{pat})")
-        return re.compile("|".join(alts))
-
     def split_added(self, text: str) -> list[tuple[bool, int, int]]:
-        """(is_added_token, start, end) spans covering `text`."""
-        rx = self._added_re
-        if rx is None:
-            return [(False, 0, len(text))]
-        out = []
-        pos = 0
-        for m in rx.finditer(text):
-            if m.start() > pos:
-                out.append((False, pos, m.start()))
-            out.append((True, m.start(), m.end()))
-            pos = m.end()
-        if pos < len(text) or not out:
-            out.append((False, pos, len(text)))
-        return out
+        """(is_added_token, start, end) spans covering `text` (raw added tokens only)."""
+        return _split(self._added_re, text)
 
-    def _added_token_of_span(self, text: str, start: int, end: int) -> AddedToken:
-        span = text[start:end]
-        tok = self._added.get(span)
-        if tok is None:
-            tok = self._added[span.strip(WS_CHARS)] if span.strip(WS_CHARS) in self._added else None
-        if tok is None:  # lstrip/rstrip: find the content inside the whitespace
-            for t in self._added.values():
-                if t.content in span:
-                    return t
-            raise AssertionError(span)
-        return tok
+    def _pretokenize(self, norm: str) -> str:
+        """Pre-tokens of one normalized stretch, normalized added tokens as sentinels."""
+        if self._norm_re is None or not self._norm_re.search(norm):
+            return self._pretokens(norm)
+        return "".join(
+            self._sentinel_of[_token_of(self._norm_added, norm[a:b]).content] if is_added else self._pretokens(norm[a:b])
+            for is_added, a, b in _split(self._norm_re, norm)
+        )
 
     @staticmethod
     def _pretokens(s: str) -> str:
@@ -151,13 +134,13 @@ class Segmenter:
     def segmenter_input(self, text: str) -> str:
         """One string per text: pre-tokens of each stretch, sentinels for added tokens."""
         if self._added_re is None or not self._added_re.search(text):
-            return self._pretokens(self._normalizer.normalize(text))
+            return self._pretokenize(self._normalizer.normalize(text))
         parts = []
         for is_added, a, b in self.split_added(text):
             if is_added:
-                parts.append(self._sentinel_of[self._added_token_of_span(text, a, b).content])
+                parts.append(self._sentinel_of[_token_of(self._raw_added, text[a:b]).content])
             else:
-                parts.append(self._pretokens(self._normalizer.normalize(text[a:b])))
+                parts.append(self._pretokenize(self._normalizer.normalize(text[a:b])))
         return "".join(parts)
 
     def segmenter_input_aligned(self, text: str) -> tuple[str, list[int], dict[int, int]]:
@@ -166,10 +149,9 @@ class Segmenter:
         out: list[str] = []
         starts: list[int] = []
         ends_at: dict[int, int] = {}
-        spans = self.split_added(text) if self._added_re is not None else [(False, 0, len(text))]
-        for is_added, a, b in spans:
+        for is_added, a, b in self.split_added(text):
             if is_added:
-                out.append(self._sentinel_of[self._added_token_of_span(text, a, b).content])
+                out.append(self._sentinel_of[_token_of(self._raw_added, text[a:b]).content])
                 ends_at[len(starts)] = b
                 starts.append(a)
                 continue
@@ -182,17 +164,23 @@ class Segmenter:
             # pre-tokenize with alignment, a word at a time
             norm = "".join(chars) if not isinstance(chars, str) else chars
             identity = isinstance(align, range)
-            for m in _NON_WS_RE.finditer(norm):
-                ws, we = m.span()
-                first = align[ws]
-                if norm[ws] != SPIECE_UNDERLINE:
-                    out.append(SPIECE_UNDERLINE)
-                    starts.append(a + first)
-                out.append(m.group())
-                if identity:
-                    starts.extend(range(a + ws, a + we))
-                else:
-                    starts.extend([a + x for x in align[ws:we]])
+            for is_norm_added, p, q in _split(self._norm_re, norm):
+                if is_norm_added:
+                    out.append(self._sentinel_of[_token_of(self._norm_added, norm[p:q]).content])
+                    ends_at[len(starts)] = a + align[q - 1] + 1
+                    starts.append(a + align[p])
+                    continue
+                for m in _NON_WS_RE.finditer(norm, p, q):
+                    ws, we = m.span()
+                    first = align[ws]
+                    if norm[ws] != SPIECE_UNDERLINE:
+                        out.append(SPIECE_UNDERLINE)
+                        starts.append(a + first)
+                    out.append(m.group())
+                    if identity:
+                        starts.extend(range(a + ws, a + we))
+                    else:
+                        starts.extend([a + x for x in align[ws:we]])
         return "".join(out), starts, ends_at
 
     def _fix_ids(self, ids: list[int]) -> list[int]:
@@ -268,12 +256,16 @@ class Segmenter:
             surfaces = [p.surface for p in proto.pieces]
         else:
             surfaces = [None] * len(raw)
-        # An added token's string is the text it matched (with lstrip/rstrip whitespace).
-        matched = iter(
-            [text[a:b] for is_added, a, b in self.split_added(text) if is_added]
-            if self._added_re is not None
-            else []
-        )
+        # An added token's string is the text it matched (with lstrip/rstrip whitespace),
+        # in the normalized text for normalized=True tokens.
+        matched_text = []
+        for is_added, a, b in self.split_added(text):
+            if is_added:
+                matched_text.append(text[a:b])
+            elif self._norm_re is not None:
+                norm = self._normalizer.normalize(text[a:b])
+                matched_text += [norm[p:q] for is_norm_added, p, q in _split(self._norm_re, norm) if is_norm_added]
+        matched = iter(matched_text)
         out = []
         for i, surf in zip(raw, surfaces):
             if i < self._n_vocab:
@@ -283,3 +275,43 @@ class Segmenter:
             else:
                 out.append(next(matched))
         return out
+
+
+def _token_regex(tokens: dict[str, AddedToken]) -> re.Pattern | None:
+    """Leftmost-longest alternation of `tokens` (keyed by the text to match), each with the
+    whitespace its lstrip/rstrip flags take."""
+    if not tokens:
+        return None
+    alts = []
+    for key in sorted(tokens, key=len, reverse=True):
+        pat = re.escape(key)
+        if tokens[key].lstrip:
+            pat = _WS_CLASS + "*" + pat
+        if tokens[key].rstrip:
+            pat = pat + _WS_CLASS + "*"
+        alts.append(f"(?:{pat})")
+    return re.compile("|".join(alts))
+
+
+def _split(rx: re.Pattern | None, text: str) -> list[tuple[bool, int, int]]:
+    """(is_match, start, end) spans covering `text`; one unmatched span for no regex."""
+    if rx is None:
+        return [(False, 0, len(text))]
+    out = []
+    pos = 0
+    for m in rx.finditer(text):
+        if m.start() > pos:
+            out.append((False, pos, m.start()))
+        out.append((True, m.start(), m.end()))
+        pos = m.end()
+    if pos < len(text) or not out:
+        out.append((False, pos, len(text)))
+    return out
+
+
+def _token_of(tokens: dict[str, AddedToken], span: str) -> AddedToken:
+    """The token a regex match `span` stands for (the match may hold lstrip/rstrip whitespace)."""
+    tok = tokens.get(span) or tokens.get(span.strip(WS_CHARS))
+    if tok is None:  # whitespace that is itself part of a token's content
+        tok = next(t for key, t in tokens.items() if key in span)
+    return tok

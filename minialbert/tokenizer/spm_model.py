@@ -128,18 +128,17 @@ class SpmModel:
         return self.normalizer.get(2, b"")
 
 
-def serialize_model(pieces: list[tuple[str, float, int]], trainer: list) -> bytes:
+def serialize_model(pieces: list[tuple[str, float, int]]) -> bytes:
+    """A unigram model of `pieces` (piece, score, type) with all normalization off: identity
+    rule, no dummy prefix, no whitespace removal or escaping. The input we give it is already
+    normalized and pre-tokenized. No special ids are set, so none are re-derived."""
     out = []
     for piece, score, ptype in pieces:
         body = _encode_fields(
             [(1, 2, piece.encode("utf-8")), (2, 5, struct.pack("<f", score)), (3, 0, ptype)]
         )
         out.append((1, 2, body))
-    # Keep the trainer spec (model type) but drop fields that would make sentencepiece
-    # re-derive special ids; normalization fully off: identity, no dummy prefix, no
-    # whitespace removal or escaping. The input we give it is already normalized.
-    keep = [(f, w, v) for f, w, v in trainer if f in (3,)]
-    out.append((2, 2, _encode_fields(keep)))
+    out.append((2, 2, _encode_fields([(3, 0, 1)])))  # trainer_spec: model_type = UNIGRAM
     normalizer = _encode_fields(
         [(1, 2, b"identity"), (3, 0, 0), (4, 0, 0), (5, 0, 0)]
     )
