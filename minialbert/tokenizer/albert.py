@@ -14,9 +14,9 @@ from typing import Any, Sequence
 import sentencepiece as spm
 
 from ..errors import CheckpointError, ConfigError, MinialbertError
+from ..jsonio import read_json_object
 from . import encoding
 from .encoding import BatchEncoding
-from ..jsonio import read_json_object
 from .loading import config_for_saving, kwargs_from_config, read_vocabulary
 from .normalize import Normalizer
 from .original import original_ids

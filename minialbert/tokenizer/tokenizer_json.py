@@ -14,12 +14,12 @@ was found: minialbert would otherwise tokenize differently from the file, silent
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError
+from ..jsonio import read_json
 from .segment import SPIECE_UNDERLINE
 
 _QUOTES = (("``", '"'), ("''", '"'))
@@ -44,10 +44,7 @@ class _Refused(Exception):
 
 def read_tokenizer_json(path: str | Path) -> TokenizerJson:
     """Parse and check an ALBERT tokenizer.json; CheckpointError (one line) otherwise."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read {path}: {e}") from None
+    data = read_json(path)
     try:
         if not isinstance(data, dict):
             raise _Refused("it does not hold a JSON object")
