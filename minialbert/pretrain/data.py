@@ -39,13 +39,12 @@ import numpy as np
 
 from ..errors import CheckpointError
 from ..tokenizer import AlbertTokenizer, normalize_text
+from ..tokenizer.symbols import CONTROL_SYMBOLS, USER_DEFINED_SYMBOLS
 from . import PretrainError
 from .masking import mask_tokens, word_start_table
 
 # ALBERT's id layout (see NOTES / the official spiece.model).
 PAD, UNK, CLS, SEP, MASK = 0, 1, 2, 3, 4
-CONTROL_SYMBOLS = ["[CLS]", "[SEP]", "[MASK]"]
-USER_DEFINED_SYMBOLS = ["(", ")", '"', "-", ".", "–", "£", "€"]
 TOKENIZER_COMPATS = ("transformers", "original")
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
