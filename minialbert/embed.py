@@ -4,24 +4,23 @@
     emb = Embedder.from_pretrained("albert-base-v2")
     vectors = emb.embed(["first text", "second text"], pooling="mean")   # (2, 768) float32
 
-What the seed document does by hand (tokenize, run, take last_hidden_state[:, 0]) is
+The usual transformers recipe (tokenize, run the model, take last_hidden_state[:, 0]) is
 `pooling="cls"`. Texts are tokenized once, sorted by length so each batch pads little,
 run through the model, pooled, and put back in input order.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 
-from .errors import CheckpointError, ConfigError, MinialbertError
+from .errors import ConfigError, MinialbertError
+from .files import read_json
 from .hub import ModelSource
 from .model import AlbertModel
 
@@ -37,7 +36,7 @@ class LongTextWarning(UserWarning):
 def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str, pooler_output: torch.Tensor | None = None) -> torch.Tensor:
     """(batch, seq, H) token vectors + (batch, seq) mask -> (batch, H) one vector per text.
 
-    cls:           h_[CLS], the first token (the seed document's choice)
+    cls:           h_[CLS], the first token (BERT's sentence vector, the usual recipe)
     mean:          sum_t m_t h_t / sum_t m_t           (padding excluded)
     max:           max over real tokens, per dimension
     mean_sqrt_len: sum_t m_t h_t / sqrt(sum_t m_t)    (sentence-transformers' mode)
@@ -330,7 +329,7 @@ class Embedder:
             weights = torch.tensor([float(e - s) for s, e in text_spans])
             if len(text_spans) == 1:
                 vectors[i] = chunk[0]
-            else:  # token-count-weighted mean of the windows (the document's section 9.3)
+            else:  # token-count-weighted mean of the windows (README: Embedder, long texts)
                 vectors[i] = (chunk * weights[:, None]).sum(0) / weights.sum()
             k += len(text_spans)
         if normalize:
@@ -414,21 +413,12 @@ def _dtype(dtype) -> torch.dtype | None:
 
 
 # ------------------------------------------------------------- sentence-transformers
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read {path}: {e}") from None
-
-
 def _read_sentence_transformers(source: ModelSource) -> dict:
     """Defaults from a sentence-transformers layout (modules.json), or {} for a plain checkpoint."""
     modules_path = source.file("modules.json", required=False)
     if modules_path is None:
         return {}
-    modules = _read_json(modules_path)
-    if not isinstance(modules, list):
-        raise CheckpointError(f"{modules_path}: expected a list of modules")
+    modules = read_json(modules_path, expect=list)
     found: dict = {}
     for module in sorted(modules, key=lambda m: m.get("idx", 0)):
         kind = str(module.get("type", "")).rsplit(".", 1)[-1]
@@ -437,12 +427,12 @@ def _read_sentence_transformers(source: ModelSource) -> dict:
             found["transformer_path"] = path
             cfg_path = source.file((f"{path}/" if path else "") + "sentence_bert_config.json", required=False)
             if cfg_path is not None:
-                cfg = _read_json(cfg_path)
+                cfg = read_json(cfg_path)
                 if cfg.get("max_seq_length"):
                     found["max_length"] = int(cfg["max_seq_length"])
                 found["lowercase"] = bool(cfg.get("do_lower_case", False))
         elif kind == "Pooling":
-            cfg = _read_json(source.file(f"{path}/config.json"))
+            cfg = read_json(source.file(f"{path}/config.json"))
             modes = [name for flag, name in (
                 ("pooling_mode_cls_token", "cls"), ("pooling_mode_max_tokens", "max"),
                 ("pooling_mode_mean_tokens", "mean"), ("pooling_mode_mean_sqrt_len_tokens", "mean_sqrt_len"),
