@@ -1,7 +1,9 @@
 """minialbert vs transformers (vs ONNX Runtime), side by side in one process.
 
     python scripts/bench.py [--quick] [--json bench.json] [--checkpoint DIR]
-    minialbert bench [--quick] ...
+
+It lives outside the package because it needs transformers and onnxruntime (the `bench`
+extra) and the test fixtures' tokenizer; minialbert itself imports neither.
 
 What it measures (fp32 unless said otherwise, `--threads` threads, default 2):
   * model level, the same random-weight albert-base-v2-sized checkpoint for every side:
@@ -12,7 +14,7 @@ What it measures (fp32 unless said otherwise, `--threads` threads, default 2):
     int8 when it is installed), with their agreement with minialbert fp32 (cosine similarity
     of pooled embeddings and max |diff| of last_hidden_state);
   * a mixed-length corpus (fixed seed, lognormal lengths), raw strings -> vectors: the minialbert
-    Embedder vs transformers run the way the seed document does (given order, batches of 32,
+    Embedder vs transformers run the usual way (given order, batches of 32,
     padding to the longest) and vs transformers fed the Embedder's length-sorted batches;
   * cold start, in separate fresh processes: import, load, embed one sentence; wall and peak RSS.
 The sides alternate within each round ("interleaved") so that load from other processes hits
@@ -32,6 +34,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 # ----------------------------------------------------------------------------- inputs
 _WORDS = (
@@ -94,7 +99,7 @@ BASE_V2 = dict(vocab_size=30000, embedding_size=128, hidden_size=768, num_hidden
 
 
 def _tokenizer_files() -> Path | None:
-    here = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "tokenizer" / "hub"
+    here = REPO / "tests" / "fixtures" / "tokenizer" / "hub"
     return here if (here / "spiece.model").exists() else None
 
 
@@ -121,8 +126,8 @@ def build_checkpoint(directory: Path) -> Path:
 
     import torch
 
-    from .config import AlbertConfig
-    from .model import AlbertModel
+    from minialbert.config import AlbertConfig
+    from minialbert.model import AlbertModel
 
     directory.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
@@ -151,7 +156,7 @@ def _load_sides(ckpt: Path, threads: int):
     import torch
     import transformers
 
-    from .model import AlbertModel
+    from minialbert.model import AlbertModel
 
     torch.set_num_threads(threads)
     transformers.logging.set_verbosity_error()
@@ -209,7 +214,7 @@ def _int8_model(ours):
     """A copy of the model with minialbert.quantize's int8 GEMMs, or (None, reason)."""
     import copy
 
-    from .quantize import int8_available, quantize_int8
+    from minialbert.quantize import int8_available, quantize_int8
 
     if not int8_available():
         return None, "no FBGEMM in this torch build"
@@ -298,7 +303,7 @@ def corpus(ckpt: Path, ours, theirs, n_texts: int, rounds: int, threads: int, lo
     import torch
     import transformers
 
-    from .embed import Embedder
+    from minialbert.embed import Embedder
 
     texts = make_corpus(n_texts)
     embedder = Embedder.from_pretrained(ckpt)
@@ -307,7 +312,7 @@ def corpus(ckpt: Path, ours, theirs, n_texts: int, rounds: int, threads: int, lo
     lengths = [len(x) for x in hf_tok(texts, truncation=True, max_length=512)["input_ids"]]
     real_tokens = sum(lengths)
 
-    def seed_style():
+    def given_order():
         out = []
         with torch.inference_mode():
             for i in range(0, len(texts), 32):
@@ -331,16 +336,16 @@ def corpus(ckpt: Path, ours, theirs, n_texts: int, rounds: int, threads: int, lo
     def ours_embed():
         return embedder.embed(texts, pooling="cls", batch_size=32, convert_to="torch")
 
-    sides = {"transformers seed-style": seed_style, "transformers sorted": sorted_batches,
+    sides = {"transformers given order": given_order, "transformers sorted": sorted_batches,
              "minialbert Embedder": ours_embed}
     stats = interleave(sides, rounds, real_tokens, warmup=0)
     for s in stats.values():
         s["texts_per_s"] = s["median"] * n_texts / real_tokens
     padded = sum(max(lengths[i:i + 32]) * len(lengths[i:i + 32]) for i in range(0, len(lengths), 32))
-    a, b = ours_embed(), seed_style()
+    a, b = ours_embed(), given_order()
     info = {"texts": n_texts, "real_tokens": real_tokens, "median_tokens": statistics.median(lengths),
             "min_tokens": min(lengths), "max_tokens": max(lengths),
-            "seed_style_padded_over_real": padded / real_tokens,
+            "given_order_padded_over_real": padded / real_tokens,
             "max_abs_diff_cls_vs_transformers": (a - b).abs().max().item()}
     log(_row(f"corpus {n_texts} texts", stats, "tok/s"))
     return {"sides": stats, "corpus": info}
@@ -368,7 +373,7 @@ _RSS = ("\nprint('RSS', [l.split()[1] for l in open('/proc/self/status') if l.st
 
 def cold_start(ckpt: Path, rounds: int, threads: int, log) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), TRANSFORMERS_VERBOSITY="error",
-               HF_HUB_OFFLINE="1", PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+               HF_HUB_OFFLINE="1", PYTHONPATH=os.pathsep.join([str(REPO),
                                                                os.environ.get("PYTHONPATH", "")]))
     times = {k: [] for k in _COLD}
     rss = {k: [] for k in _COLD}
@@ -432,7 +437,7 @@ def markdown_table(result: dict) -> str:
         add("precision " + result["precision_shape"], result["precision"], "tok/s", "transformers fp32")
     if "corpus" in result:
         add(f"corpus {result['corpus']['corpus']['texts']} texts", result["corpus"]["sides"], "tok/s",
-            "transformers seed-style")
+            "transformers given order")
     if "cold_start" in result:
         c = result["cold_start"]
         for name in ("transformers", "minialbert"):
@@ -470,7 +475,7 @@ def machine() -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="minialbert bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="scripts/bench.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 2 rounds, 8x128 instead of 32x128 and 8x512, a 96-text corpus, one cold start")
     p.add_argument("--json", default="bench.json", help="where to write the results (default bench.json)")
@@ -497,7 +502,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     result = {"machine": machine(), "threads": args.threads, "quick": args.quick, "checkpoint": str(ckpt)}
-    log(f"minialbert bench on {result['machine']['cpu']} ({args.threads} threads), checkpoint {ckpt}")
+    log(f"scripts/bench.py on {result['machine']['cpu']} ({args.threads} threads), checkpoint {ckpt}")
     ours, theirs = _load_sides(ckpt, args.threads)
     if "model" not in skip:
         session = None if "onnx" in skip else _onnx_session(ckpt, ours, args.threads)
