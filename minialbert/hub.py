@@ -271,7 +271,10 @@ class ModelSource:
                 raise CheckpointError(f"revision {self.revision!r} not found in Hub repo {repo_id}") from None
             except err.LocalEntryNotFoundError as e:
                 # huggingface_hub's word for "the request failed and the cache has nothing",
-                # after its own retries: the network went away.
+                # after its own retries. What failed is in __cause__: an HTTP answer (older
+                # versions wrap a 401 or a 5xx this way), or the network itself.
+                if isinstance(e.__cause__, err.HfHubHTTPError):
+                    return self._http_error(e.__cause__, repo_id, filename, required)
                 _mark_unreachable()
                 reason = str(e.__cause__ or e).splitlines()[0][:150]
                 return self._not_cached(filename, required, f"the Hub could not be reached ({reason})")
@@ -281,14 +284,7 @@ class ModelSource:
                     raise CheckpointError(f"{filename} not found in Hub repo {repo_id}") from None
                 return None
             except err.HfHubHTTPError as e:  # 401/403 (a bad token), 5xx after retries, ...
-                status = getattr(getattr(e, "response", None), "status_code", None)
-                if status in (401, 403):
-                    raise CheckpointError(
-                        f"the Hub refused access to {repo_id} (HTTP {status}): check your token "
-                        "(`hf auth login` or HF_TOKEN), or pass a local checkpoint directory"
-                    ) from None
-                reason = str(e).splitlines()[0][:150]
-                return self._not_cached(filename, required, f"the Hub answered with an error ({reason})")
+                return self._http_error(e, repo_id, filename, required)
             except OSError as e:  # a network failure huggingface_hub did not wrap
                 _mark_unreachable()
                 return self._not_cached(filename, required, f"the Hub could not be reached ({e})")
@@ -299,6 +295,17 @@ class ModelSource:
             f"({type(last_error).__name__}); check the name, log in (`hf auth login`) if it is "
             "private, or pass a local checkpoint directory"
         )
+
+    def _http_error(self, e: Exception, repo_id: str, filename: str, required: bool) -> None:
+        """The Hub answered, with an HTTP error that is none of the specific ones above."""
+        status = getattr(getattr(e, "response", None), "status_code", None)
+        if status in (401, 403):
+            raise CheckpointError(
+                f"the Hub refused access to {repo_id} (HTTP {status}): check your token "
+                "(`hf auth login` or HF_TOKEN), or pass a local checkpoint directory"
+            ) from None
+        reason = str(e).splitlines()[0][:150]
+        return self._not_cached(filename, required, f"the Hub answered with an error ({reason})")
 
     def _not_cached(self, filename: str, required: bool, why: str) -> None:
         if not required:

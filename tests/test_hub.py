@@ -188,28 +188,37 @@ def lookup(tmp_path: Path, endpoint: str, operations: list, *, offline: bool = F
 
 
 # ------------------------------------------------------------------------------- imports
-def _names_hub_uses() -> tuple[set[str], set[str]]:
-    """What hub.py takes from huggingface_hub: imported names, and error classes looked up by name."""
+def _names_hub_uses() -> tuple[set[str], set[str], set[str]]:
+    """What hub.py takes from huggingface_hub: imported names, those imported under
+    `try: ... except ImportError` (optional), and error classes looked up by name."""
     tree = ast.parse((ROOT / "minialbert" / "hub.py").read_text())
-    imported, errors = set(), set()
+    imported, optional, errors = set(), set(), set()
     for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(
+                isinstance(h.type, ast.Name) and h.type.id == "ImportError" for h in node.handlers):
+            optional.update(f"{n.module}:{a.name}" for n in node.body if isinstance(n, ast.ImportFrom) for a in n.names)
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("huggingface_hub"):
             imported.update(f"{node.module}:{a.name}" for a in node.names)
         if isinstance(node, ast.keyword) and node.arg and node.arg.endswith("Error"):
             errors.add(node.arg)
-    return imported, errors
+    return imported, optional, errors
 
 
 def test_every_huggingface_hub_name_hub_py_uses_exists():
     import importlib
 
-    imported, errors = _names_hub_uses()
+    imported, optional, errors = _names_hub_uses()
     assert "huggingface_hub:hf_hub_download" in imported and len(errors) >= 8, (imported, errors)
-    for item in imported:
+    assert optional <= imported
+    for item in sorted(imported):
         module, name = item.split(":")
         mod = importlib.import_module(module)
-        if not hasattr(mod, name):  # `from huggingface_hub import errors` is a submodule
+        if hasattr(mod, name):
+            continue
+        try:  # `from huggingface_hub import errors` names a submodule
             importlib.import_module(f"{module}.{name}")
+        except ImportError:
+            assert item in optional, f"hub.py needs {item}, which this huggingface_hub lacks"
     from huggingface_hub import constants
 
     assert constants.ENDPOINT.startswith("http")
@@ -249,7 +258,12 @@ def test_each_hub_answer_becomes_one_clear_message(tmp_path, fake_hub):
     assert private["error"].startswith("unknown model 'org/private'") and "private" in private["error"]
     assert badtoken["error"].startswith("the Hub refused access to org/badtoken (HTTP 401): check your token")
     assert revision["error"] == "revision 'v9' not found in Hub repo org/model"
-    assert flaky["data"] == FILES["config.json"].decode(), flaky
+    from huggingface_hub import file_download
+
+    if hasattr(file_download, "_ETAG_RETRY_TIMEOUT"):  # 1.x: retries a failed HEAD when nothing is cached
+        assert flaky["data"] == FILES["config.json"].decode(), flaky
+    else:  # older versions do not retry it; the Hub's answer is reported as such
+        assert "the Hub answered with an error (" in flaky["error"] and "503" in flaky["error"], flaky
     assert official["data"] == FILES["spiece.model"].decode()
     assert "models--albert--albert-base-v2" in official["path"]
     asked = [path for _, path in fake_hub.requests]
