@@ -35,7 +35,7 @@ import numpy as np
 from . import PretrainError
 from .masking import mask_tokens, word_start_table
 
-# ALBERT's id layout (see NOTES / the official spiece.model).
+# ALBERT's id layout, as in the official spiece.model: <pad> <unk> [CLS] [SEP] [MASK] = 0..4.
 PAD, UNK, CLS, SEP, MASK = 0, 1, 2, 3, 4
 CONTROL_SYMBOLS = ["[CLS]", "[SEP]", "[MASK]"]
 USER_DEFINED_SYMBOLS = ["(", ")", '"', "-", ".", "–", "£", "€"]
