@@ -13,7 +13,6 @@ import ast
 import hashlib
 import http.server
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import closed_port, online_env
 from minialbert import hub
 
 ROOT = Path(__file__).parents[1]
@@ -147,13 +147,6 @@ def silent_server():
     sock.close()
 
 
-def closed_port() -> str:
-    """A loopback URL where nothing listens (connection refused at once)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
-
-
 # Runs in a fresh interpreter: each operation is [name, filename, required, revision]; prints
 # one JSON result per operation ({"path": ...}, {"none": true} or {"error": message}) and the
 # time all of them took.
@@ -176,9 +169,7 @@ print(json.dumps({"results": results, "seconds": time.perf_counter() - start}))
 
 
 def lookup(tmp_path: Path, endpoint: str, operations: list, *, offline: bool = False, probe_timeout: float = 5.0):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
-    env.update(HF_ENDPOINT=endpoint, HF_HUB_CACHE=str(tmp_path / "cache"), HF_HOME=str(tmp_path / "hf"),
-               HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1", PYTHONPATH=str(ROOT))
+    env = online_env(tmp_path, endpoint, PYTHONPATH=str(ROOT))
     if offline:
         env["HF_HUB_OFFLINE"] = "1"
     proc = subprocess.run([sys.executable, "-c", LOOKUP, json.dumps(operations), str(probe_timeout)],
@@ -324,10 +315,8 @@ def test_offline_cli_fails_fast_with_one_line(tmp_path):
     the one-line message in well under 10 s once imported (98 s before the probe existed; the
     imports, torch's above all, are timed out of it because on a loaded machine they alone can
     take that long)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
     url = closed_port()
-    env.update(HF_ENDPOINT=url, HF_HUB_CACHE=str(tmp_path / "cache"), HF_HOME=str(tmp_path / "hf"),
-               PYTHONPATH=str(ROOT))
+    env = online_env(tmp_path, url, PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-c", CLI], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr == (f"minialbert embed: error: albert-base-v2: config.json is not in the local Hugging Face "

@@ -4,9 +4,7 @@ and scripts/verify_real_weights.py, which does the full comparison for users wit
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_hf_checkpoint
+from conftest import closed_port, make_hf_checkpoint, online_env
 from minialbert.errors import CheckpointError
 from minialbert.hub import ModelSource
 
@@ -71,13 +69,9 @@ def test_verify_script_on_a_local_checkpoint(tmp_path, capsys):
 
 
 def test_verify_script_without_network_is_one_line(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{s.getsockname()[1]}"  # nothing listens there
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
-    env.update(HF_ENDPOINT=url, HF_HUB_CACHE=str(tmp_path / "cache"), HF_HOME=str(tmp_path / "hf"))
+    url = closed_port()
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "verify_real_weights.py")],
-                          capture_output=True, text=True, env=env, timeout=120)
+                          capture_output=True, text=True, env=online_env(tmp_path, url), timeout=120)
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.startswith("verify_real_weights: cannot get albert-base-v2: albert-base-v2: config.json is "
                                   f"not in the local Hugging Face cache and the Hub ({url}) could not be reached")
