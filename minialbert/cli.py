@@ -26,6 +26,7 @@ def attach_negative_values(parser: argparse.ArgumentParser, argv: list[str]) -> 
     number: so `--layer -1` works but `--layer -1,-2` (a list) and `--lr -1e-3` fail with
     "expected one argument". No option name starts with a digit, so a word such as "-1,-2"
     after an option that takes a value can only be that value. Words after "--" are left alone.
+    Only full option names are rewritten (an abbreviation such as `--lay` needs `--lay=-1,-2`).
     """
     takes_value: set[str] = set()
     stack = [parser]
