@@ -229,6 +229,15 @@ def test_lamb_step_by_hand():
     # ALBERT's variant is the default, and the two really differ on these numbers.
     assert Lamb([torch.nn.Parameter(w0.clone())]).defaults["bias_correction"] is False
     assert (by_hand(False) - by_hand(True)).abs().max() > 1e-3
+    # The trainer's --lamb-bias-correction reaches the optimizer.
+    from minialbert.pretrain.optim import make_optimizer
+    from minialbert.pretrain.train import build_parser
+
+    model = torch.nn.Linear(2, 2)
+    for argv, expected in (([], False), (["--lamb-bias-correction"], True)):
+        args = build_parser().parse_args(["--corpus", "c", "--output-dir", "o", *argv])
+        opt = make_optimizer(model, "lamb", 0.1, 0.0, bias_correction=args.lamb_bias_correction)
+        assert all(g["bias_correction"] is expected for g in opt.param_groups)
 
 
 # -------------------------------------------------------------------------------- errors

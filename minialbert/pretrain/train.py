@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--adam-beta1", type=float, default=0.9)
     t.add_argument("--adam-beta2", type=float, default=0.999)
     t.add_argument("--adam-eps", type=float, default=1e-6)
+    t.add_argument("--lamb-bias-correction", action="store_true",
+                   help="LAMB with the paper's bias correction (default: none, as ALBERT's own optimizer; "
+                        "then give the warm-up at least ~100 steps)")
     t.add_argument("--max-grad-norm", type=float, default=1.0, help="0 disables clipping")
     t.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU or GPU); weights stay fp32")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda")
@@ -360,7 +363,7 @@ def _train(args, dist: _Dist) -> int:
     model.to(dist.device)
     objective = PretrainingObjective(model)
     optimizer = make_optimizer(model, args.optimizer, args.lr, args.weight_decay,
-                               (args.adam_beta1, args.adam_beta2), args.adam_eps)
+                               (args.adam_beta1, args.adam_beta2), args.adam_eps, args.lamb_bias_correction)
     step = 0
     if state is not None:
         model.load_state_dict(state["model"])
