@@ -11,8 +11,8 @@ libraries, and prints one table row per comparison:
     every hidden state, the MLM logits (a padded batch with a sentence pair and a 512-token text);
   * the tokenizer on 1,000 varied strings (ids, token types, attention mask, offsets): the
     number of strings that differ in any of them;
-  * the `minialbert embed` command (mean pooling, run as a subprocess) against transformers'
-    tokenizer and model with the same pooling done by hand.
+  * the `minialbert embed` command (mean pooling; its entry point called in this process)
+    against transformers' tokenizer and model with the same pooling done by hand.
 
 Exits with status 1 when any difference is above --tolerance (default 1e-5) or any string
 tokenizes differently; with a one-line message and status 1 when the checkpoint cannot be had
@@ -26,9 +26,9 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,6 +79,13 @@ def max_diff(a, b) -> float:
     return (a.float() - b.float()).abs().max().item()
 
 
+def max_tokens(folder: Path) -> int:
+    """512, or less for a checkpoint with fewer positions."""
+    from minialbert import AlbertConfig
+
+    return min(512, AlbertConfig.from_json(folder / "config.json").max_position_embeddings)
+
+
 def compare_model(folder: Path, hf_tok) -> list[tuple[str, float]]:
     import torch
     import transformers
@@ -86,7 +93,7 @@ def compare_model(folder: Path, hf_tok) -> list[tuple[str, float]]:
     import minialbert
 
     texts = SENTENCES[:6] + [" ".join(varied_strings(40, seed=1))]  # the last one is cut at 512 tokens
-    enc = hf_tok(texts, padding=True, truncation=True, max_length=512, return_tensors="pt",
+    enc = hf_tok(texts, padding=True, truncation=True, max_length=max_tokens(folder), return_tensors="pt",
                  return_token_type_ids=True)
     pair = hf_tok(["How old are you?"], ["I am six years old."], padding="max_length",
                   max_length=enc["input_ids"].shape[1], return_tensors="pt", return_token_type_ids=True)
@@ -125,25 +132,29 @@ def compare_tokenizer(folder: Path, hf_tok, n: int) -> tuple[int, list[str]]:
 
 
 def compare_cli(folder: Path, hf_tok) -> tuple[int, float]:
+    """`minialbert embed --pooling mean` (the command's own entry point, in this process)
+    against transformers' tokenizer and model, each text alone, mean-pooled by hand."""
     import numpy as np
     import torch
     import transformers
+
+    from minialbert.cli import main as cli_main
 
     texts = [s for s in varied_strings(48, seed=2) if s.strip() and "\n" not in s][:32]
     model = transformers.AlbertModel.from_pretrained(folder).eval()
     want = []
     for t in texts:
-        ids = hf_tok(t, truncation=True, max_length=512)["input_ids"]
+        ids = hf_tok(t, truncation=True, max_length=max_tokens(folder))["input_ids"]
         with torch.no_grad():
             want.append(model(torch.tensor([ids])).last_hidden_state[0].mean(0).numpy())
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
-        proc = subprocess.run([sys.executable, "-m", "minialbert", "embed", "--model", str(folder), "--pooling", "mean",
-                               "--input", str(Path(tmp) / "in.txt"), "--output", str(Path(tmp) / "v.npy"), "--quiet"],
-                              capture_output=True, text=True, cwd=REPO,
-                              env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
-        if proc.returncode != 0:
-            fail(f"minialbert embed failed: {proc.stderr.strip()}")
+        with warnings.catch_warnings():  # texts over the limit: truncated on both sides alike
+            warnings.simplefilter("ignore")
+            code = cli_main(["embed", "--model", str(folder), "--pooling", "mean", "--input",
+                             str(Path(tmp) / "in.txt"), "--output", str(Path(tmp) / "v.npy"), "--quiet"])
+        if code != 0:
+            fail(f"minialbert embed exited with status {code}")
         got = np.load(Path(tmp) / "v.npy")
     return len(texts), float(np.abs(got - np.stack(want)).max())
 

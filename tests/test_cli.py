@@ -84,8 +84,8 @@ def test_embed_outputs_match_transformers(ckpt, reference, tmp_path, capsys):
     assert np.abs(np.array([r["vector"] for r in lines]) - expected).max() < 1e-5
 
 
-@pytest.mark.parametrize("form", ["space", "equals"])
-@pytest.mark.parametrize("layer, layers", [("-1,-2", (-1, -2)), ("-2", (-2,)), ("0,-1", (0, -1)), ("1", (1,))])
+@pytest.mark.parametrize("form, layer, layers", [("space", "-1,-2", (-1, -2)), ("equals", "-1,-2", (-1, -2)),
+                                                 ("space", "-2", (-2,)), ("space", "0,-1", (0, -1))])
 def test_layer_flag_in_both_forms(ckpt, reference, capsys, form, layer, layers):
     """`--layer -1,-2` (the README's spelling) and `--layer=-1,-2` both average those layers."""
     d, _ = ckpt
