@@ -8,10 +8,48 @@ keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import warnings
 
 from .errors import MinialbertError
+
+
+# A value that starts like a negative number: "-1", "-1,-2", "-.5", "-1e-3".
+_NEGATIVE_VALUE = re.compile(r"-\.?[0-9]")
+
+
+def attach_negative_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """Rewrite `--layer -1,-2` as `--layer=-1,-2` for every option of `parser` that takes a value.
+
+    argparse reads a word that starts with "-" as an option, unless it is exactly a negative
+    number: so `--layer -1` works but `--layer -1,-2` (a list) and `--lr -1e-3` fail with
+    "expected one argument". No option name starts with a digit, so a word such as "-1,-2"
+    after an option that takes a value can only be that value. Words after "--" are left alone.
+    Only full option names are rewritten (an abbreviation such as `--lay` needs `--lay=-1,-2`).
+    """
+    takes_value: set[str] = set()
+    stack = [parser]
+    while stack:
+        p = stack.pop()
+        for action in p._actions:
+            if action.option_strings and action.nargs != 0:
+                takes_value.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend(action.choices.values())
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":
+            return out + argv[i:]
+        if word in takes_value and i + 1 < len(argv) and _NEGATIVE_VALUE.match(argv[i + 1]):
+            out.append(f"{word}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(word)
+        i += 1
+    return out
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -25,12 +63,12 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 # ------------------------------------------------------------------------------- info
 def cmd_info(args: argparse.Namespace) -> int:
-    from .config import PRESETS, AlbertConfig
+    from .config import AlbertConfig, official_name
     from .hub import ModelSource, looks_like_path
     from .params import describe
 
     name = args.model_pos or args.model
-    if not looks_like_path(name) and name.removeprefix("albert/") in PRESETS:
+    if not looks_like_path(name) and official_name(name) is not None:
         config = AlbertConfig.from_preset(name)  # no download needed for the official configs
     else:
         source = ModelSource(name, revision=args.revision, cache_dir=args.cache_dir, local_files_only=args.offline)
@@ -72,13 +110,13 @@ def _embedder(args: argparse.Namespace):
     )
 
 
-def _layer(value: str | None):
-    if value is None:
-        return None
+def layer_arg(value: str) -> int | list[int]:
+    """--layer: "-1" -> -1; "-1,-2" -> [-1, -2] (those layers averaged)."""
     try:
         parts = [int(p) for p in value.split(",")]
     except ValueError:
-        raise MinialbertError(f"--layer takes an integer or a comma-separated list, got {value!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"takes an integer or a comma-separated list such as -1,-2, got {value!r}") from None
     return parts[0] if len(parts) == 1 else parts
 
 
@@ -94,23 +132,20 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from .files import write_jsonl, write_vectors
+    from .files import JSONL_SUFFIXES, VECTOR_SUFFIXES, check_output_path, write_jsonl, write_vectors
 
     texts = _read_input(args, args.texts)
     if args.output is None and len(texts) > STDOUT_LIMIT:
         raise MinialbertError(f"{len(texts)} texts: too many to print; write them with --output FILE.npy or .jsonl")
-    if args.output is not None and args.tokens and not str(args.output).endswith((".jsonl", ".ndjson")):
-        raise MinialbertError("--tokens writes JSON lines: use an --output path ending in .jsonl")
-    if args.output is not None and not args.tokens and not str(args.output).lower().endswith(
-            (".npy", ".jsonl", ".ndjson", ".json")):
-        raise MinialbertError(f"unknown output format for {args.output}: use .npy, .jsonl or .json")
+    if args.output is not None:  # before the model loads: a typo should cost nothing
+        check_output_path(args.output, JSONL_SUFFIXES if args.tokens else VECTOR_SUFFIXES)
     if args.tokens and (args.prompt_name is not None or args.prompt):
         raise MinialbertError("--tokens writes the text's own tokens and takes no prompt; drop --prompt-name/--prompt")
     embedder = _embedder(args)
     if args.tokens:
         rows = [
             {"text": t, "tokens": r.tokens, "offsets": r.offsets, "vectors": np.asarray(r.vectors).tolist()}
-            for t, r in zip(texts, embedder.embed_tokens(texts, layer=_layer(args.layer), batch_size=args.batch_size))
+            for t, r in zip(texts, embedder.embed_tokens(texts, layer=args.layer, batch_size=args.batch_size))
         ]
         if args.output is None:
             for row in rows:
@@ -119,7 +154,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
             write_jsonl(args.output, rows)
         return 0
     vectors = embedder.embed(
-        texts, pooling=args.pooling, layer=_layer(args.layer), normalize=args.normalize,
+        texts, pooling=args.pooling, layer=args.layer, normalize=args.normalize,
         batch_size=args.batch_size, long_text=args.long_text, stride=args.stride,
         show_progress=_show_progress(args, len(texts)), prompt_name=args.prompt_name, prompt=args.prompt,
     )
@@ -141,8 +176,8 @@ def cmd_similarity(args: argparse.Namespace) -> int:
     # Plain ALBERT [CLS] vectors are weak sentence vectors; mean pooling is the safer default
     # unless the checkpoint (sentence-transformers) says otherwise.
     pooling = args.pooling or (embedder.pooling if embedder.from_sentence_transformers else "mean")
-    ranked = embedder.rank(args.query, candidates, top_k=args.top_k, pooling=pooling,
-                           batch_size=args.batch_size, long_text=args.long_text,
+    ranked = embedder.rank(args.query, candidates, top_k=args.top_k, pooling=pooling, layer=args.layer,
+                           batch_size=args.batch_size, long_text=args.long_text, stride=args.stride,
                            prompt_name=args.prompt_name, prompt=args.prompt,
                            document_prompt_name=args.document_prompt_name, document_prompt=args.document_prompt)
     for score, _, text in ranked:
@@ -185,13 +220,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- bench and pretrain
-def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import main as bench_main
-
-    return int(bench_main(args.rest) or 0)
-
-
+# ---------------------------------------------------------------------- pretrain
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from .pretrain.train import main as pretrain_main
 
@@ -372,9 +401,9 @@ def _embed_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pooling", choices=["cls", "mean", "max", "mean_sqrt_len", "weightedmean", "lasttoken", "pooler"],
                    default=None,
                    help="how token vectors become one vector (default: the checkpoint's, else cls)")
-    p.add_argument("--layer", default=None,
+    p.add_argument("--layer", type=layer_arg, default=None,
                    help="hidden layer to use: -1 last (default), 0 after the embedding projection; "
-                        "'-1,-2' averages layers")
+                        "-1,-2 averages layers")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=None, help="tokens per sequence, [CLS]/[SEP] included")
     p.add_argument("--long-text", choices=["truncate", "chunk", "error"], default="truncate",
@@ -457,8 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
     p.set_defaults(func=cmd_inspect)
 
-    for name, func, text in (("bench", cmd_bench, "benchmark minialbert against transformers (see --help)"),
-                             ("pretrain", cmd_pretrain, "pre-train an ALBERT from scratch (MLM + SOP; see --help)"),
+    for name, func, text in (("pretrain", cmd_pretrain, "pre-train an ALBERT from scratch (MLM + SOP; see --help)"),
                              ("finetune", cmd_finetune, "fine-tune a task head: classify, regression, multilabel, "
                                                         "tag, qa (see --help)")):
         p = sub.add_parser(name, help=text, add_help=False)
@@ -468,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-PASSTHROUGH = {"bench": cmd_bench, "pretrain": cmd_pretrain, "finetune": cmd_finetune}  # commands with their own argument parser
+PASSTHROUGH = {"pretrain": cmd_pretrain, "finetune": cmd_finetune}  # commands with their own argument parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -481,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
         # would swallow nothing when the first word is an option such as --help).
         args = argparse.Namespace(command=argv[0], func=PASSTHROUGH[argv[0]], rest=argv[1:])
     else:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(attach_negative_values(parser, argv))
     if getattr(args, "top_k", 1) is not None and getattr(args, "top_k", 1) < 1:
         parser.error("--top-k must be at least 1")
     if getattr(args, "batch_size", 1) < 1:

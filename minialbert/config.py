@@ -263,8 +263,8 @@ class AlbertConfig:
     @classmethod
     def from_preset(cls, name: str) -> "AlbertConfig":
         """The config of an official checkpoint, e.g. "albert-base-v2" or "albert/albert-base-v2"."""
-        key = name.split("/", 1)[1] if name.startswith("albert/") else name
-        if key not in PRESETS:
+        key = official_name(name)
+        if key is None:
             raise ConfigError(f"no preset {name!r}; presets: {', '.join(PRESETS)}")
         return cls(**PRESETS[key])
 
@@ -291,3 +291,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "xxlarge": (4096, 12, 64, 16384),
     }.items()
 }
+
+
+def official_name(name: str) -> str | None:
+    """The short name of an official ALBERT checkpoint ("albert-base-v2"), given either form.
+
+    The official repos moved from "albert-base-v2" to "albert/albert-base-v2"; both spellings
+    name the same checkpoint. Anything else (a user repo, a path) gives None.
+    """
+    key = name[len("albert/"):] if name.startswith("albert/") else name
+    return key if key in PRESETS else None

@@ -4,7 +4,7 @@
     emb = Embedder.from_pretrained("albert-base-v2")
     vectors = emb.embed(["first text", "second text"], pooling="mean")   # (2, 768) float32
 
-What the seed document does by hand (tokenize, run, take last_hidden_state[:, 0]) is
+The usual transformers recipe (tokenize, run the model, take last_hidden_state[:, 0]) is
 `pooling="cls"`. Texts are tokenized once, sorted by length so each batch pads little,
 run through the model, pooled, and put back in input order.
 
@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import CheckpointError, ConfigError, MinialbertError
+from .jsonio import read_json
 from .hub import ModelSource
 from .model import AlbertModel
 
@@ -45,7 +46,7 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str, pooler_output: tor
          skip: int = 0) -> torch.Tensor:
     """(batch, seq, H) token vectors + (batch, seq) mask -> (batch, H) one vector per text.
 
-    cls:           h_[CLS], the first token (the seed document's choice)
+    cls:           h_[CLS], the first token (BERT's sentence vector, the usual recipe)
     mean:          sum_t m_t h_t / sum_t m_t           (padding excluded)
     max:           max over real tokens, per dimension
     mean_sqrt_len: sum_t m_t h_t / sqrt(sum_t m_t)    (sentence-transformers' mean_sqrt_len_tokens)
@@ -484,7 +485,7 @@ class Embedder:
             weights = torch.tensor([float(e - s) for s, e in text_spans])
             if len(text_spans) == 1:
                 vectors[i] = chunk[0]
-            else:  # token-count-weighted mean of the windows (the document's section 9.3)
+            else:  # token-count-weighted mean of the windows (README: Embedder, long texts)
                 vectors[i] = (chunk * weights[:, None]).sum(0) / weights.sum()
             k += len(text_spans)
         if normalize:
@@ -629,13 +630,6 @@ ST_POOLING_FLAGS = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": 
 ST_MODULES = ("Transformer", "Pooling", "Normalize")
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read {path}: {e}") from None
-
-
 def _st_pooling_mode(cfg: dict, where: Path) -> str:
     """The one pooling mode of a 1_Pooling/config.json, in minialbert's name."""
     mode = cfg.get("pooling_mode")
@@ -661,7 +655,7 @@ def _st_transformer_config(source: ModelSource, path: str) -> dict:
         cfg_path = source.file(prefix + "sentence_albert_config.json", required=False)
     if cfg_path is None:
         return {}
-    cfg = _read_json(cfg_path)
+    cfg = read_json(cfg_path)
     task = cfg.get("transformer_task", "feature-extraction")
     if task != "feature-extraction":
         raise ConfigError(f"{cfg_path}: transformer_task {task!r} is not supported (minialbert embeds with "
@@ -682,13 +676,13 @@ def _read_sentence_transformers(source: ModelSource) -> dict:
     modules_path = source.file("modules.json", required=False)
     if modules_path is None:
         return {}
-    modules = _read_json(modules_path)
-    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+    modules = read_json(modules_path, expect=list)
+    if not all(isinstance(m, dict) for m in modules):
         raise CheckpointError(f"{modules_path}: expected a list of modules")
     found: dict = {}
     st_config = source.file("config_sentence_transformers.json", required=False)
     if st_config is not None:
-        cfg = _read_json(st_config)
+        cfg = read_json(st_config)
         model_type = cfg.get("model_type", "SentenceTransformer")
         if model_type != "SentenceTransformer":
             raise ConfigError(f"{source.name} is a sentence-transformers {model_type}, not a SentenceTransformer "
@@ -712,13 +706,13 @@ def _read_sentence_transformers(source: ModelSource) -> dict:
             found.update(_st_transformer_config(source, path))
         elif kind == "Pooling":
             cfg_path = source.file(f"{path}/config.json")
-            cfg = _read_json(cfg_path)
+            cfg = read_json(cfg_path)
             found["pooling"] = _st_pooling_mode(cfg, cfg_path)
             found["include_prompt"] = bool(cfg.get("include_prompt", True))
             found["dimension"] = cfg.get("embedding_dimension", cfg.get("word_embedding_dimension"))
         elif kind == "Normalize":
             cfg_path = source.file(f"{path}/config.json", required=False) if path else None  # v6 writes one
-            cfg = _read_json(cfg_path) if cfg_path is not None else {}
+            cfg = read_json(cfg_path) if cfg_path is not None else {}
             if cfg.get("module_input_name", "sentence_embedding") != "sentence_embedding":
                 raise ConfigError(f"{cfg_path}: Normalize of {cfg['module_input_name']!r} is not supported "
                                   "(minialbert normalizes the sentence embedding only)")

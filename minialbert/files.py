@@ -4,38 +4,93 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
-from typing import Callable, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from .errors import MinialbertError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# Output formats by file suffix (lower-cased): what write_vectors writes, and JSON lines.
+VECTOR_SUFFIXES = (".npy", ".jsonl", ".ndjson", ".json")
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 
 class InputError(MinialbertError):
     """An input file that cannot be read as texts."""
 
 
+def check_output_path(path: str | os.PathLike, suffixes: Sequence[str] = VECTOR_SUFFIXES) -> str:
+    """Check an output path before any work is done; return its lower-cased suffix.
+
+    The suffix must be one of `suffixes` and the directory must exist, so that a typo costs
+    nothing rather than the whole computation.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in suffixes:
+        raise MinialbertError(f"unknown output format {suffix or '(none)'!r} for {path}: use a name ending in "
+                              f"{', '.join(suffixes[:-1])} or {suffixes[-1]}")
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise MinialbertError(f"cannot write {path}: directory {directory} does not exist")
+    return suffix
+
+
+def _create_temp_beside(path: Path) -> str:
+    """A new empty file in path's directory, created as open() creates files: mode 0o666 minus
+    the process umask (tempfile.mkstemp would make it 0600, and os.replace keeps that)."""
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return str(tmp)
+        except FileExistsError:
+            continue
+
+
+def _fsync_path(path: str | os.PathLike, directory: bool = False) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
+    except OSError:
+        if directory:  # some platforms (Windows) cannot open a directory: nothing to sync there
+            return
+        raise
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Call write(tmp_path) on a temp file beside `path`, then rename it onto `path`.
 
     A reader (or an interrupted run) never sees a half-written file: either the old file or
-    nothing stays, and the temp file is removed on any error, Ctrl-C included.
+    nothing stays, and the temp file is removed on any error, Ctrl-C included. The data is
+    flushed to disk before the rename and the directory entry after it, so that a power cut
+    cannot leave an empty file under the final name. The file gets the permissions a plain
+    open() would give it (0o666 minus the umask).
     """
     path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise MinialbertError(f"cannot write {path}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    os.close(fd)
+    if not str(path.parent):
+        path = Path(".") / path
+    if not path.parent.is_dir():
+        raise MinialbertError(f"cannot write {path}: directory {path.parent} does not exist")
+    tmp = _create_temp_beside(path)
     try:
+        wanted = os.stat(tmp).st_mode  # what the umask made of 0o666
         write(tmp)
+        if os.stat(tmp).st_mode != wanted:  # the writer made its own file (safetensors does, 0600)
+            os.chmod(tmp, wanted)
+        _fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_path(path.parent, directory=True)
 
 
 def _decode_lines(data: bytes, name: str) -> list[str]:
@@ -110,14 +165,16 @@ def read_texts(path: str | os.PathLike | None, *, field: str | None = None, stdi
 
 def write_vectors(path: str | os.PathLike, vectors: np.ndarray, texts: Sequence[str]) -> None:
     """.npy: float32 matrix (row i = text i); .jsonl: {"text", "vector"} per line; .json: a list."""
+    import numpy as np
+
     path = Path(path)
+    suffix = check_output_path(path)
     vectors = np.asarray(vectors, dtype=np.float32)
-    suffix = path.suffix.lower()
     if suffix == ".npy":
         def write(tmp: str) -> None:
             with open(tmp, "wb") as f:
                 np.save(f, vectors)
-    elif suffix in (".jsonl", ".ndjson", ".json"):
+    else:
         def write(tmp: str) -> None:
             with open(tmp, "w", encoding="utf-8") as f:
                 rows = ({"text": t, "vector": v.tolist()} for t, v in zip(texts, vectors))
@@ -127,8 +184,6 @@ def write_vectors(path: str | os.PathLike, vectors: np.ndarray, texts: Sequence[
                 else:
                     for row in rows:
                         f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    else:
-        raise MinialbertError(f"unknown output format {path.suffix or '(none)'!r} for {path}: use .npy, .jsonl or .json")
     atomic_write(path, write)
 
 

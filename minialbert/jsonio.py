@@ -10,17 +10,15 @@ from typing import Any
 from .errors import CheckpointError
 
 
-def read_json(path: str | os.PathLike) -> Any:
-    """The parsed content of a JSON file; CheckpointError when it cannot be read or parsed."""
+def read_json(path: str | os.PathLike, *, expect: type = dict) -> Any:
+    """A checkpoint's JSON file (config, tokenizer or sentence-transformers settings), checked
+    to hold a JSON `expect` (dict, list, or object for anything); a CheckpointError naming the
+    file otherwise."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise CheckpointError(f"cannot read {path}: {e}") from None
-
-
-def read_json_object(path: str | os.PathLike) -> dict:
-    """Like read_json, for files that must hold a JSON object (config.json and the like)."""
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path} does not hold a JSON object")
+    if not isinstance(data, expect):
+        kind = {dict: "a JSON object", list: "a JSON list"}.get(expect, expect.__name__)
+        raise CheckpointError(f"{path} does not hold {kind}")
     return data

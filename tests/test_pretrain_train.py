@@ -55,9 +55,11 @@ def one_thread():
 
 
 def test_tiny_model_learns_mlm_and_sop(tmp_path, corpus, one_thread):
+    # ALBERT's LAMB has no bias correction, so its warm-up must be long (see optim.py): with 20
+    # warm-up steps instead of 100 the MLM loss ends at 3.29 instead of 3.06.
     out = tmp_path / "run"
     assert main(["--corpus", str(corpus), "--output-dir", str(out), *TINY, "--vocab-size", "120", "--batch-size", "16",
-                 "--max-steps", "300", "--optimizer", "lamb", "--lr", "2e-2", "--warmup-steps", "20",
+                 "--max-steps", "300", "--optimizer", "lamb", "--lr", "2e-2", "--warmup-steps", "100",
                  "--log-every", "25", "--save-every", "300"]) == 0
     log = [r for r in read_log(out) if "mlm_loss" in r]
     first, last = log[0], log[-1]

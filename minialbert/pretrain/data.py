@@ -43,7 +43,7 @@ from ..tokenizer.symbols import CONTROL_SYMBOLS, USER_DEFINED_SYMBOLS
 from . import PretrainError
 from .masking import mask_tokens, word_start_table
 
-# ALBERT's id layout (see NOTES / the official spiece.model).
+# ALBERT's id layout, as in the official spiece.model: <pad> <unk> [CLS] [SEP] [MASK] = 0..4.
 PAD, UNK, CLS, SEP, MASK = 0, 1, 2, 3, 4
 TOKENIZER_COMPATS = ("transformers", "original")
 

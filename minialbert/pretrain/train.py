@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from ..config import AlbertConfig
-from ..errors import ConfigError, MinialbertError
+from ..errors import ConfigError
 from . import PretrainError
 from .data import TOKENIZER_COMPATS, PretrainingData, Vocab, read_documents, train_sentencepiece
 from .objectives import PretrainingObjective
@@ -58,14 +58,11 @@ _RESUME_MUST_MATCH = ("corpus", "seed", "max_seq_length", "short_seq_prob", "mas
                       "max_predictions", "max_ngram", "global_batch", "tokenizer_compat")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one-line MinialbertError instead of argparse's exit(2)
-        raise PretrainError(f"pretrain: {message} (see --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="minialbert pretrain", description=__doc__.split("\n\n")[0],
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    # A plain argparse parser: bad flags print usage and exit with status 2, as in every
+    # other minialbert command.
+    p = argparse.ArgumentParser(prog="minialbert pretrain", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     io = p.add_argument_group("data and output")
     io.add_argument("--corpus", nargs="+", required=True, metavar="FILE",
                     help="plain-text corpus file(s); documents separated by blank lines")
@@ -107,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--adam-beta1", type=float, default=0.9)
     t.add_argument("--adam-beta2", type=float, default=0.999)
     t.add_argument("--adam-eps", type=float, default=1e-6)
+    t.add_argument("--lamb-bias-correction", action="store_true",
+                   help="LAMB with the paper's bias correction (default: none, as ALBERT's own optimizer; "
+                        "then give the warm-up at least ~100 steps)")
     t.add_argument("--max-grad-norm", type=float, default=1.0, help="0 disables clipping")
     t.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU or GPU); weights stay fp32")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda")
@@ -282,8 +282,14 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point (scripts/pretrain.py, `minialbert pretrain`). User mistakes raise
     MinialbertError subclasses with a one-line message."""
-    args = build_parser().parse_args(argv)
-    _check_args(args)
+    from ..cli import attach_negative_values
+
+    parser = build_parser()
+    args = parser.parse_args(attach_negative_values(parser, sys.argv[1:] if argv is None else list(argv)))
+    try:
+        _check_args(args)
+    except PretrainError as e:  # a flag value out of range: a usage error too (exit 2)
+        parser.error(str(e).removeprefix("pretrain: "))
     if args.threads:
         torch.set_num_threads(args.threads)
     dist = _Dist(args.device)
@@ -366,7 +372,7 @@ def _train(args, dist: _Dist) -> int:
     model.to(dist.device)
     objective = PretrainingObjective(model)
     optimizer = make_optimizer(model, args.optimizer, args.lr, args.weight_decay,
-                               (args.adam_beta1, args.adam_beta2), args.adam_eps)
+                               (args.adam_beta1, args.adam_beta2), args.adam_eps, args.lamb_bias_correction)
     step = 0
     if state is not None:
         model.load_state_dict(state["model"])
@@ -482,9 +488,7 @@ def _train(args, dist: _Dist) -> int:
     return 0
 
 
-if __name__ == "__main__":  # python -m minialbert.pretrain.train
-    try:
-        sys.exit(main())
-    except MinialbertError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+if __name__ == "__main__":  # python -m minialbert.pretrain.train: the same as `minialbert pretrain`
+    from ..cli import main as cli_main
+
+    sys.exit(cli_main(["pretrain", *sys.argv[1:]]))

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import sentencepiece as spm
 
 from ..errors import CheckpointError, ConfigError, MinialbertError
-from ..jsonio import read_json_object
+from ..jsonio import read_json
 from . import encoding
 from .encoding import BatchEncoding
 from .loading import config_for_saving, kwargs_from_config, read_vocabulary
@@ -169,7 +169,7 @@ class AlbertTokenizer:
                 vocab_file = path
             cfg = Path(path).parent / "tokenizer_config.json"
             if cfg.is_file():
-                config = read_json_object(cfg)
+                config = read_json(cfg)
         else:
             source = ModelSource(name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
             vocab_file = source.file("spiece.model", required=False)
@@ -184,7 +184,7 @@ class AlbertTokenizer:
                     ) from None
             cfg = source.file("tokenizer_config.json", required=False)
             if cfg is not None:
-                config = read_json_object(cfg)
+                config = read_json(cfg)
 
         kwargs = kwargs_from_config(config, tokenizer_file)
         kwargs.update(overrides)

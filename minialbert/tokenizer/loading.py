@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CheckpointError
-from ..jsonio import read_json_object
+from ..jsonio import read_json
 from .spm_model import CONTROL, UNKNOWN, USER_DEFINED, SpmModel
 from .tokenizer_json import read_tokenizer_json
 
@@ -103,7 +103,7 @@ def kwargs_from_config(config: dict, tokenizer_file: str | os.PathLike | None) -
         base: dict[int, dict] = {}
         if tokenizer_file:
             try:
-                for e in read_json_object(Path(tokenizer_file)).get("added_tokens") or []:
+                for e in read_json(Path(tokenizer_file)).get("added_tokens") or []:
                     base[int(e["id"])] = e
             except (OSError, ValueError, KeyError):
                 pass

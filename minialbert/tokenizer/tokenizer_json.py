@@ -44,7 +44,7 @@ class _Refused(Exception):
 
 def read_tokenizer_json(path: str | Path) -> TokenizerJson:
     """Parse and check an ALBERT tokenizer.json; CheckpointError (one line) otherwise."""
-    data = read_json(path)
+    data = read_json(path, expect=object)
     try:
         if not isinstance(data, dict):
             raise _Refused("it does not hold a JSON object")
