@@ -135,7 +135,7 @@ def test_parameter_map_against_torch_and_a_transformers_bert(ckpt, report):
 
 
 EXPECTED_CODE = {  # stage -> (file, function, text of the line that computes it)
-    "pieces and ids": ("tokenizer.py", "def __call__", None),
+    "pieces and ids": ("tokenizer/albert.py", "def __call__", None),
     "word embedding lookup": ("model.py", "def forward", "self.word(input_ids)"),
     "input embedding e (width E)": ("model.py", "def forward", "self.norm(x)"),
     "projection E → H": ("model.py", "def forward", "h = self.project(embedded)"),

@@ -67,8 +67,9 @@ def code_ref(module, qualname: str, snippet: str | None = None) -> CodeRef:
     line = None
     if snippet is not None:
         line = next((start + k for k, text in enumerate(lines) if snippet in text), None)
-    path = Path(pyinspect.getsourcefile(obj))
-    return CodeRef(f"{path.parent.name}/{path.name}", qualname, start, start + len(lines) - 1, line, "".join(lines))
+    path = Path(pyinspect.getsourcefile(obj)).resolve()
+    package_parent = Path(__file__).resolve().parents[2]  # the folder that holds minialbert/
+    return CodeRef(path.relative_to(package_parent).as_posix(), qualname, start, start + len(lines) - 1, line, "".join(lines))
 
 
 @dataclass
