@@ -41,6 +41,22 @@ class LongTextWarning(UserWarning):
     """Some texts were longer than max_length and were truncated."""
 
 
+# ---------------------------------------------------------------------------- windows
+def window_spans(n: int, width: int, overlap: int) -> list[tuple[int, int]]:
+    """[start, end) spans covering n tokens, at most `width` each, consecutive windows sharing
+    `overlap` tokens (0 <= overlap < width). Long-text chunking and SQuAD's doc_stride windows
+    (finetune/squad.py) both use it."""
+    if n <= width:
+        return [(0, n)]
+    spans, start = [], 0
+    while True:
+        end = min(start + width, n)
+        spans.append((start, end))
+        if end == n:
+            return spans
+        start += width - overlap
+
+
 # ---------------------------------------------------------------------------- pooling
 def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str, pooler_output: torch.Tensor | None = None,
          skip: int = 0) -> torch.Tensor:
@@ -262,14 +278,7 @@ class Embedder:
         if not 0 <= stride < width:
             raise MinialbertError(f"stride must be in [0, {width}) for max_length {max_length}{with_prompt}, "
                                   f"got {stride}")
-        step = width - stride
-        spans, start = [], 0
-        while True:
-            end = min(start + width, n)
-            spans.append((start, end))
-            if end == n:
-                return spans
-            start += step
+        return window_spans(n, width, stride)
 
     def _plan(self, texts: list[str], max_length: int, long_text: str, stride: int, prompt: str = ""):
         """Split texts into model inputs: returns (sequences, owner text index, spans per text).
