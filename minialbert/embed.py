@@ -245,6 +245,7 @@ class Embedder:
 
         fn(ids, mask) -> per-row results. Sorting means each batch pads only to lengths close to
         its own, which on real corpora of mixed lengths removes most of the padding work.
+        progress(rows, tokens), when given, is called after each batch (tokens: real, not padding).
         """
         batches = self.plan_batches([len(s) for s in sequences], batch_size)
         results: list = [None] * len(sequences)
@@ -263,7 +264,7 @@ class Embedder:
                 for r, k in enumerate(rows):
                     results[k] = out[r]
                 if progress is not None:
-                    progress(len(rows))
+                    progress(len(rows), int(mask.sum()))
         return results
 
     def _run_model(self, ids, mask, layer):
@@ -291,7 +292,7 @@ class Embedder:
     def embed(self, texts: str | Sequence[str], *, pooling: str | None = None, layer: int | Sequence[int] | None = None,
               normalize: bool | None = None, batch_size: int = 32, max_length: int | None = None,
               long_text: str = "truncate", stride: int = 128, device=None, dtype=None,
-              convert_to: str = "numpy", show_progress: bool = False):
+              convert_to: str = "numpy", show_progress: bool = False, progress=None):
         """One vector per text, in input order: (n_texts, H) float32 (numpy, or torch with convert_to="torch").
 
         pooling: cls | mean | max | mean_sqrt_len | pooler (default: the embedder's).
@@ -300,7 +301,9 @@ class Embedder:
         long_text: "truncate" (default; warns once), "chunk" (windows of max_length tokens
                overlapping by `stride`, pooled one by one and averaged with weights = tokens per
                window), or "error".
-        A single string gives a (H,) vector. show_progress draws a tqdm bar on stderr.
+        A single string gives a (H,) vector. show_progress draws a tqdm bar on stderr; progress, a
+        callable(sequences, tokens), is called after each model batch (for callers that draw their
+        own progress, such as the streaming writer in minialbert.stream).
         """
         texts, single = _check_texts(texts)
         pooling = self._check_pooling(pooling or self.pooling)
@@ -317,9 +320,16 @@ class Embedder:
 
             unit = "text" if len(sequences) == len(texts) else "window"
             bar = tqdm(total=len(sequences), unit=unit, desc="embedding", dynamic_ncols=True)
+
+        def tick(n_sequences: int, n_tokens: int) -> None:
+            if bar is not None:
+                bar.update(n_sequences)
+            if progress is not None:
+                progress(n_sequences, n_tokens)
+
         try:
             pooled = self._forward_sorted(sequences, batch_size, self._pooling_step(pooling, layer),
-                                          bar.update if bar else None)
+                                          tick if bar is not None or progress is not None else None)
         finally:
             if bar is not None:
                 bar.close()
