@@ -142,6 +142,10 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     if _is_directory_output(args.output):
         return _embed_to_directory(args)
+    ray_flags = [flag for flag, value, default in (("--ray-actors", args.ray_actors, None), ("--ray-cpus", args.ray_cpus, 1),
+                                                    ("--ray-gpus", args.ray_gpus, 0)) if value != default]
+    if ray_flags and args.ray is None:
+        raise MinialbertError(f"{', '.join(ray_flags)} only work(s) with --ray")
     used = [f"--{f.replace('_', '-')}" for f in STREAM_FLAGS if getattr(args, f) not in (None, False)]
     if used:
         raise MinialbertError(f"{', '.join(used)} only work(s) with a directory output: --output DIR/")

@@ -251,9 +251,8 @@ def embed_with_ray(source, output, *, model: str, revision: str | None = None, c
     ray = _import_ray()
     from .embed import Embedder
     from .readers import open_input
-    from .stream import (DEFAULT_WINDOW, Progress, RunSummary, check_no_extra_windows, check_window, embed_kwargs,
-                         kept_message, model_identity, open_output, resolve_options)
-    from .shards import _vectors_of
+    from .stream import (DEFAULT_WINDOW, Progress, RunSummary, check_no_extra_windows, check_window, guarded_run,
+                         model_identity, open_output, resolve_options)
 
     t0 = time.perf_counter()
     inp = open_input(source, field=field)
@@ -268,83 +267,92 @@ def embed_with_ray(source, output, *, model: str, revision: str | None = None, c
     identity = model_identity(embedder, model, revision)
     del embedder
     W = options["window"]
-    windows = scan_windows(inp, W)
-    if not windows:
+    peek = inp.texts()
+    empty = not peek.take(1)
+    peek.close()
+    if empty:  # before the directory is created
         raise InputError(f"no texts in {inp.name}: it is empty")
     out = open_output(output, identity, options, inp, resume=resume)
     summary = RunSummary(output=out.path, rows=out.rows_done, complete=out.complete, shards_redone=tuple(out.redone))
     for name in out.redone if on_redo else ():
         on_redo(name)
-    started = False
-    bar = Progress(progress, total=windows[-1]["index"] + windows[-1]["rows"])
-    try:
+    bar = Progress(progress)
+    with guarded_run(out, bar):
         if out.complete:
             return summary
+        windows = scan_windows(inp, W)
+        bar.total, bar.estimated = windows[-1]["index"] + windows[-1]["rows"], False
         for w in windows:
             if check_window(out, w["window"], w["sha256"]):
                 bar.skip(w["rows"])
         check_no_extra_windows(out, len(windows))
         pending = [w for w in windows if w["window"] not in out.completed]
         started = _start_ray(ray, address)
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False  # minialbert draws its own (texts/s, tokens/s, ETA)
-        context.print_on_execution_start = False
-        resources = ray.cluster_resources()
-        kind, per_actor = ("GPU", gpus_per_actor) if gpus_per_actor else ("CPU", cpus_per_actor)
-        if resources.get(kind, 0) < per_actor:
-            raise MinialbertError(f"the Ray cluster has {resources.get(kind, 0):g} {kind}(s); each actor asks for "
-                                  f"{per_actor:g} (--ray-{kind.lower()}s)")
-        n_actors = max(1, min(actors or int(resources[kind] // per_actor), len(pending)))
-        embed_opts = embed_kwargs(options)
-        constructor = dict(path=str(inp.path.resolve()), input_format=inp.format, field=inp.field, with_text=with_text,
-                           revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, dtype=dtype,
-                           device="cuda" if gpus_per_actor else "cpu", window=W, **embed_opts)
-        ds = _map_windows(ray, ray.data.from_items(pending, override_num_blocks=len(pending)), dict(
-            fn_constructor_args=(str(model),), fn_constructor_kwargs=constructor, batch_size=1,
-            batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=n_actors),
-            num_cpus=cpus_per_actor, num_gpus=gpus_per_actor or None))
-        expected = {w["window"]: w for w in pending}
-        parts: dict[int, list] = {}
-        bar.begin()
         try:
-            for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-                if table.num_rows == 0:
-                    continue
-                for k in np.unique(table.column("id").to_numpy() // W).tolist():
-                    part = table.filter(np.asarray(table.column("id").to_numpy() // W == k))
-                    parts.setdefault(k, []).append(part)
-                    if sum(p.num_rows for p in parts[k]) == expected[k]["rows"]:
-                        _write_window(out, k, parts.pop(k), with_text, expected[k]["sha256"], bar, summary,
-                                      _vectors_of)
-        except Exception as e:
-            user = _user_error(e)
-            if user is None:
-                raise
-            raise type(user)(str(user).splitlines()[0]) from None
-        if parts:
-            raise RuntimeError(f"Ray returned incomplete windows {sorted(parts)}")  # a bug, not a user error
+            _run_windows(ray, out, pending, actors=actors, model=model, inp=inp, options=options,
+                         cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor, bar=bar, summary=summary,
+                         revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, dtype=dtype)
+        finally:
+            if started:
+                ray.shutdown()
         out.finish(windows[-1]["index"] + windows[-1]["rows"])
         summary.rows, summary.complete = out.rows_done, True
-    except MinialbertError as e:
-        raise type(e)(kept_message(e, out)) from None
-    finally:
-        bar.close()
-        out.close()
-        if started:
-            ray.shutdown()
     summary.seconds = time.perf_counter() - t0
     return summary
 
 
-def _write_window(out, k, parts, with_text, digest, bar, summary, vectors_of) -> None:
+def _run_windows(ray, out, pending: list[dict], *, actors: int | None, model: str, inp, options: dict,
+                 cpus_per_actor: float, gpus_per_actor: float, bar, summary, **load) -> None:
+    """Embed the pending windows on Ray actors; write each as a shard as soon as it is whole.
+
+    load: revision, cache_dir, local_files_only, dtype (how each actor loads the model).
+    """
+    from .stream import embed_kwargs
+
+    W, with_text = options["window"], options["with_text"]
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # minialbert draws its own (texts/s, tokens/s, ETA)
+    context.print_on_execution_start = False
+    resources = ray.cluster_resources()
+    kind, per_actor = ("GPU", gpus_per_actor) if gpus_per_actor else ("CPU", cpus_per_actor)
+    if resources.get(kind, 0) < per_actor:
+        raise MinialbertError(f"the Ray cluster has {resources.get(kind, 0):g} {kind}(s); each actor asks for "
+                              f"{per_actor:g} (--ray-{kind.lower()}s)")
+    n_actors = max(1, min(actors or int(resources[kind] // per_actor), len(pending)))
+    constructor = dict(path=str(inp.path.resolve()), input_format=inp.format, field=inp.field, with_text=with_text,
+                       device="cuda" if gpus_per_actor else "cpu", window=W, **load, **embed_kwargs(options))
+    ds = _map_windows(ray, ray.data.from_items(pending, override_num_blocks=len(pending)), dict(
+        fn_constructor_args=(str(model),), fn_constructor_kwargs=constructor, batch_size=1,
+        batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=n_actors),
+        num_cpus=cpus_per_actor, num_gpus=gpus_per_actor or None))
+    expected = {w["window"]: w for w in pending}
+    parts: dict[int, list] = {}  # windows whose rows Ray has returned in more than one piece
+    bar.begin()
+    try:
+        for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            windows = table.column("id").to_numpy() // W
+            for k in np.unique(windows).tolist():
+                parts.setdefault(k, []).append(table.filter(windows == k))
+                if sum(p.num_rows for p in parts[k]) == expected[k]["rows"]:
+                    _write_window(out, k, parts.pop(k), expected[k]["sha256"], with_text, bar, summary)
+    except Exception as e:
+        user = _user_error(e)
+        if user is None:
+            raise
+        raise type(user)(str(user).splitlines()[0]) from None
+    if parts:
+        raise RuntimeError(f"Ray returned incomplete windows {sorted(parts)}")  # a bug, not a user error
+
+
+def _write_window(out, k: int, parts: list, digest: str, with_text: bool, bar, summary) -> None:
     import pyarrow as pa
+
+    from .shards import _vectors_of
 
     table = pa.concat_tables(parts)
     table = table.take(np.argsort(table.column("id").to_numpy(), kind="stable"))
     tokens = int(np.sum(table.column(TOKENS_COLUMN).to_numpy()))
     texts = table.column("text").to_pylist() if with_text else None
-    shard = out.write_shard(k, table.column("id").to_numpy(), vectors_of(table, out.path), texts, digest)
-    summary.embedded += table.num_rows
-    summary.shards_written += 1
-    summary.tokens += tokens
+    shard = out.write_shard(k, table.column("id").to_numpy(), _vectors_of(table, out.path), texts, digest)
+    summary.count(table.num_rows, tokens)
     bar.window_done(table.num_rows, shard["file"], n_tokens=tokens)

@@ -25,6 +25,7 @@ import json
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -51,6 +52,12 @@ class RunSummary:
     shards_redone: tuple = ()  # shards found damaged on resume, and written again
     tokens: int = 0
     seconds: float = 0.0
+
+    def count(self, rows: int, tokens: int) -> None:
+        """One more shard written by this call."""
+        self.embedded += rows
+        self.shards_written += 1
+        self.tokens += tokens
 
 
 # ---------------------------------------------------------------------- identity
@@ -175,6 +182,19 @@ def check_no_extra_windows(out: OutputDirectory, n_windows: int) -> None:
     if extra:
         raise OutputDirError(f"{out.path} holds shards past the end of the input (window {extra[0]} of "
                              f"{n_windows}): the input changed since that run; write to another directory")
+
+
+@contextmanager
+def guarded_run(out: OutputDirectory, *closing):
+    """Around a run's loop: a user error says which shards are kept; the lock and files close."""
+    try:
+        yield
+    except MinialbertError as e:
+        raise type(e)(kept_message(e, out)) from None
+    finally:
+        for thing in closing:
+            thing.close()
+        out.close()
 
 
 def kept_message(e: MinialbertError, out: OutputDirectory) -> str:
@@ -315,7 +335,7 @@ def embed_file(embedder, source: str | os.PathLike, output: str | os.PathLike, *
         out.close()
         return summary
     bar = Progress(progress, total=inp.num_rows)
-    try:
+    with guarded_run(out, bar, stream):
         k, texts = 0, first
         while texts:
             bar.estimate(stream.index, stream.bytes_read, inp.size)
@@ -330,9 +350,7 @@ def embed_file(embedder, source: str | os.PathLike, output: str | os.PathLike, *
                 except MinialbertError as e:  # e.g. long_text="error": its text number counts from the window
                     raise type(e)(f"{e} (text numbers count from id {k * W:,}, where window {k} starts)") from None
                 shard = out.write_shard(k, ids, vectors, texts if options["with_text"] else None, digest)
-                summary.embedded += len(texts)
-                summary.shards_written += 1
-                summary.tokens += bar.tokens - tokens_before
+                summary.count(len(texts), bar.tokens - tokens_before)
                 bar.window_done(len(texts), shard["file"])
             k += 1
             texts = stream.take(W)
@@ -340,11 +358,5 @@ def embed_file(embedder, source: str | os.PathLike, output: str | os.PathLike, *
         check_no_extra_windows(out, k)
         out.finish(stream.index)
         summary.rows, summary.complete = out.rows_done, True
-    except MinialbertError as e:
-        raise type(e)(kept_message(e, out)) from None
-    finally:
-        bar.close()
-        stream.close()
-        out.close()
     summary.seconds = time.perf_counter() - t0
     return summary

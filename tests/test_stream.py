@@ -244,6 +244,13 @@ def test_mismatched_runs_are_refused(ckpt, embedder, tmp_path, capsys):
     (partial / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(MinialbertError, match="input changed"):
         embed_file(embedder, src, partial, window=20, resume=True)
+    # another process (here: another open) writing the directory
+    from minialbert.shards import OutputDirectory
+
+    holder = OutputDirectory.open(tmp_path / "busy", {"model": {}, "options": {}, "input": {}, "dim": 1}, resume=False)
+    with pytest.raises(MinialbertError, match="being written by another minialbert run"):
+        embed_file(embedder, src, tmp_path / "busy", window=20, resume=True)
+    holder.close()
     # not our directory
     stranger = tmp_path / "stranger"
     stranger.mkdir()
