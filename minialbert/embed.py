@@ -285,7 +285,9 @@ class Embedder:
         """The per-batch work of embed/embed_chunks: run the model, pool, float32 on the CPU."""
         def step(ids, mask):
             hidden, pooled = self._run_model(ids, mask, layer)
-            return pool(hidden, mask, pooling, pooled).float().cpu()
+            # clone: "cls" pooling is a view of the whole (batch, seq, H) output, and each kept row
+            # would keep it alive (a 20,000-text window of albert-base: ~3 GB)
+            return pool(hidden, mask, pooling, pooled).float().cpu().clone()
 
         return step
 

@@ -134,6 +134,18 @@ def test_chunked_long_texts_and_normalize_stream_too(embedder, tmp_path):
     assert np.abs(load_vectors(tmp_path / "out")[1] - want).max() <= 1e-6
 
 
+def test_kept_vectors_do_not_hold_the_batch_hidden_states(embedder):
+    """What bounds a window's memory: cls pooling used to return a view of the whole (batch, seq,
+    H) output, so every kept row kept its batch's hidden states alive (GBs per window at H=768)."""
+    import torch
+
+    ids = torch.randint(5, 50, (8, 40))
+    with torch.inference_mode():
+        for pooling in ("cls", "mean", "pooler"):
+            out = embedder._pooling_step(pooling, None)(ids, torch.ones_like(ids))
+            assert out.untyped_storage().nbytes() == 8 * embedder.dim * 4, pooling
+
+
 def test_load_vectors_mmap_and_iter(embedder, tmp_path):
     texts = corpus(90, seed=3)
     embed_file(embedder, write_input(tmp_path / "in.txt", texts, "txt"), tmp_path / "out", window=40)
