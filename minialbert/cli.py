@@ -114,6 +114,9 @@ def _embed_to_directory(args: argparse.Namespace) -> int:
     if args.ray is not None:
         from .ray import embed_with_ray
 
+        if args.device is not None:
+            raise MinialbertError("--device does not apply to --ray: actors use a GPU with --ray-gpus, else the CPU")
+
         summary = embed_with_ray(
             args.input, args.output, model=args.model, revision=args.revision, cache_dir=args.cache_dir,
             local_files_only=args.offline, dtype=args.dtype, address=None if args.ray == "local" else args.ray,

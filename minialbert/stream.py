@@ -231,7 +231,7 @@ class Progress:
         if self.mode == "bar":
             from tqdm import tqdm
 
-            self.bar = tqdm(total=self.total, initial=self.done, unit=" texts", unit_scale=True, dynamic_ncols=True,
+            self.bar = tqdm(total=self.total, initial=self.done, unit=" texts", dynamic_ncols=True,
                             desc="embedding", file=self.file, smoothing=0.05)
 
     def estimate(self, texts_read: int, bytes_read: int, size: int, finished: bool = False) -> None:
