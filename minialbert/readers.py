@@ -270,11 +270,13 @@ class TextStream:
                 if skip:
                     cut = min(skip, len(values))
                     values, skip, row = values.slice(cut), skip - cut, row + cut
-                if values.null_count:
-                    bad = row + values.is_null().to_pylist().index(True)
-                    raise InputError(f"{inp.name}: row {bad + 1} has no text (null in column {inp.field!r})")
-                row += len(values)
-                yield from values.to_pylist()
+                texts = values.to_pylist()
+                if values.null_count:  # the texts before it first, as a line-based file would
+                    bad = texts.index(None)
+                    yield from texts[:bad]
+                    raise InputError(f"{inp.name}: row {row + bad + 1} has no text (null in column {inp.field!r})")
+                row += len(texts)
+                yield from texts
         except pa.ArrowException as e:
             raise InputError(f"{inp.name}: cannot read Parquet data ({_first_line(e)})") from None
 

@@ -78,7 +78,8 @@ def model_identity(embedder, name: str | None = None, revision: str | None = Non
         for key, tensor in sorted(model.state_dict().items()):
             t = tensor.detach().to("cpu").contiguous().reshape(-1)
             h.update(f"{key}|{t.dtype}|{tuple(tensor.shape)}|".encode())
-            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            if t.numel():
+                h.update(memoryview(t.view(torch.uint8).numpy()))  # no copy of the weights
     for attr in ("vocab_file", "tokenizer_file"):
         path = getattr(tok, attr, None)
         if path and os.path.isfile(path):

@@ -357,6 +357,16 @@ def test_bad_input_is_one_line_and_keeps_completed_shards(ckpt, embedder, tmp_pa
     assert "has no column 'text' (its columns: body)" in err
     assert {p.name: p.read_bytes() for p in out4.iterdir()} == before
 
+    # a null text in a Parquet column (row numbers count from 1, as line numbers do); not Parquet at all
+    pq.write_table(pa.table({"text": texts[:50] + [None] + texts[51:60]}), pqin, row_group_size=16)
+    err = _one_line_error(capsys, ["embed", "--input", str(pqin), "--model", str(ckpt), "--output",
+                                   f"{tmp_path / 'out5'}/", "--window", "40", "-q"])
+    assert "row 51 has no text (null in column 'text')" in err and "1 completed shard(s) (40 texts)" in err
+    (tmp_path / "fake.parquet").write_text("not parquet")
+    err = _one_line_error(capsys, ["embed", "--input", str(tmp_path / "fake.parquet"), "--model", str(ckpt),
+                                   "--output", f"{tmp_path / 'out6'}/"])
+    assert "not a readable Parquet file" in err
+
 
 def test_cli_directory_output_rules(ckpt, tmp_path, capsys, monkeypatch):
     src = write_input(tmp_path / "in.txt", corpus(10), "txt")
