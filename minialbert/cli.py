@@ -195,7 +195,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if args.output is None and len(texts) > STDOUT_LIMIT:
         raise MinialbertError(f"{len(texts)} texts: too many to print; write them with --output FILE.npy or .jsonl")
     if args.output is not None:  # before the model loads: a typo should cost nothing
-        check_output_path(args.output, JSONL_SUFFIXES if args.tokens else VECTOR_SUFFIXES)
+        check_output_path(args.output, JSONL_SUFFIXES if args.tokens else VECTOR_SUFFIXES,
+                          hint="" if args.tokens else "; or a directory of Parquet shards (end the path with /)")
     if args.tokens and (args.prompt_name is not None or args.prompt):
         raise MinialbertError("--tokens writes the text's own tokens and takes no prompt; drop --prompt-name/--prompt")
     embedder = _embedder(args)

@@ -22,7 +22,7 @@ class InputError(MinialbertError):
     """An input file that cannot be read as texts."""
 
 
-def check_output_path(path: str | os.PathLike, suffixes: Sequence[str] = VECTOR_SUFFIXES) -> str:
+def check_output_path(path: str | os.PathLike, suffixes: Sequence[str] = VECTOR_SUFFIXES, hint: str = "") -> str:
     """Check an output path before any work is done; return its lower-cased suffix.
 
     The suffix must be one of `suffixes` and the directory must exist, so that a typo costs
@@ -32,7 +32,7 @@ def check_output_path(path: str | os.PathLike, suffixes: Sequence[str] = VECTOR_
     suffix = path.suffix.lower()
     if suffix not in suffixes:
         raise MinialbertError(f"unknown output format {suffix or '(none)'!r} for {path}: use a name ending in "
-                              f"{', '.join(suffixes[:-1])} or {suffixes[-1]}")
+                              f"{', '.join(suffixes[:-1])} or {suffixes[-1]}{hint}")
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise MinialbertError(f"cannot write {path}: directory {directory} does not exist")

@@ -58,7 +58,8 @@ class RayEmbedder:
     """Texts in, vectors out, for `ray.data.Dataset.map_batches` (one model per actor).
 
     model: a Hub repo id or a checkpoint directory every node can read. The other keywords are
-    Embedder.from_pretrained's and Embedder.embed's. text_column/vector_column name the
+    Embedder.from_pretrained's and Embedder.embed's (prompt_name/prompt for sentence-transformers
+    models with prompts). text_column/vector_column name the
     columns; keep_text=False drops the text from the output. device=None means the GPU Ray
     assigned to the actor (num_gpus=...) if any, else the CPU, with as many torch threads as
     the actor has CPUs (num_cpus=...). window=W embeds the rows of each id // W group on their
@@ -71,7 +72,7 @@ class RayEmbedder:
                  max_length: int | None = None, long_text: str = "truncate", stride: int = 128,
                  device: str | None = None, dtype: str | None = None, revision: str | None = None,
                  cache_dir: str | None = None, local_files_only: bool = False, window: int | None = None,
-                 report_tokens: bool = False):
+                 prompt_name: str | None = None, prompt: str | None = None, report_tokens: bool = False):
         import torch
 
         from .embed import Embedder
@@ -87,7 +88,7 @@ class RayEmbedder:
         self.text_column, self.vector_column, self.keep_text = text_column, vector_column, keep_text
         self.window, self.report_tokens = window, report_tokens
         self.kwargs = dict(pooling=pooling, layer=layer, normalize=normalize, batch_size=batch_size,
-                           long_text=long_text, stride=stride)
+                           long_text=long_text, stride=stride, prompt_name=prompt_name, prompt=prompt)
 
     def __call__(self, batch):
         import pyarrow as pa

@@ -217,6 +217,21 @@ def test_kill_9_and_resume_is_bit_identical(ckpt, embedder, tmp_path):
     assert "part-000023.parquet written" in resumed.stderr and "wrote" in resumed.stderr
 
 
+def test_prompts_stream_too_and_are_part_of_the_run(ckpt, embedder, tmp_path, capsys):
+    """A prompt (sentence-transformers style) changes every vector; the stream applies it as
+    Embedder.embed does, and a resume with another prompt is refused."""
+    texts = corpus(45, seed=4)
+    src = write_input(tmp_path / "in.txt", texts, "txt")
+    embed_file(embedder, src, tmp_path / "out", prompt="query: ", window=20)
+    want = embedder.embed(texts, prompt="query: ")
+    got = load_vectors(tmp_path / "out")[1]
+    assert np.abs(got - want).max() <= 1e-6 and np.abs(got - embedder.embed(texts)).max() > 1e-3
+    code = main(["embed", "--model", str(ckpt), "--input", str(src), "--output", f"{tmp_path / 'out'}/",
+                 "--window", "20", "--resume", "--prompt", "passage: ", "-q"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "prompt" in err, err
+
+
 def test_mismatched_runs_are_refused(ckpt, embedder, tmp_path, capsys):
     src = write_input(tmp_path / "in.txt", corpus(50, seed=5), "txt")
     out = tmp_path / "out"
