@@ -20,6 +20,14 @@ _EXPORTS = {
     "AlbertForPreTraining": "model",
     "AlbertForMaskedLM": "model",
     "AlbertOutput": "model",
+    "AlbertForSequenceClassification": "model",
+    "AlbertForTokenClassification": "model",
+    "AlbertForQuestionAnswering": "model",
+    "AlbertForMultipleChoice": "model",
+    "TextClassifier": "tasks",
+    "TokenTagger": "tasks",
+    "QuestionAnswerer": "tasks",
+    "InferenceEngine": "fast",
     "AlbertTokenizer": "tokenizer",
     "BatchEncoding": "tokenizer",
     "FillMask": "fill_mask",
@@ -27,6 +35,7 @@ _EXPORTS = {
     "MinialbertError": "errors",
     "CheckpointError": "errors",
     "ConfigError": "errors",
+    "ModelInputError": "errors",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -8,10 +8,48 @@ keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import warnings
 
 from .errors import MinialbertError
+
+
+# A value that starts like a negative number: "-1", "-1,-2", "-.5", "-1e-3".
+_NEGATIVE_VALUE = re.compile(r"-\.?[0-9]")
+
+
+def attach_negative_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """Rewrite `--layer -1,-2` as `--layer=-1,-2` for every option of `parser` that takes a value.
+
+    argparse reads a word that starts with "-" as an option, unless it is exactly a negative
+    number: so `--layer -1` works but `--layer -1,-2` (a list) and `--lr -1e-3` fail with
+    "expected one argument". No option name starts with a digit, so a word such as "-1,-2"
+    after an option that takes a value can only be that value. Words after "--" are left alone.
+    Only full option names are rewritten (an abbreviation such as `--lay` needs `--lay=-1,-2`).
+    """
+    takes_value: set[str] = set()
+    stack = [parser]
+    while stack:
+        p = stack.pop()
+        for action in p._actions:
+            if action.option_strings and action.nargs != 0:
+                takes_value.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend(action.choices.values())
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":
+            return out + argv[i:]
+        if word in takes_value and i + 1 < len(argv) and _NEGATIVE_VALUE.match(argv[i + 1]):
+            out.append(f"{word}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(word)
+        i += 1
+    return out
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -29,12 +67,12 @@ def _hub_args(p: argparse.ArgumentParser) -> None:
 
 # ------------------------------------------------------------------------------- info
 def cmd_info(args: argparse.Namespace) -> int:
-    from .config import PRESETS, AlbertConfig
+    from .config import AlbertConfig, official_name
     from .hub import ModelSource, looks_like_path
     from .params import describe
 
     name = args.model_pos or args.model
-    if not looks_like_path(name) and name.removeprefix("albert/") in PRESETS:
+    if not looks_like_path(name) and official_name(name) is not None:
         config = AlbertConfig.from_preset(name)  # no download needed for the official configs
     else:
         source = ModelSource(name, revision=args.revision, cache_dir=args.cache_dir, local_files_only=args.offline)
@@ -76,13 +114,13 @@ def _embedder(args: argparse.Namespace):
     )
 
 
-def _layer(value: str | None):
-    if value is None:
-        return None
+def layer_arg(value: str) -> int | list[int]:
+    """--layer: "-1" -> -1; "-1,-2" -> [-1, -2] (those layers averaged)."""
     try:
         parts = [int(p) for p in value.split(",")]
     except ValueError:
-        raise MinialbertError(f"--layer takes an integer or a comma-separated list, got {value!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"takes an integer or a comma-separated list such as -1,-2, got {value!r}") from None
     return parts[0] if len(parts) == 1 else parts
 
 
@@ -98,21 +136,20 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from .files import write_jsonl, write_vectors
+    from .files import JSONL_SUFFIXES, VECTOR_SUFFIXES, check_output_path, write_jsonl, write_vectors
 
     texts = _read_input(args, args.texts)
     if args.output is None and len(texts) > STDOUT_LIMIT:
         raise MinialbertError(f"{len(texts)} texts: too many to print; write them with --output FILE.npy or .jsonl")
-    if args.output is not None and args.tokens and not str(args.output).endswith((".jsonl", ".ndjson")):
-        raise MinialbertError("--tokens writes JSON lines: use an --output path ending in .jsonl")
-    if args.output is not None and not args.tokens and not str(args.output).lower().endswith(
-            (".npy", ".jsonl", ".ndjson", ".json")):
-        raise MinialbertError(f"unknown output format for {args.output}: use .npy, .jsonl or .json")
+    if args.output is not None:  # before the model loads: a typo should cost nothing
+        check_output_path(args.output, JSONL_SUFFIXES if args.tokens else VECTOR_SUFFIXES)
+    if args.tokens and (args.prompt_name is not None or args.prompt):
+        raise MinialbertError("--tokens writes the text's own tokens and takes no prompt; drop --prompt-name/--prompt")
     embedder = _embedder(args)
     if args.tokens:
         rows = [
             {"text": t, "tokens": r.tokens, "offsets": r.offsets, "vectors": np.asarray(r.vectors).tolist()}
-            for t, r in zip(texts, embedder.embed_tokens(texts, layer=_layer(args.layer), batch_size=args.batch_size))
+            for t, r in zip(texts, embedder.embed_tokens(texts, layer=args.layer, batch_size=args.batch_size))
         ]
         if args.output is None:
             for row in rows:
@@ -121,9 +158,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
             write_jsonl(args.output, rows)
         return 0
     vectors = embedder.embed(
-        texts, pooling=args.pooling, layer=_layer(args.layer), normalize=args.normalize,
+        texts, pooling=args.pooling, layer=args.layer, normalize=args.normalize,
         batch_size=args.batch_size, long_text=args.long_text, stride=args.stride,
-        show_progress=_show_progress(args, len(texts)),
+        show_progress=_show_progress(args, len(texts)), prompt_name=args.prompt_name, prompt=args.prompt,
     )
     if args.output is None:
         print(json.dumps([{"text": t, "vector": v.tolist()} for t, v in zip(texts, vectors)], ensure_ascii=False))
@@ -143,8 +180,10 @@ def cmd_similarity(args: argparse.Namespace) -> int:
     # Plain ALBERT [CLS] vectors are weak sentence vectors; mean pooling is the safer default
     # unless the checkpoint (sentence-transformers) says otherwise.
     pooling = args.pooling or (embedder.pooling if embedder.from_sentence_transformers else "mean")
-    ranked = embedder.rank(args.query, candidates, top_k=args.top_k, pooling=pooling,
-                           batch_size=args.batch_size, long_text=args.long_text)
+    ranked = embedder.rank(args.query, candidates, top_k=args.top_k, pooling=pooling, layer=args.layer,
+                           batch_size=args.batch_size, long_text=args.long_text, stride=args.stride,
+                           prompt_name=args.prompt_name, prompt=args.prompt,
+                           document_prompt_name=args.document_prompt_name, document_prompt=args.document_prompt)
     for score, _, text in ranked:
         print(f"{score:.4f}\t{text}")
     return 0
@@ -170,6 +209,21 @@ def cmd_fill_mask(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- inspect
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .inspect import make_report
+
+    _, written = make_report(
+        args.model, args.text, args.output, png=False if args.no_png else None, token=args.token,
+        compare=args.compare, max_length=args.max_length, revision=args.revision, cache_dir=args.cache_dir,
+        local_files_only=args.offline, device=args.device,
+    )
+    if not args.quiet:
+        print(f"wrote {', '.join(p.name for p in written)} to {args.output}", file=sys.stderr)
+    print(written[0])  # report.html, for `xdg-open "$(minialbert inspect ...)"`
+    return 0
+
+
 # ------------------------------------------------------------------------------ export
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import Int8Options, export_onnx
@@ -181,24 +235,182 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise MinialbertError("--int8-weights, --per-tensor and --reduce-range only apply with --int8")
     path = export_onnx(args.model_pos, args.output, int8=int8, revision=args.revision, cache_dir=args.cache_dir,
                        local_files_only=args.offline)
-    import os
-
-    print(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB"
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB"
           + (f", int8 {int8.describe()}" if int8 else ", float32") + "), tokenizer files beside it", file=sys.stderr)
     return 0
 
 
-# ---------------------------------------------------------------- bench and pretrain
-def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import main as bench_main
-
-    return int(bench_main(args.rest) or 0)
-
-
+# ---------------------------------------------------------------------- pretrain
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from .pretrain.train import main as pretrain_main
 
     return int(pretrain_main(args.rest) or 0)
+
+
+# -------------------------------------------------------------- fine-tuned task models
+# classify / answer / tag run the heads of model.py section 7 through minialbert.tasks;
+# finetune hands its argument list to minialbert.finetune.train.
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from .finetune.train import main as finetune_main
+
+    return int(finetune_main(args.rest) or 0)
+
+
+def _task_args(p: argparse.ArgumentParser, max_length_default: int = 512) -> None:
+    _model_args(p)
+    p.add_argument("--output", "-o", metavar="FILE", help="FILE.jsonl, .json, .csv or .tsv (written atomically; "
+                   "default: JSON lines on stdout)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=None,
+                   help=f"tokens per input, special tokens included (default: {max_length_default}, or less if "
+                        "the model's max_position_embeddings is smaller)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
+    p.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+
+
+def _pipeline(cls, args: argparse.Namespace):
+    return cls.from_pretrained(args.model, revision=args.revision, cache_dir=args.cache_dir,
+                               local_files_only=args.offline, device=args.device, dtype=args.dtype)
+
+
+def _emit(args: argparse.Namespace, rows: list[dict]) -> None:
+    import json
+
+    from .files import write_rows
+
+    if args.output is None:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return
+    write_rows(args.output, rows)
+    if not args.quiet:
+        print(f"wrote {len(rows)} results to {args.output}", file=sys.stderr)
+
+
+def _plain_texts(args: argparse.Namespace, positional: list[str]) -> list[str]:
+    """Texts from arguments, a .txt/.jsonl --input (one per line / --text-column field) or stdin."""
+    args.field = args.text_column if args.input and str(args.input).endswith((".jsonl", ".ndjson")) else None
+    return _read_input(args, positional)
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from .files import TABLE_SUFFIXES, InputError
+    from .tasks import TextClassifier
+
+    pairs = args.pair or None
+    if args.input and args.input != "-" and str(args.input).lower().endswith(TABLE_SUFFIXES):
+        from .finetune.data import read_examples
+
+        if args.texts or pairs:
+            raise InputError("give texts as arguments or --input FILE, not both")
+        examples = read_examples(args.input, "classify", text_column=args.text_column, pair_column=args.pair_column,
+                                 require_labels=False)
+        texts = [e.text for e in examples]
+        if any(e.text_pair is not None for e in examples):
+            pairs = [e.text_pair or "" for e in examples]
+    else:
+        texts = _plain_texts(args, args.texts)
+        if pairs is not None and len(pairs) != len(texts):
+            raise MinialbertError(f"{len(texts)} texts but {len(pairs)} --pair texts: give one --pair per text")
+    classifier = _pipeline(TextClassifier, args)
+    results = classifier(texts, pairs, batch_size=args.batch_size, max_length=args.max_length)
+    rows = []
+    for i, (text, r) in enumerate(zip(texts, results)):
+        row = {"text": text}
+        if pairs is not None:
+            row["text_pair"] = pairs[i]
+        row.update(label=r.label, score=r.score)
+        if args.all_scores and r.scores:
+            row["scores"] = r.scores
+        rows.append(row)
+    _emit(args, rows)
+    return 0
+
+
+def cmd_answer(args: argparse.Namespace) -> int:
+    from .files import InputError
+    from .tasks import QuestionAnswerer
+
+    if args.input:
+        if args.question is not None or args.context is not None:
+            raise InputError("give --question and --context, or --input FILE, not both")
+        from .finetune.squad import read_squad
+
+        examples, _ = read_squad(args.input, require_answers=False)
+        ids = [e.id for e in examples]
+        questions, contexts = [e.question for e in examples], [e.context for e in examples]
+    else:
+        if args.question is None or args.context is None:
+            raise InputError("give --question Q and --context C (or --input FILE.jsonl with question and context)")
+        ids, questions, contexts = [None], [args.question], [args.context]
+    qa = _pipeline(QuestionAnswerer, args)
+    results = qa.answer_batch(questions, contexts, top_k=args.top_k, max_length=args.max_length,
+                              doc_stride=args.doc_stride, max_query_length=args.max_query_length,
+                              max_answer_length=args.max_answer_length, allow_no_answer=args.allow_no_answer,
+                              null_threshold=args.null_threshold, batch_size=args.batch_size)
+
+    def answer_row(a) -> dict:
+        return {"answer": a.text, "start": a.start, "end": a.end, "score": a.score, "no_answer": a.is_null}
+
+    rows = []
+    for qid, question, answers in zip(ids, questions, results):
+        row = {"id": qid} if qid is not None else {}
+        row["question"] = question
+        row.update(answer_row(answers[0]))
+        if args.top_k > 1:
+            row["answers"] = [answer_row(a) for a in answers]
+        rows.append(row)
+    _emit(args, rows)
+    return 0
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    from .tasks import TokenTagger
+
+    texts = _plain_texts(args, args.texts)
+    tagger = _pipeline(TokenTagger, args)
+    found = tagger(texts, batch_size=args.batch_size, max_length=args.max_length, stride=args.stride)
+    _emit(args, [{"text": t, "entities": [e.__dict__ for e in ents]} for t, ents in zip(texts, found)])
+    return 0
+
+
+def _add_task_commands(sub) -> None:
+    p = sub.add_parser("classify", help="label texts (or text pairs) with a fine-tuned sequence classifier")
+    p.add_argument("texts", nargs="*", help="texts to classify (or use --input / stdin)")
+    p.add_argument("--pair", action="append", metavar="TEXT",
+                   help="second text of a pair (premise/hypothesis, ...); once per text")
+    p.add_argument("--input", "-i", metavar="FILE", help=".csv/.tsv/.jsonl with --text-column (and --pair-column), "
+                   "or one text per line; '-' = stdin")
+    p.add_argument("--text-column", default=None, help="column or JSON field of the text (default: text)")
+    p.add_argument("--pair-column", default=None, help="column of the second text (default: text_pair if present)")
+    p.add_argument("--all-scores", action="store_true", help="also write every label's probability")
+    _task_args(p)
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("answer", help="extract the answer to a question from a context (extractive QA)")
+    p.add_argument("--question", "-Q", default=None)
+    p.add_argument("--context", "-C", default=None)
+    p.add_argument("--input", "-i", metavar="FILE",
+                   help="JSON lines with question and context (and id), or a SQuAD .json file")
+    p.add_argument("--top-k", "-k", type=int, default=1, help="also list the K best answers")
+    p.add_argument("--doc-stride", type=int, default=128, help="tokens shared by consecutive windows of a long context")
+    p.add_argument("--max-query-length", type=int, default=64, help="question tokens kept")
+    p.add_argument("--max-answer-length", type=int, default=30, help="longest answer, in tokens")
+    p.add_argument("--allow-no-answer", action=argparse.BooleanOptionalAction, default=None,
+                   help="SQuAD 2.0: answer 'no answer' when it scores best (default: as the model was trained)")
+    p.add_argument("--null-threshold", type=float, default=0.0,
+                   help="'no answer' must beat the best span by more than this")
+    _task_args(p, max_length_default=384)
+    p.set_defaults(func=cmd_answer)
+
+    p = sub.add_parser("tag", help="find entities (BIO tags) with character spans")
+    p.add_argument("texts", nargs="*", help="texts to tag (or use --input / stdin)")
+    p.add_argument("--input", "-i", metavar="FILE", help="one text per line, or .jsonl with --text-column")
+    p.add_argument("--text-column", default=None, help="JSON field of the text in .jsonl input (default: text)")
+    p.add_argument("--stride", type=int, default=64, help="tokens shared by consecutive windows of a long text")
+    _task_args(p)
+    p.set_defaults(func=cmd_tag)
 
 
 def _embed_args(p: argparse.ArgumentParser) -> None:
@@ -206,11 +418,12 @@ def _embed_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", "-i", metavar="FILE",
                    help="one text per line, or .jsonl with --field; '-' or nothing piped = stdin")
     p.add_argument("--field", default=None, help="JSON field holding the text in .jsonl input (default: text)")
-    p.add_argument("--pooling", choices=["cls", "mean", "max", "mean_sqrt_len", "pooler"], default=None,
+    p.add_argument("--pooling", choices=["cls", "mean", "max", "mean_sqrt_len", "weightedmean", "lasttoken", "pooler"],
+                   default=None,
                    help="how token vectors become one vector (default: the checkpoint's, else cls)")
-    p.add_argument("--layer", default=None,
+    p.add_argument("--layer", type=layer_arg, default=None,
                    help="hidden layer to use: -1 last (default), 0 after the embedding projection; "
-                        "'-1,-2' averages layers")
+                        "-1,-2 averages layers")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=None, help="tokens per sequence, [CLS]/[SEP] included")
     p.add_argument("--long-text", choices=["truncate", "chunk", "error"], default="truncate",
@@ -219,6 +432,17 @@ def _embed_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cpu)")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary on stderr")
+
+
+def _prompt_args(p: argparse.ArgumentParser, prefix: str = "", to: str = "each text",
+                 default: str = "the model's default prompt") -> None:
+    """--prompt-name NAME | --prompt TEXT; with prefix="document", --document-prompt-name | --document-prompt."""
+    flag = f"--{prefix}-prompt" if prefix else "--prompt"
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(flag + "-name", metavar="NAME", default=None,
+                       help=f"prepend the model's stored prompt NAME to {to} (default: {default}, if any)")
+    group.add_argument(flag, metavar="TEXT", default=None, help=f"prepend TEXT to {to} instead; '' for no prompt")
+
 
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
@@ -245,13 +469,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", metavar="FILE", help="FILE.npy (float32 matrix), .jsonl or .json; "
                    "written atomically")
     p.add_argument("--tokens", action="store_true", help="write every token's vector and offsets as JSON lines")
+    _prompt_args(p)
     p.set_defaults(func=cmd_embed)
 
-    p = sub.add_parser("similarity", help="rank candidate texts by cosine similarity to a query")
+    p = sub.add_parser("similarity", help="rank candidate texts by similarity to a query (cosine unless the "
+                       "model says otherwise)")
     p.add_argument("query", help="the query text")
     p.add_argument("candidates", nargs="*", help="candidate texts (or use --input / stdin)")
     _embed_args(p)
     p.add_argument("--top-k", "-k", type=int, default=None, help="print only the best K")
+    _prompt_args(p, to="the query", default="the model's 'query' prompt, else its default prompt")
+    _prompt_args(p, "document", to="each candidate",
+                 default="the model's 'document', 'passage' or 'corpus' prompt, else its default prompt")
     p.set_defaults(func=cmd_similarity)
 
     p = sub.add_parser("fill-mask", help="predict the words behind [MASK] with the MLM head")
@@ -261,6 +490,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
     p.set_defaults(func=cmd_fill_mask)
+
+    p = sub.add_parser("inspect", help="see inside: a self-contained HTML report (Figure 1, attention, similarity)")
+    p.add_argument("text", help="the text to run through the model")
+    _model_args(p)
+    p.add_argument("--output", "-o", default="inspect-report", metavar="DIR",
+                   help="directory for report.html, figure1.csv/.json and PNGs (default: %(default)s)")
+    p.add_argument("--compare", action="append", metavar="MODEL",
+                   help="overlay this checkpoint's Figure 1 (repeatable; its depth may differ)")
+    p.add_argument("--token", default=None,
+                   help="token the similarity view starts on: an index or a piece (default: the first word piece)")
+    p.add_argument("--max-length", type=int, default=None, help="tokens kept, [CLS]/[SEP] included (default: the model's)")
+    p.add_argument("--no-png", action="store_true", help="skip the matplotlib PNGs")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cpu)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+    p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("export", help="write a model in another format (onnx)")
     formats = p.add_subparsers(dest="format", metavar="FORMAT")
@@ -273,22 +517,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8", action="store_true", help="int8 weights, dynamic int8 activations (about a third "
                                                       "of the float32 file)")
     p.add_argument("--int8-weights", choices=["u8", "s8"], default="u8",
-                   help="u8 (default; safe on every x86 CPU) or s8 (for CPUs with VNNI; add --reduce-range "
-                        "on CPUs without it)")
+                   help="u8 (default; accurate on every x86 CPU) or s8 (the faster kernel; on CPUs without VNNI "
+                        "add --reduce-range)")
     p.add_argument("--per-tensor", action="store_true", help="one weight scale per matrix instead of per column")
     p.add_argument("--reduce-range", action="store_true", help="7-bit weights (avoids int16 saturation of s8 "
                                                               "weights on CPUs without VNNI)")
     p.set_defaults(func=cmd_export)
 
-    for name, func, text in (("bench", cmd_bench, "benchmark minialbert against transformers (see --help)"),
-                             ("pretrain", cmd_pretrain, "pre-train an ALBERT from scratch (MLM + SOP; see --help)")):
+    for name, func, text in (("pretrain", cmd_pretrain, "pre-train an ALBERT from scratch (MLM + SOP; see --help)"),
+                             ("finetune", cmd_finetune, "fine-tune a task head: classify, regression, multilabel, "
+                                                        "tag, qa (see --help)")):
         p = sub.add_parser(name, help=text, add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.set_defaults(func=func)
+    _add_task_commands(sub)
     return parser
 
 
-PASSTHROUGH = {"bench": cmd_bench, "pretrain": cmd_pretrain}  # commands with their own argument parser
+PASSTHROUGH = {"pretrain": cmd_pretrain, "finetune": cmd_finetune}  # commands with their own argument parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
         # would swallow nothing when the first word is an option such as --help).
         args = argparse.Namespace(command=argv[0], func=PASSTHROUGH[argv[0]], rest=argv[1:])
     else:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(attach_negative_values(parser, argv))
     if getattr(args, "top_k", 1) is not None and getattr(args, "top_k", 1) < 1:
         parser.error("--top-k must be at least 1")
     if getattr(args, "batch_size", 1) < 1:

@@ -16,7 +16,8 @@ from typing import Any
 
 from .errors import ConfigError
 
-# The activations that ALBERT configs name (transformers' ACT2FN keys). model.py implements them.
+# The activations that ALBERT configs may name (transformers' ACT2FN keys): the keys of
+# model.ACTIVATIONS, listed here so that a config validates without importing torch.
 SUPPORTED_ACTIVATIONS = (
     "gelu_new", "gelu", "gelu_fast", "gelu_pytorch_tanh", "gelu_python", "quick_gelu",
     "relu", "relu6", "silu", "swish", "tanh", "sigmoid", "mish", "linear",
@@ -25,6 +26,10 @@ SUPPORTED_ACTIVATIONS = (
 # Cross-layer sharing strategies (Lan et al. 2019, Table 4). "all" is ALBERT proper and is
 # controlled by num_hidden_groups / inner_group_num exactly as in the official code.
 SHARING_STRATEGIES = ("all", "attention", "ffn", "none")
+
+# What a sequence-classification head optimises (transformers' `problem_type`); None = inferred
+# from num_labels and the labels' dtype, as transformers does (see model.py section 7).
+PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
 
 
 @dataclass
@@ -40,7 +45,7 @@ class AlbertConfig:
     hidden_act: str = "gelu_new"
     hidden_dropout_prob: float = 0.0
     attention_probs_dropout_prob: float = 0.0
-    classifier_dropout_prob: float = 0.1
+    classifier_dropout_prob: float | None = 0.1  # task heads; None = use hidden_dropout_prob
     max_position_embeddings: int = 512
     type_vocab_size: int = 2
     layer_norm_eps: float = 1e-12
@@ -50,11 +55,63 @@ class AlbertConfig:
     eos_token_id: int | None = 3
     # minialbert extension for ablations: which blocks are shared across layers (see model.py).
     sharing: str = "all"
+    # Task heads (fine-tuning), with transformers' names. num_labels is the head's width; it
+    # follows id2label when that is given. id2label/label2id default to LABEL_0, LABEL_1, ...
+    num_labels: int | None = None  # None = len(id2label), else 2 (transformers' default)
+    id2label: dict[int, str] | None = None
+    label2id: dict[str, int] | None = None
+    problem_type: str | None = None  # one of PROBLEM_TYPES, or None to infer it
     # Keys of config.json that do not change the computation; kept so to_json round-trips.
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self._settle_labels()
         self.validate()
+
+    def _settle_labels(self) -> None:
+        """Make num_labels, id2label and label2id agree, the way transformers' config does."""
+        if self.id2label is not None:
+            if not isinstance(self.id2label, dict):
+                raise ConfigError(f"config: id2label must be a mapping of ids to names, got {self.id2label!r}")
+            try:  # JSON keys are strings
+                id2label = {int(k): str(v) for k, v in self.id2label.items()}
+            except (TypeError, ValueError):
+                raise ConfigError(f"config: id2label keys must be integers, got {list(self.id2label)}") from None
+            if sorted(id2label) != list(range(len(id2label))):
+                raise ConfigError(f"config: id2label must number the labels 0..n-1, got ids {sorted(id2label)}")
+            if self.num_labels is not None and self.num_labels != len(id2label):
+                raise ConfigError(
+                    f"config: num_labels={self.num_labels} but id2label names {len(id2label)} labels; "
+                    "change both together with config.with_labels(...)"
+                )
+            self.id2label = dict(sorted(id2label.items()))
+            self.num_labels = len(id2label)
+        else:
+            if self.num_labels is None:
+                self.num_labels = 2
+            if not isinstance(self.num_labels, int) or isinstance(self.num_labels, bool) or self.num_labels < 1:
+                raise ConfigError(f"config: num_labels must be a positive integer, got {self.num_labels!r}")
+            self.id2label = {i: f"LABEL_{i}" for i in range(self.num_labels)}
+        if self.label2id is None:
+            self.label2id = {name: i for i, name in self.id2label.items()}
+        else:
+            try:
+                self.label2id = {str(k): int(v) for k, v in self.label2id.items()}
+            except (AttributeError, TypeError, ValueError):
+                raise ConfigError(f"config: label2id must map label names to integer ids, got {self.label2id!r}") from None
+
+    def with_labels(self, labels: "int | list[str] | tuple[str, ...]", problem_type: str | None = None) -> "AlbertConfig":
+        """A copy whose task head has these labels: a count (names LABEL_i) or the names in id order."""
+        if isinstance(labels, int):
+            names = [f"LABEL_{i}" for i in range(labels)]
+        else:
+            names = [str(n) for n in labels]
+            if len(set(names)) != len(names):
+                raise ConfigError(f"config: label names must be distinct, got {names}")
+        id2label = dict(enumerate(names))
+        return dataclasses.replace(self, num_labels=len(names), id2label=id2label,
+                                   label2id={n: i for i, n in id2label.items()},
+                                   problem_type=problem_type if problem_type is not None else self.problem_type)
 
     # ----------------------------------------------------------------- checks
     def validate(self) -> None:
@@ -95,8 +152,21 @@ class AlbertConfig:
             )
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout_prob"):
             p = getattr(self, name)
-            if not 0.0 <= float(p) < 1.0:
+            if p is None and name == "classifier_dropout_prob":
+                continue  # transformers: the heads then use hidden_dropout_prob
+            if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= float(p) < 1.0:
                 raise ConfigError(f"config: {name} must be in [0, 1), got {p!r}")
+        if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:
+            raise ConfigError(f"config: problem_type must be one of {', '.join(PROBLEM_TYPES)} (or null), "
+                              f"got {self.problem_type!r}")
+        if self.problem_type == "single_label_classification" and self.num_labels == 1:
+            raise ConfigError("config: problem_type single_label_classification needs num_labels >= 2 "
+                              "(use regression for one output)")
+
+    @property
+    def classifier_dropout(self) -> float:
+        """The dropout probability in front of a task head."""
+        return self.hidden_dropout_prob if self.classifier_dropout_prob is None else self.classifier_dropout_prob
 
     @property
     def head_dim(self) -> int:
@@ -133,6 +203,8 @@ class AlbertConfig:
             )
         names = {f.name for f in dataclasses.fields(cls)} - {"extra", "sharing"}
         known = {k: v for k, v in data.items() if k in names}
+        if known.get("id2label") is not None:
+            known.pop("num_labels", None)  # transformers: id2label decides the head's width
         eos = known.get("eos_token_id")
         if isinstance(eos, list):  # transformers allows a list; ALBERT uses one id
             known["eos_token_id"] = eos[0] if eos else None
@@ -146,9 +218,17 @@ class AlbertConfig:
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.extra)
         for f in dataclasses.fields(self):
-            if f.name in ("extra", "sharing"):
+            if f.name in ("extra", "sharing", "num_labels", "id2label", "label2id", "problem_type"):
                 continue
             data[f.name] = getattr(self, f.name)
+        # Labels as transformers v5 writes them: only when they differ from its defaults (2 labels
+        # named LABEL_0, LABEL_1), with string keys; transformers derives num_labels from id2label.
+        default_names = {i: f"LABEL_{i}" for i in range(self.num_labels)}
+        if self.num_labels != 2 or self.id2label != default_names:
+            data["id2label"] = {str(i): name for i, name in self.id2label.items()}
+            data["label2id"] = dict(self.label2id)
+        if self.problem_type is not None:
+            data["problem_type"] = self.problem_type
         data["model_type"] = "albert"
         if self.sharing != "all":
             # transformers cannot build these models; the key makes that explicit.
@@ -183,8 +263,8 @@ class AlbertConfig:
     @classmethod
     def from_preset(cls, name: str) -> "AlbertConfig":
         """The config of an official checkpoint, e.g. "albert-base-v2" or "albert/albert-base-v2"."""
-        key = name.split("/", 1)[1] if name.startswith("albert/") else name
-        if key not in PRESETS:
+        key = official_name(name)
+        if key is None:
             raise ConfigError(f"no preset {name!r}; presets: {', '.join(PRESETS)}")
         return cls(**PRESETS[key])
 
@@ -211,3 +291,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "xxlarge": (4096, 12, 64, 16384),
     }.items()
 }
+
+
+def official_name(name: str) -> str | None:
+    """The short name of an official ALBERT checkpoint ("albert-base-v2"), given either form.
+
+    The official repos moved from "albert-base-v2" to "albert/albert-base-v2"; both spellings
+    name the same checkpoint. Anything else (a user repo, a path) gives None.
+    """
+    key = name[len("albert/"):] if name.startswith("albert/") else name
+    return key if key in PRESETS else None

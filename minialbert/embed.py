@@ -4,9 +4,14 @@
     emb = Embedder.from_pretrained("albert-base-v2")
     vectors = emb.embed(["first text", "second text"], pooling="mean")   # (2, 768) float32
 
-What the seed document does by hand (tokenize, run, take last_hidden_state[:, 0]) is
+The usual transformers recipe (tokenize, run the model, take last_hidden_state[:, 0]) is
 `pooling="cls"`. Texts are tokenized once, sorted by length so each batch pads little,
 run through the model, pooled, and put back in input order.
+
+Which code runs: the last layer (layer=None or -1, the default) comes from the model through
+fast.InferenceEngine, which takes its fused path for a stock model and otherwise runs the
+model's own forward (and says so once); any other `layer` needs every hidden state, so the
+model itself runs (model.py), output_hidden_states=True.
 """
 
 from __future__ import annotations
@@ -20,13 +25,16 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .errors import CheckpointError, ConfigError, MinialbertError
+from .jsonio import read_json
 from .hub import ModelSource
 from .model import AlbertModel
 
-POOLINGS = ("cls", "mean", "max", "pooler", "mean_sqrt_len")
+POOLINGS = ("cls", "mean", "max", "pooler", "mean_sqrt_len", "weightedmean", "lasttoken")
 LONG_TEXT_MODES = ("truncate", "chunk", "error")
+SIMILARITY_FUNCTIONS = ("cosine", "dot", "euclidean", "manhattan")  # sentence-transformers' names
 BACKENDS = ("torch", "onnxruntime")
 
 
@@ -35,25 +43,47 @@ class LongTextWarning(UserWarning):
 
 
 # ---------------------------------------------------------------------------- pooling
-def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str, pooler_output: torch.Tensor | None = None) -> torch.Tensor:
+def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str, pooler_output: torch.Tensor | None = None,
+         skip: int = 0) -> torch.Tensor:
     """(batch, seq, H) token vectors + (batch, seq) mask -> (batch, H) one vector per text.
 
-    cls:           h_[CLS], the first token (the seed document's choice)
+    cls:           h_[CLS], the first token (BERT's sentence vector, the usual recipe)
     mean:          sum_t m_t h_t / sum_t m_t           (padding excluded)
     max:           max over real tokens, per dimension
-    mean_sqrt_len: sum_t m_t h_t / sqrt(sum_t m_t)    (sentence-transformers' mode)
+    mean_sqrt_len: sum_t m_t h_t / sqrt(sum_t m_t)    (sentence-transformers' mean_sqrt_len_tokens)
+    weightedmean:  sum_t t m_t h_t / sum_t t m_t      (t = 1, 2, ... the position; later tokens weigh more)
+    lasttoken:     h of the last real token ([SEP]: minialbert pads on the right)
     pooler:        tanh(W h_[CLS] + b), the output of ALBERT's pooler layer
+
+    skip > 0 leaves the first `skip` tokens out of the pooling (not out of attention): that is
+    how a sentence-transformers model with include_prompt=false drops [CLS] and the prompt's
+    tokens. cls then takes the first token left in, and weightedmean keeps the positions t of
+    the full sequence, both as sentence-transformers does.
     """
-    if mode == "cls":
-        return hidden[:, 0]
     if mode == "pooler":
         if pooler_output is None:
             raise MinialbertError("pooling='pooler' needs pooler weights, and this checkpoint has none; "
                                   "use pooling='cls' or 'mean'")
         return pooler_output
+    if skip:
+        mask = mask.clone()
+        mask[:, :skip] = 0
+    rows = torch.arange(hidden.size(0), device=hidden.device)
+    if mode == "cls":
+        # argmax finds the first 1; a row with nothing left (a prompt as long as the sequence) gives 0
+        return hidden[:, 0] if not skip else hidden[rows, mask.argmax(dim=1)]
+    if mode == "lasttoken":
+        last = hidden.size(1) - 1 - mask.flip(1).argmax(dim=1)
+        return hidden[rows, last] * mask[rows, last].unsqueeze(-1).to(hidden.dtype)  # zeros if nothing is left
     m = mask.unsqueeze(-1).to(hidden.dtype)
     if mode == "max":
         return hidden.masked_fill(m == 0, torch.finfo(hidden.dtype).min).max(dim=1).values
+    if mode == "weightedmean":
+        # positions in float32 even for half-precision runs: bfloat16 holds integers exactly only up to 256
+        acc = torch.promote_types(hidden.dtype, torch.float32)
+        positions = torch.arange(1, hidden.size(1) + 1, device=hidden.device, dtype=acc).view(1, -1, 1)
+        weights = m.to(acc) * positions
+        return ((hidden.to(acc) * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)).to(hidden.dtype)
     total = (hidden * m).sum(dim=1)
     count = m.sum(dim=1).clamp(min=1e-9)
     if mode == "mean":
@@ -100,17 +130,36 @@ class Embedder:
 
     Defaults (pooling, normalize, max_length) come from the checkpoint: a sentence-transformers
     layout sets them from its modules; otherwise pooling="cls", no normalization, max_length=512.
+
+    Also from a sentence-transformers layout (config_sentence_transformers.json, 1_Pooling):
+    prompts:             {name: text} prepended to texts by embed(prompt_name=...)
+    default_prompt_name: the prompt embed uses when given none (None: no prompt)
+    include_prompt:      False leaves [CLS] and the prompt's tokens out of the pooling
+    similarity_fn_name:  cosine | dot | euclidean | manhattan, the score of similarity() and rank()
     """
 
     def __init__(self, model: AlbertModel, tokenizer, *, pooling: str = "cls", normalize: bool = False,
-                 max_length: int | None = None, lowercase: bool = False):
+                 max_length: int | None = None, lowercase: bool = False, prompts: dict[str, str] | None = None,
+                 default_prompt_name: str | None = None, include_prompt: bool = True,
+                 similarity_fn_name: str = "cosine"):
         self.model = model.eval()
+        self._engine = None  # fast.InferenceEngine for self.model, made on first use
         self.tokenizer = tokenizer
         self.pooling = self._check_pooling(pooling)
         self.normalize = bool(normalize)
         limit = model.config.max_position_embeddings
         self.max_length = min(max_length or getattr(tokenizer, "model_max_length", limit) or limit, limit)
         self.lowercase = lowercase  # sentence-transformers' do_lower_case
+        self.prompts = dict(prompts or {})
+        if default_prompt_name is not None and default_prompt_name not in self.prompts:
+            raise MinialbertError(f"default_prompt_name {default_prompt_name!r} is not one of the prompts "
+                                  f"({', '.join(map(repr, self.prompts)) or 'there are none'})")
+        self.default_prompt_name = default_prompt_name
+        self.include_prompt = bool(include_prompt)
+        if similarity_fn_name not in SIMILARITY_FUNCTIONS:
+            raise MinialbertError(f"unknown similarity_fn_name {similarity_fn_name!r}; "
+                                  f"choose from {', '.join(SIMILARITY_FUNCTIONS)}")
+        self.similarity_fn_name = similarity_fn_name
         self.from_sentence_transformers = False
         self._warned_long = False
 
@@ -146,15 +195,49 @@ class Embedder:
         else:
             model = AlbertModel.from_pretrained(folder, dtype=_dtype(dtype), device=device)
         tokenizer = AlbertTokenizer.from_pretrained(folder)
+        if st.get("dimension") not in (None, model.config.hidden_size):
+            raise ConfigError(f"{source.name}: the Pooling module expects {st['dimension']}-d token vectors but the "
+                              f"model's hidden size is {model.config.hidden_size}")
         embedder = cls(
             model, tokenizer,
             pooling=pooling or st.get("pooling", "cls"),
             normalize=st.get("normalize", False) if normalize is None else normalize,
             max_length=max_length or st.get("max_length"),
             lowercase=st.get("lowercase", False),
+            prompts=st.get("prompts"),
+            default_prompt_name=st.get("default_prompt_name"),
+            include_prompt=st.get("include_prompt", True),
+            similarity_fn_name=st.get("similarity_fn_name") or "cosine",
         )
         embedder.from_sentence_transformers = bool(st)
         return embedder
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """Write the model, the tokenizer and a sentence-transformers layout into `directory`.
+
+        Embedder.from_pretrained and sentence-transformers both load the folder and give the same
+        vectors (tested with sentence-transformers 6.2; the layout is the v2-v5 one, which later
+        versions read): pooling, include_prompt, normalization, max_length, lower-casing, prompts,
+        default_prompt_name and similarity_fn_name are all recorded.
+        """
+        from .files import atomic_write
+
+        if self.pooling not in ST_POOLING_NAMES:
+            raise MinialbertError(f"pooling={self.pooling!r} has no sentence-transformers equivalent, so this "
+                                  "Embedder cannot be saved as a sentence-transformers model; set "
+                                  "emb.pooling to one of " + ", ".join(ST_POOLING_NAMES) + ", or save the model "
+                                  "and tokenizer alone (emb.model.save_pretrained, emb.tokenizer.save_pretrained)")
+        out = Path(directory)
+        self.model.save_pretrained(out)
+        self.tokenizer.save_pretrained(out)
+        for name, content in _sentence_transformers_files(self).items():
+            path = out / name
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise MinialbertError(f"cannot create {path.parent}: {e.strerror}") from None
+            text = json.dumps(content, indent=2, ensure_ascii=False) + "\n"
+            atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8"))
 
     @property
     def dim(self) -> int:
@@ -183,13 +266,21 @@ class Embedder:
             texts = [t.lower() for t in texts]
         return self.tokenizer.encode_batch_ids(texts)
 
-    def _windows(self, n: int, max_length: int, stride: int) -> list[tuple[int, int]]:
-        """[start, end) spans of content tokens covering n tokens, overlapping by `stride`."""
-        width = max_length - 2
+    def _windows(self, n: int, max_length: int, stride: int, reserved: int = 0) -> list[tuple[int, int]]:
+        """[start, end) spans of content tokens covering n tokens, overlapping by `stride`.
+
+        `reserved` tokens of each window are taken by a prompt that starts every window.
+        """
+        width = max_length - 2 - reserved
         if n <= width:
             return [(0, n)]
+        with_prompt = f" with a {reserved}-token prompt" if reserved else ""
+        if width < 1:
+            raise MinialbertError(f"the prompt takes {reserved} tokens and leaves no room for text at max_length "
+                                  f"{max_length}; raise max_length or use a shorter prompt")
         if not 0 <= stride < width:
-            raise MinialbertError(f"stride must be in [0, {width}) for max_length {max_length}, got {stride}")
+            raise MinialbertError(f"stride must be in [0, {width}) for max_length {max_length}{with_prompt}, "
+                                  f"got {stride}")
         step = width - stride
         spans, start = [], 0
         while True:
@@ -199,8 +290,13 @@ class Embedder:
                 return spans
             start += step
 
-    def _plan(self, texts: list[str], max_length: int, long_text: str, stride: int):
-        """Split texts into model inputs: returns (sequences, owner text index, spans per text)."""
+    def _plan(self, texts: list[str], max_length: int, long_text: str, stride: int, prompt: str = ""):
+        """Split texts into model inputs: returns (sequences, owner text index, spans per text).
+
+        With a prompt, each text is tokenized as prompt + text (the string sentence-transformers
+        tokenizes), and its first k tokens, k = the prompt's own token count, start every window;
+        spans count the tokens after them.
+        """
         if long_text not in LONG_TEXT_MODES:
             raise MinialbertError(f"unknown long_text mode {long_text!r}; choose from {', '.join(LONG_TEXT_MODES)}")
         if not 2 < max_length <= self.model.config.max_position_embeddings:
@@ -209,20 +305,25 @@ class Embedder:
         cls_id, sep_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
         sequences, owner, spans_per_text = [], [], []
         n_truncated = 0
-        for i, ids in enumerate(self._content_ids(texts)):
-            if len(ids) + 2 > max_length:
+        k = len(self._content_ids([prompt])[0]) if prompt else 0
+        for i, joint in enumerate(self._content_ids([prompt + t for t in texts] if prompt else texts)):
+            head, ids = joint[:k], joint[k:]
+            room = max_length - 2 - len(head)
+            if len(ids) > room:
                 if long_text == "error":
-                    raise MinialbertError(f"text {i} has {len(ids) + 2} tokens, more than max_length {max_length}")
+                    raise MinialbertError(f"text {i} has {len(joint) + 2} tokens{' with its prompt' if k else ''}, "
+                                          f"more than max_length {max_length}")
                 if long_text == "truncate":
                     n_truncated += 1
-                    spans = [(0, max_length - 2)]
+                    spans = [(0, max(room, 0))]
                 else:
-                    spans = self._windows(len(ids), max_length, stride)
+                    spans = self._windows(len(ids), max_length, stride, reserved=len(head))
             else:
                 spans = [(0, len(ids))]
             spans_per_text.append(spans)
             for s, e in spans:
-                sequences.append([cls_id, *ids[s:e], sep_id])
+                # head[:max_length - 2]: a prompt longer than a window is cut like any long text
+                sequences.append([cls_id, *head[:max_length - 2], *ids[s:e], sep_id])
                 owner.append(i)
         self._warn_truncated(n_truncated, max_length)
         return sequences, owner, spans_per_text
@@ -285,9 +386,28 @@ class Embedder:
                     progress(len(rows))
         return results
 
+    @property
+    def engine(self):
+        """The fast.InferenceEngine that runs self.model for last-layer outputs (rebuilt if the
+        model is replaced). Assign `InferenceEngine(embedder.model, int8=True)` to use int8.
+        With backend="onnxruntime" the model is an ONNX Runtime session, which is its own engine."""
+        if not isinstance(self.model, torch.nn.Module):  # onnx_backend.OnnxAlbert
+            return self.model
+        if self._engine is None or self._engine.model is not self.model:
+            from .fast import InferenceEngine
+
+            self._engine = InferenceEngine(self.model)
+        return self._engine
+
+    @engine.setter
+    def engine(self, engine) -> None:
+        if engine.model is not self.model:
+            raise MinialbertError("the engine must wrap this Embedder's model (embedder.model)")
+        self._engine = engine
+
     def _run_model(self, ids, mask, layer):
         if layer is None or layer == -1:
-            out = self.model(ids, attention_mask=mask)
+            out = self.engine(ids, attention_mask=mask)
             return out.last_hidden_state, out.pooler_output
         out = self.model(ids, attention_mask=mask, output_hidden_states=True)
         layers = [layer] if isinstance(layer, int) else list(layer)
@@ -299,26 +419,63 @@ class Embedder:
         hidden = torch.stack([out.hidden_states[li] for li in layers]).mean(dim=0)
         return hidden, out.pooler_output
 
-    def _pooling_step(self, pooling: str, layer):
+    def _pooling_step(self, pooling: str, layer, skip: int = 0):
         """The per-batch work of embed/embed_chunks: run the model, pool, float32 on the CPU."""
         def step(ids, mask):
             hidden, pooled = self._run_model(ids, mask, layer)
-            return pool(hidden, mask, pooling, pooled).float().cpu()
+            return pool(hidden, mask, pooling, pooled, skip=skip).float().cpu()
 
         return step
+
+    # ---------------------------------------------------------------- prompts
+    def resolve_prompt(self, prompt_name: str | None = None, prompt: str | None = None) -> str:
+        """The text to prepend, as sentence-transformers' encode resolves it.
+
+        An explicit `prompt` wins (prompt="" means none, even over a default); else the stored
+        prompt called `prompt_name`; else the one called `default_prompt_name`; else none.
+        """
+        if prompt is not None:
+            if prompt_name is not None:
+                raise MinialbertError("give a prompt or a prompt_name, not both")
+            if not isinstance(prompt, str):
+                raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+            return prompt
+        name = self.default_prompt_name if prompt_name is None else prompt_name
+        if name is None:
+            return ""
+        if name not in self.prompts:
+            have = ", ".join(map(repr, self.prompts))
+            raise MinialbertError(f"no prompt named {name!r}: " + (f"this model's prompts are {have}" if have else
+                                  "this model has no stored prompts; pass the text itself with prompt=... (--prompt)"))
+        return self.prompts[name]
+
+    def _prompt_skip(self, prompt: str, max_length: int) -> int:
+        """Leading tokens left out of pooling: [CLS] + the prompt's tokens when include_prompt is False.
+
+        sentence-transformers counts them by tokenizing the prompt alone (truncated to max_length)
+        and dropping its final [SEP]; the count is the same for every text.
+        """
+        if not prompt or self.include_prompt:
+            return 0
+        return min(len(self._content_ids([prompt])[0]) + 1, max_length - 1)
 
     def embed(self, texts: str | Sequence[str], *, pooling: str | None = None, layer: int | Sequence[int] | None = None,
               normalize: bool | None = None, batch_size: int = 32, max_length: int | None = None,
               long_text: str = "truncate", stride: int = 128, device=None, dtype=None,
-              convert_to: str = "numpy", show_progress: bool = False):
+              convert_to: str = "numpy", show_progress: bool = False, prompt_name: str | None = None,
+              prompt: str | None = None):
         """One vector per text, in input order: (n_texts, H) float32 (numpy, or torch with convert_to="torch").
 
-        pooling: cls | mean | max | mean_sqrt_len | pooler (default: the embedder's).
+        pooling: cls | mean | max | mean_sqrt_len | weightedmean | lasttoken | pooler (default: the embedder's).
         layer: None/-1 = last layer; an int picks hidden state `layer` (0 = after the E->H
                projection); a list averages those layers.
         long_text: "truncate" (default; warns once), "chunk" (windows of max_length tokens
                overlapping by `stride`, pooled one by one and averaged with weights = tokens per
                window), or "error".
+        prompt_name / prompt: prepend a stored prompt (self.prompts[prompt_name]) or this text, as
+               SentenceTransformer.encode does; by default the model's default_prompt_name, if any.
+               With include_prompt False the prompt's tokens are not pooled. Long texts keep the
+               prompt at the start of every window.
         A single string gives a (H,) vector. show_progress draws a tqdm bar on stderr.
         """
         texts, single = _check_texts(texts)
@@ -326,9 +483,10 @@ class Embedder:
         normalize = self.normalize if normalize is None else normalize
         if pooling == "pooler" and layer not in (None, -1):
             raise MinialbertError("pooling='pooler' always uses the last layer; drop --layer or pick another pooling")
+        prompt = self.resolve_prompt(prompt_name, prompt)
         self.to(device, dtype)
         max_length = max_length or self.max_length
-        sequences, owner, spans = self._plan(texts, max_length, long_text, stride)
+        sequences, owner, spans = self._plan(texts, max_length, long_text, stride, prompt)
 
         bar = None
         if show_progress:
@@ -337,8 +495,8 @@ class Embedder:
             unit = "text" if len(sequences) == len(texts) else "window"
             bar = tqdm(total=len(sequences), unit=unit, desc="embedding", dynamic_ncols=True)
         try:
-            pooled = self._forward_sorted(sequences, batch_size, self._pooling_step(pooling, layer),
-                                          bar.update if bar else None)
+            step = self._pooling_step(pooling, layer, self._prompt_skip(prompt, max_length))
+            pooled = self._forward_sorted(sequences, batch_size, step, bar.update if bar else None)
         finally:
             if bar is not None:
                 bar.close()
@@ -349,7 +507,7 @@ class Embedder:
             weights = torch.tensor([float(e - s) for s, e in text_spans])
             if len(text_spans) == 1:
                 vectors[i] = chunk[0]
-            else:  # token-count-weighted mean of the windows (the document's section 9.3)
+            else:  # token-count-weighted mean of the windows (README: Embedder, long texts)
                 vectors[i] = (chunk * weights[:, None]).sum(0) / weights.sum()
             k += len(text_spans)
         if normalize:
@@ -359,14 +517,21 @@ class Embedder:
 
     def embed_chunks(self, texts: str | Sequence[str], *, pooling: str | None = None, layer=None,
                      batch_size: int = 32, max_length: int | None = None, stride: int = 128,
-                     normalize: bool | None = None, convert_to: str = "numpy") -> list[ChunkEmbeddings]:
-        """The per-window vectors that long_text="chunk" averages, with their token spans."""
+                     normalize: bool | None = None, convert_to: str = "numpy", prompt_name: str | None = None,
+                     prompt: str | None = None) -> list[ChunkEmbeddings]:
+        """The per-window vectors that long_text="chunk" averages, with their token spans.
+
+        With a prompt, every window starts with it and the spans count the tokens after it.
+        """
         texts, _ = _check_texts(texts)
         pooling = self._check_pooling(pooling or self.pooling)
         normalize = self.normalize if normalize is None else normalize
-        sequences, owner, spans = self._plan(texts, max_length or self.max_length, "chunk", stride)
+        prompt = self.resolve_prompt(prompt_name, prompt)
+        max_length = max_length or self.max_length
+        sequences, owner, spans = self._plan(texts, max_length, "chunk", stride, prompt)
 
-        pooled = self._forward_sorted(sequences, batch_size, self._pooling_step(pooling, layer))
+        step = self._pooling_step(pooling, layer, self._prompt_skip(prompt, max_length))
+        pooled = self._forward_sorted(sequences, batch_size, step)
         result, k = [], 0
         for text_spans in spans:
             v = torch.stack(pooled[k:k + len(text_spans)])
@@ -407,15 +572,49 @@ class Embedder:
             ))
         return result
 
-    def rank(self, query: str, candidates: Sequence[str], *, top_k: int | None = None, **embed_kwargs):
-        """Candidates sorted by cosine similarity to the query: [(score, index, text), ...]."""
+    def similarity(self, a, b):
+        """(len(a), len(b)) scores by self.similarity_fn_name, as SentenceTransformer.similarity.
+
+        cosine: cos(a_i, b_j); dot: a_i . b_j; euclidean / manhattan: minus the L2 / L1 distance
+        (higher is more similar in all four). Takes vectors (1-d) or matrices, numpy or torch;
+        returns numpy for numpy input, torch otherwise.
+        """
+        as_numpy = isinstance(a, np.ndarray)
+        x = torch.atleast_2d(torch.as_tensor(a, dtype=torch.float32))
+        y = torch.atleast_2d(torch.as_tensor(b, dtype=torch.float32)).to(x.device)
+        fn = self.similarity_fn_name
+        if fn == "cosine":
+            scores = F.normalize(x, dim=-1) @ F.normalize(y, dim=-1).T
+        elif fn == "dot":
+            scores = x @ y.T
+        else:
+            scores = -torch.cdist(x, y, p=2.0 if fn == "euclidean" else 1.0)
+        return scores.cpu().numpy() if as_numpy else scores
+
+    def rank(self, query: str, candidates: Sequence[str], *, top_k: int | None = None, prompt_name: str | None = None,
+             prompt: str | None = None, document_prompt_name: str | None = None, document_prompt: str | None = None,
+             **embed_kwargs):
+        """Candidates sorted by similarity to the query, best first: [(score, index, text), ...].
+
+        The score is self.similarity_fn_name's (cosine for plain checkpoints). Prompts follow
+        sentence-transformers' encode_query / encode_document: the query gets prompt_name/prompt,
+        by default the stored "query" prompt; the candidates get document_prompt_name/
+        document_prompt, by default the first stored of "document", "passage", "corpus"; either
+        falls back to default_prompt_name.
+        """
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
         candidates, _ = _check_texts(candidates)
         if not candidates:
             return []
-        vectors = self.embed([query, *candidates], convert_to="torch", **embed_kwargs)
-        scores = torch.nn.functional.cosine_similarity(vectors[:1], vectors[1:], dim=-1)
+        if prompt_name is None and prompt is None and "query" in self.prompts:
+            prompt_name = "query"
+        if document_prompt_name is None and document_prompt is None:
+            document_prompt_name = next((n for n in ("document", "passage", "corpus") if n in self.prompts), None)
+        q = self.embed([query], convert_to="torch", prompt_name=prompt_name, prompt=prompt, **embed_kwargs)
+        docs = self.embed(candidates, convert_to="torch", prompt_name=document_prompt_name, prompt=document_prompt,
+                          **embed_kwargs)
+        scores = self.similarity(q, docs)[0]
         order = torch.argsort(scores, descending=True, stable=True).tolist()
         if top_k is not None:
             order = order[:top_k]
@@ -433,11 +632,65 @@ def _dtype(dtype) -> torch.dtype | None:
 
 
 # ------------------------------------------------------------- sentence-transformers
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read {path}: {e}") from None
+# A sentence-transformers model is a folder (or Hub repo) with modules.json listing its modules
+# in order. minialbert runs the three a text-embedding ALBERT uses: Transformer (the model and
+# tokenizer), Pooling and Normalize. Both layouts in use are read:
+#   v2-v5: module types "sentence_transformers.models.Pooling", 1_Pooling/config.json with boolean
+#          pooling_mode_*_tokens flags, max_seq_length in sentence_bert_config.json;
+#   v6:    types "sentence_transformers.base.modules.transformer.Transformer" and the like,
+#          "pooling_mode": "mean" (a string or a list), max length in tokenizer_config.json,
+#          prompts and similarity_fn_name in config_sentence_transformers.json.
+
+# sentence-transformers' pooling mode names -> minialbert's
+ST_POOLINGS = {"cls": "cls", "max": "max", "mean": "mean", "mean_sqrt_len_tokens": "mean_sqrt_len",
+               "weightedmean": "weightedmean", "lasttoken": "lasttoken"}
+ST_POOLING_NAMES = {ours: theirs for theirs, ours in ST_POOLINGS.items()}
+# the boolean flags of v2-v5 configs, in the order sentence-transformers concatenates the modes
+ST_POOLING_FLAGS = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max",
+                    "pooling_mode_mean_tokens": "mean", "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+                    "pooling_mode_weightedmean_tokens": "weightedmean", "pooling_mode_lasttoken": "lasttoken"}
+ST_MODULES = ("Transformer", "Pooling", "Normalize")
+
+
+def _st_pooling_mode(cfg: dict, where: Path) -> str:
+    """The one pooling mode of a 1_Pooling/config.json, in minialbert's name."""
+    mode = cfg.get("pooling_mode")
+    if mode is None:  # v2-v5 flags; none set means sentence-transformers' default, mean
+        mode = [name for flag, name in ST_POOLING_FLAGS.items() if cfg.get(flag)] or "mean"
+    modes = [mode] if isinstance(mode, str) else list(mode) if isinstance(mode, (list, tuple)) else None
+    if not modes or not all(isinstance(m, str) for m in modes):
+        raise ConfigError(f"{where}: pooling_mode must be a mode name or a list of them, got {mode!r}")
+    if len(modes) > 1:
+        raise ConfigError(f"{where}: pooling combines {' + '.join(modes)}; minialbert supports one pooling mode per "
+                          "model, not concatenated ones")
+    if modes[0] not in ST_POOLINGS:
+        raise ConfigError(f"{where}: unknown pooling mode {modes[0]!r} (sentence-transformers has "
+                          f"{', '.join(ST_POOLINGS)})")
+    return ST_POOLINGS[modes[0]]
+
+
+def _st_transformer_config(source: ModelSource, path: str) -> dict:
+    """max_length and lower-casing from the Transformer module's sentence_bert_config.json."""
+    prefix = f"{path}/" if path else ""
+    cfg_path = source.file(prefix + "sentence_bert_config.json", required=False)
+    if cfg_path is None:  # the name sentence-transformers v0.x wrote for ALBERT models
+        cfg_path = source.file(prefix + "sentence_albert_config.json", required=False)
+    if cfg_path is None:
+        return {}
+    cfg = read_json(cfg_path)
+    task = cfg.get("transformer_task", "feature-extraction")
+    if task != "feature-extraction":
+        raise ConfigError(f"{cfg_path}: transformer_task {task!r} is not supported (minialbert embeds with "
+                          "the plain encoder, 'feature-extraction')")
+    found: dict = {"lowercase": bool(cfg.get("do_lower_case", False))}
+    # As sentence-transformers: a model_max_length given to the tokenizer wins over max_seq_length;
+    # with neither, the tokenizer's own model_max_length (tokenizer_config.json) applies.
+    tokenizer_kwargs = cfg.get("processor_kwargs") or cfg.get("tokenizer_args") or {}
+    max_length = tokenizer_kwargs.get("model_max_length") if isinstance(tokenizer_kwargs, dict) else None
+    max_length = max_length or cfg.get("max_seq_length")
+    if max_length:
+        found["max_length"] = int(max_length)
+    return found
 
 
 def _read_sentence_transformers(source: ModelSource) -> dict:
@@ -445,35 +698,85 @@ def _read_sentence_transformers(source: ModelSource) -> dict:
     modules_path = source.file("modules.json", required=False)
     if modules_path is None:
         return {}
-    modules = _read_json(modules_path)
-    if not isinstance(modules, list):
+    modules = read_json(modules_path, expect=list)
+    if not all(isinstance(m, dict) for m in modules):
         raise CheckpointError(f"{modules_path}: expected a list of modules")
     found: dict = {}
+    st_config = source.file("config_sentence_transformers.json", required=False)
+    if st_config is not None:
+        cfg = read_json(st_config)
+        model_type = cfg.get("model_type", "SentenceTransformer")
+        if model_type != "SentenceTransformer":
+            raise ConfigError(f"{source.name} is a sentence-transformers {model_type}, not a SentenceTransformer "
+                              "embedding model; minialbert embeds with SentenceTransformer models only")
+        prompts = cfg.get("prompts") or {}
+        if not isinstance(prompts, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in prompts.items()):
+            raise ConfigError(f"{st_config}: prompts must map names to texts")
+        found["prompts"] = prompts
+        found["default_prompt_name"] = cfg.get("default_prompt_name")
+        found["similarity_fn_name"] = cfg.get("similarity_fn_name")
+        if found["similarity_fn_name"] not in (None, *SIMILARITY_FUNCTIONS):
+            raise ConfigError(f"{st_config}: similarity_fn_name {found['similarity_fn_name']!r} is not supported "
+                              f"(minialbert has {', '.join(SIMILARITY_FUNCTIONS)})")
     for module in sorted(modules, key=lambda m: m.get("idx", 0)):
-        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+        type_name = str(module.get("type", ""))
+        # "sentence_transformers.models.Pooling" (v2-v5), "...sentence_transformer.modules.pooling.Pooling" (v6)
+        kind = type_name.rsplit(".", 1)[-1] if type_name.split(".", 1)[0] == "sentence_transformers" else None
         path = str(module.get("path", "")).strip("/")
         if kind == "Transformer":
             found["transformer_path"] = path
-            cfg_path = source.file((f"{path}/" if path else "") + "sentence_bert_config.json", required=False)
-            if cfg_path is not None:
-                cfg = _read_json(cfg_path)
-                if cfg.get("max_seq_length"):
-                    found["max_length"] = int(cfg["max_seq_length"])
-                found["lowercase"] = bool(cfg.get("do_lower_case", False))
+            found.update(_st_transformer_config(source, path))
         elif kind == "Pooling":
-            cfg = _read_json(source.file(f"{path}/config.json"))
-            modes = [name for flag, name in (
-                ("pooling_mode_cls_token", "cls"), ("pooling_mode_max_tokens", "max"),
-                ("pooling_mode_mean_tokens", "mean"), ("pooling_mode_mean_sqrt_len_tokens", "mean_sqrt_len"),
-                ("pooling_mode_weightedmean_tokens", "weightedmean"), ("pooling_mode_lasttoken", "lasttoken"),
-            ) if cfg.get(flag)]
-            if len(modes) != 1 or modes[0] not in POOLINGS:
-                raise ConfigError(f"{source.name}: sentence-transformers pooling {modes or 'none'} is not supported "
-                                  "(minialbert supports exactly one of cls, mean, max, mean_sqrt_len)")
-            found["pooling"] = modes[0]
+            cfg_path = source.file(f"{path}/config.json")
+            cfg = read_json(cfg_path)
+            found["pooling"] = _st_pooling_mode(cfg, cfg_path)
+            found["include_prompt"] = bool(cfg.get("include_prompt", True))
+            found["dimension"] = cfg.get("embedding_dimension", cfg.get("word_embedding_dimension"))
         elif kind == "Normalize":
+            cfg_path = source.file(f"{path}/config.json", required=False) if path else None  # v6 writes one
+            cfg = read_json(cfg_path) if cfg_path is not None else {}
+            if cfg.get("module_input_name", "sentence_embedding") != "sentence_embedding":
+                raise ConfigError(f"{cfg_path}: Normalize of {cfg['module_input_name']!r} is not supported "
+                                  "(minialbert normalizes the sentence embedding only)")
             found["normalize"] = True
         else:
-            raise ConfigError(f"{source.name}: sentence-transformers module {module.get('type')!r} is not supported "
+            raise ConfigError(f"{source.name}: sentence-transformers module {type_name!r} is not supported "
                               "(minialbert handles Transformer, Pooling and Normalize)")
+    if "pooling" not in found:
+        raise ConfigError(f"{source.name}: modules.json has no Pooling module, so the model gives no sentence "
+                          "vector; minialbert needs Transformer + Pooling (+ Normalize)")
     return found
+
+
+def _sentence_transformers_files(embedder: "Embedder") -> dict[str, dict | list]:
+    """The JSON files of a sentence-transformers folder recording this Embedder's settings.
+
+    The v2-v5 module names and pooling flags are written on purpose: later versions read them
+    (v6 converts them), and so does minialbert. Keys that older versions' Pooling(**config)
+    would reject are written only when they matter: the weightedmean/lasttoken flags when that
+    is the mode, include_prompt when it is False.
+    """
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    files: dict[str, dict | list] = {}
+    if embedder.normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+        files["2_Normalize/config.json"] = {}
+    mode = ST_POOLING_NAMES[embedder.pooling]
+    files["modules.json"] = modules
+    files["sentence_bert_config.json"] = {"max_seq_length": embedder.max_length, "do_lower_case": embedder.lowercase}
+    files["1_Pooling/config.json"] = {
+        "word_embedding_dimension": embedder.dim,
+        **{flag: name == mode for flag, name in ST_POOLING_FLAGS.items()
+           if name in ("cls", "max", "mean", "mean_sqrt_len_tokens") or name == mode},
+        **({} if embedder.include_prompt else {"include_prompt": False}),
+    }
+    files["config_sentence_transformers.json"] = {
+        "model_type": "SentenceTransformer",
+        "prompts": embedder.prompts,
+        "default_prompt_name": embedder.default_prompt_name,
+        "similarity_fn_name": embedder.similarity_fn_name,
+    }
+    return files

@@ -15,3 +15,8 @@ class CheckpointError(MinialbertError, OSError):
 
 class ConfigError(MinialbertError, ValueError):
     """A config.json that minialbert cannot use (not ALBERT, unsupported option)."""
+
+
+class ModelInputError(MinialbertError, ValueError):
+    """Tensors or arguments a model cannot use: ids outside the vocabulary, shapes that do not
+    match, a sequence longer than the position table, a label the model has no head for."""

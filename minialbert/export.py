@@ -276,22 +276,11 @@ class _AlbertGraph:
 # ---------------------------------------------------------------------------------------------
 # Public API
 # ---------------------------------------------------------------------------------------------
-def _why_not_stock(model) -> str | None:
-    """The inference engine's stock check (fast.why_not_stock), when this minialbert has it."""
-    try:
-        from .fast import why_not_stock
-    except ImportError:  # before the engine: only the exact classes are checked
-        from .model import AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
-
-        if type(model) not in (AlbertModel, AlbertForPreTraining, AlbertForMaskedLM):
-            return f"the model is a {type(model).__name__}, not AlbertModel, AlbertForPreTraining or AlbertForMaskedLM"
-        return None
-    return why_not_stock(model)
-
-
 def build_onnx(model: nn.Module, *, int8: bool | Int8Options = False):
     """The ONNX ModelProto of a stock model (AlbertModel, or the encoder of a pre-training model)."""
-    reason = _why_not_stock(model)
+    from .fast import why_not_stock
+
+    reason = why_not_stock(model)
     if reason is not None:
         raise ExportError(f"cannot export this model to ONNX: {reason}. The export writes the graph of "
                           "minialbert's own model.py; export a model as minialbert builds it")

@@ -1,4 +1,8 @@
-"""Fill-mask: top-k predictions of the MLM head for each [MASK] in a text."""
+"""Fill-mask: top-k predictions of the MLM head for each [MASK] in a text.
+
+The model runs through fast.InferenceEngine: the fused path for a stock model, the model's
+own forward (model.py with your changes) otherwise.
+"""
 
 from __future__ import annotations
 
@@ -22,8 +26,11 @@ class MaskPrediction:
 
 class FillMask:
     def __init__(self, model: AlbertForMaskedLM, tokenizer):
+        from .fast import InferenceEngine
+
         self.model = model.eval()
         self.tokenizer = tokenizer
+        self.engine = InferenceEngine(self.model)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, *, revision=None, cache_dir=None,
@@ -50,7 +57,7 @@ class FillMask:
             raise MinialbertError(f"no {tok.convert_ids_to_tokens(tok.mask_token_id)} token in the text; "
                                   "write [MASK] where a word should be predicted")
         with torch.inference_mode():
-            logits = self.model(torch.tensor([ids], device=self.model.albert.device)).prediction_logits[0]
+            logits = self.engine(torch.tensor([ids], device=self.model.albert.device)).prediction_logits[0]
         results = []
         for pos in positions:
             probs = torch.softmax(logits[pos].float(), dim=-1)

@@ -2,34 +2,158 @@
 
 Everything that touches the network or the Hub cache lives here, so the model, the
 tokenizer and the embedder only ever see local paths. huggingface_hub does the real work
-(cache layout, revisions, HF_HUB_OFFLINE); this module adds ALBERT's short names and turns
-huggingface_hub's many exception types into one clear message that says what to do.
+(cache layout, revisions, HF_HUB_OFFLINE, retries); this module adds ALBERT's two names for
+each official checkpoint, asks the Hub only when the cache cannot answer, gives up at once
+when the Hub cannot be reached at all, and turns huggingface_hub's many exception types
+into one clear message that says what to do.
+
+Supported huggingface_hub versions: 0.20 and later (pyproject.toml). Their exception classes
+moved between versions, so they are looked up by name in `hf_errors()`.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
+from .config import official_name
 from .errors import CheckpointError
 
-# The official checkpoints moved under the "albert" organisation; the Hub redirects the old
-# short names, but a cache filled under one name is not found under the other, so try both.
-OFFICIAL_SHORT_NAMES = tuple(
-    f"albert-{size}-v{v}" for v in (1, 2) for size in ("base", "large", "xlarge", "xxlarge")
-)
+# How long one command waits to learn whether the Hub answers at all (two attempts inside it).
+PROBE_TIMEOUT = 5.0
+# A verdict is reused for this long, so a command that needs a dozen files probes once, and a
+# long-running process notices when the network comes back.
+VERDICT_TTL = 60.0
+_verdicts: dict[str, tuple[float, bool]] = {}  # endpoint -> (time.monotonic() of the probe, reachable)
 
 
 def _env_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+    # The two variables huggingface_hub itself honours.
+    return any(os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}
+               for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 def _repo_candidates(repo_id: str) -> list[str]:
-    if repo_id in OFFICIAL_SHORT_NAMES:
-        return [repo_id, f"albert/{repo_id}"]
-    if repo_id.startswith("albert/") and repo_id[len("albert/"):] in OFFICIAL_SHORT_NAMES:
-        return [repo_id, repo_id[len("albert/"):]]
-    return [repo_id]
+    """Every name a cache may hold the repo under; for the network, the first one is asked first.
+
+    The official checkpoints moved under the "albert" organisation. The Hub redirects the old
+    short names, but a cache filled under one name is not found under the other, so both are
+    tried; the canonical "albert/..." name first, which saves the Hub a redirect.
+    """
+    short = official_name(repo_id)
+    if short is None:
+        return [repo_id]
+    return [f"albert/{short}", short]
+
+
+def hf_errors() -> SimpleNamespace:
+    """huggingface_hub's exception classes, wherever the installed version keeps them.
+
+    `huggingface_hub.errors` holds them all from 0.25 on (the module exists earlier, but
+    without most of them); `huggingface_hub.utils` exports them in every version up to now.
+    `RemoteEntryNotFoundError` exists from 1.0; earlier, a file missing from a repo raised
+    `EntryNotFoundError` itself, which `LocalEntryNotFoundError` subclasses in every version,
+    so the local case must always be checked first.
+    """
+    from huggingface_hub import utils
+
+    try:
+        from huggingface_hub import errors as modern
+    except ImportError:  # before 0.22
+        modern = None
+
+    def find(name: str):
+        return getattr(modern, name, None) or getattr(utils, name)
+
+    entry = find("EntryNotFoundError")
+    return SimpleNamespace(
+        HFValidationError=find("HFValidationError"),
+        HfHubHTTPError=find("HfHubHTTPError"),
+        RepositoryNotFoundError=find("RepositoryNotFoundError"),
+        GatedRepoError=find("GatedRepoError"),
+        RevisionNotFoundError=find("RevisionNotFoundError"),
+        EntryNotFoundError=entry,
+        LocalEntryNotFoundError=find("LocalEntryNotFoundError"),
+        RemoteEntryNotFoundError=getattr(modern, "RemoteEntryNotFoundError", None) or entry,
+    )
+
+
+def _http_session():
+    """huggingface_hub's own HTTP client (requests before 1.0, httpx after): the same proxies,
+    certificates and headers as the downloads that follow."""
+    import huggingface_hub
+
+    get_session = getattr(huggingface_hub, "get_session", None)
+    if get_session is None:
+        from huggingface_hub.utils import get_session
+    return get_session()
+
+
+def _probe(endpoint: str, timeout: float) -> bool:
+    """True when `endpoint` answers an HTTP request at all (any status), within `timeout` seconds.
+
+    Two attempts, so that one dropped packet on a working network does not count as "offline".
+    The request runs in a daemon thread because a DNS lookup on a machine without network
+    can hang far longer than any HTTP timeout covers.
+    """
+    answer: list[bool] = []
+    try:
+        session = _http_session()  # here, so that imports do not count against the deadline
+    except (AttributeError, TypeError, ImportError):
+        return True  # an huggingface_hub whose API this code does not know: let it decide itself
+
+    def attempt() -> None:
+        for n in range(2):
+            try:
+                session.head(endpoint, timeout=timeout / 2)
+            except (AttributeError, TypeError):
+                # An huggingface_hub whose API this code does not know: let it decide itself.
+                answer.append(True)
+                return
+            except Exception:  # connection refused, DNS failure, timeout, TLS failure, ...
+                if n == 0:
+                    time.sleep(0.2)
+                continue
+            answer.append(True)
+            return
+        answer.append(False)
+
+    thread = threading.Thread(target=attempt, name="minialbert-hub-probe", daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    return bool(answer and answer[0])
+
+
+def _endpoint() -> str:
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT.rstrip("/")
+
+
+def hub_reachable() -> bool:
+    """Whether the Hub endpoint (HF_ENDPOINT) answers; probed once per VERDICT_TTL seconds.
+
+    Without this, huggingface_hub retries each missing file with backoff (about 25 s a file
+    in 2.x) before it says the network is down: a command asking for eight files took minutes
+    to fail on a machine without network. A Hub that answers at all keeps huggingface_hub's
+    normal retries for the flaky moments that follow.
+    """
+    endpoint = _endpoint()
+    seen = _verdicts.get(endpoint)
+    if seen is not None and time.monotonic() - seen[0] < VERDICT_TTL:
+        return seen[1]
+    reachable = _probe(endpoint, PROBE_TIMEOUT)
+    _verdicts[endpoint] = (time.monotonic(), reachable)
+    return reachable
+
+
+def _mark_unreachable() -> None:
+    """A download failed for want of a network after huggingface_hub's own retries: do not
+    make the next file of this command go through them again."""
+    _verdicts[_endpoint()] = (time.monotonic(), False)
 
 
 def looks_like_path(name_or_path: str | os.PathLike) -> bool:
@@ -62,6 +186,9 @@ class ModelSource:
         self.revision = revision
         self.cache_dir = cache_dir
         self.local_files_only = local_files_only or _env_offline()
+        # The repo name the first file was found under: every later file comes from the same
+        # one, so that a whole checkpoint lands in one snapshot folder.
+        self._repo_id: str | None = None
         expanded = os.path.expanduser(self.name)
         if os.path.isdir(expanded):
             self.local_dir: Path | None = Path(expanded)
@@ -100,70 +227,93 @@ class ModelSource:
             return None
         return self._hub_file(filename, required)
 
-    def _hub_file(self, filename: str, required: bool) -> Path | None:
+    # ------------------------------------------------------------------------- the Hub
+    def _download(self, repo_id: str, filename: str, local_only: bool) -> Path:
         # Imported here: huggingface_hub costs ~0.3 s to import and local use never needs it.
         from huggingface_hub import hf_hub_download
-        from huggingface_hub import errors as hf_errors
 
-        not_cached = False
-        missing_in_repo = False
+        path = Path(hf_hub_download(repo_id, filename, revision=self.revision, cache_dir=self.cache_dir,
+                                    local_files_only=local_only))
+        self._repo_id = repo_id
+        return path
+
+    def _hub_file(self, filename: str, required: bool) -> Path | None:
+        err = hf_errors()
+        candidates = [self._repo_id] if self._repo_id else _repo_candidates(self.name)
+        # 1. The cache, under every name: no request at all when the file is there.
+        for repo_id in candidates:
+            try:
+                return self._download(repo_id, filename, local_only=True)
+            except err.HFValidationError as e:
+                raise CheckpointError(
+                    f"{self.name!r} is neither a local directory nor a valid Hub repo id ({e})"
+                ) from None
+            except err.LocalEntryNotFoundError:
+                continue
+        if self.local_files_only:
+            return self._not_cached(filename, required, "offline mode is on (HF_HUB_OFFLINE / local_files_only)")
+        # 2. The network, once we know the Hub answers at all.
+        if not hub_reachable():
+            return self._not_cached(filename, required, f"the Hub ({_endpoint()}) could not be reached")
         last_error: Exception | None = None
-        for repo_id in _repo_candidates(self.name):
-            # Cache first for every candidate name, then the network: an offline-capable
-            # order that never makes a request when the file is already cached.
-            for local_only in (True, False) if not self.local_files_only else (True,):
-                try:
-                    return Path(
-                        hf_hub_download(
-                            repo_id,
-                            filename,
-                            revision=self.revision,
-                            cache_dir=self.cache_dir,
-                            local_files_only=local_only,
-                        )
-                    )
-                except hf_errors.HFValidationError as e:
-                    raise CheckpointError(
-                        f"{self.name!r} is neither a local directory nor a valid Hub repo id ({e})"
-                    ) from None
-                except hf_errors.RepositoryNotFoundError as e:
-                    last_error = e
-                    break
-                except hf_errors.RevisionNotFoundError:
-                    raise CheckpointError(
-                        f"revision {self.revision!r} not found in Hub repo {repo_id}"
-                    ) from None
-                except (hf_errors.EntryNotFoundError, hf_errors.RemoteEntryNotFoundError) as e:
-                    if isinstance(e, hf_errors.LocalEntryNotFoundError):
-                        not_cached = True
-                        last_error = e
-                        continue
-                    missing_in_repo = True
-                    last_error = e
-                    break
-                except (OSError, hf_errors.HfHubHTTPError) as e:
-                    # Network down, DNS failure, proxy refusal...: treat as "not cached".
-                    not_cached = True
-                    last_error = e
-                    continue
-        if not required and (missing_in_repo or not_cached):
+        for repo_id in candidates:
+            try:
+                return self._download(repo_id, filename, local_only=False)
+            except err.GatedRepoError:  # before RepositoryNotFoundError: it is a subclass
+                raise CheckpointError(
+                    f"{repo_id} is a gated repo: accept its conditions on its Hub page and log in "
+                    "(`hf auth login` or HF_TOKEN), or pass a local checkpoint directory"
+                ) from None
+            except err.RepositoryNotFoundError as e:  # also what a private repo answers without a token
+                last_error = e
+                continue
+            except err.RevisionNotFoundError:
+                raise CheckpointError(f"revision {self.revision!r} not found in Hub repo {repo_id}") from None
+            except err.LocalEntryNotFoundError as e:
+                # huggingface_hub's word for "the request failed and the cache has nothing",
+                # after its own retries. What failed is in __cause__: an HTTP answer (older
+                # versions wrap a 401 or a 5xx this way), or the network itself.
+                if isinstance(e.__cause__, err.HfHubHTTPError):
+                    return self._http_error(e.__cause__, repo_id, filename, required)
+                _mark_unreachable()
+                reason = str(e.__cause__ or e).splitlines()[0][:150]
+                return self._not_cached(filename, required, f"the Hub could not be reached ({reason})")
+            except err.RemoteEntryNotFoundError:
+                self._repo_id = repo_id  # the repo exists: later files come from it too
+                if required:
+                    raise CheckpointError(f"{filename} not found in Hub repo {repo_id}") from None
+                return None
+            except err.HfHubHTTPError as e:  # 401/403 (a bad token), 5xx after retries, ...
+                return self._http_error(e, repo_id, filename, required)
+            except OSError as e:  # a network failure huggingface_hub did not wrap
+                _mark_unreachable()
+                return self._not_cached(filename, required, f"the Hub could not be reached ({e})")
+        if not required:
             return None
-        if missing_in_repo:
-            raise CheckpointError(f"{filename} not found in Hub repo {self.name}")
-        if not_cached:
-            how = (
-                "offline mode is on (HF_HUB_OFFLINE / local_files_only)"
-                if self.local_files_only
-                else "the Hub could not be reached"
-            )
-            raise CheckpointError(
-                f"{self.name}: {filename} is not in the local Hugging Face cache and {how}; "
-                "pass a local checkpoint directory instead (--model PATH on the command line), or "
-                "connect once to fill the cache"
-            )
         raise CheckpointError(
             f"unknown model {self.name!r}: not a local directory and not found on the Hub "
-            f"({type(last_error).__name__}); check the name or pass a local checkpoint directory"
+            f"({type(last_error).__name__}); check the name, log in (`hf auth login`) if it is "
+            "private, or pass a local checkpoint directory"
+        )
+
+    def _http_error(self, e: Exception, repo_id: str, filename: str, required: bool) -> None:
+        """The Hub answered, with an HTTP error that is none of the specific ones above."""
+        status = getattr(getattr(e, "response", None), "status_code", None)
+        if status in (401, 403):
+            raise CheckpointError(
+                f"the Hub refused access to {repo_id} (HTTP {status}): check your token "
+                "(`hf auth login` or HF_TOKEN), or pass a local checkpoint directory"
+            ) from None
+        reason = str(e).splitlines()[0][:150]
+        return self._not_cached(filename, required, f"the Hub answered with an error ({reason})")
+
+    def _not_cached(self, filename: str, required: bool, why: str) -> None:
+        if not required:
+            return None
+        raise CheckpointError(
+            f"{self.name}: {filename} is not in the local Hugging Face cache and {why}; "
+            "pass a local checkpoint directory instead (--model PATH on the command line), or "
+            "connect once to fill the cache"
         )
 
     def checkpoint_folder(self, subfolder: str = "") -> Path:

@@ -2,7 +2,8 @@
 
     ids ──> Embeddings ──> E->H projection ──> L x AlbertLayer (shared weights) ──> h
                                                                                    ├─> pooler: tanh(W h_[CLS] + b)
-                                                                                   └─> MLM head / SOP head (pre-training)
+                                                                                   ├─> MLM head / SOP head (pre-training)
+                                                                                   └─> task heads (fine-tuning, section 7)
 
 ALBERT (Lan et al., 2019) is BERT with two parameter-saving ideas:
   1. factorized embeddings: tokens live in a small space of width E (128) and are projected to
@@ -12,15 +13,16 @@ Everything else is the Transformer encoder of Vaswani et al.: multi-head scaled 
 attention and a position-wise feed-forward network, each followed by a residual connection
 and LayerNorm ("post-LN").
 
-This file is the reference implementation: it favours the plain equations over speed.
-`fast.py` runs the same weights through fused kernels and is tested against this file.
+This file is the reference implementation: it favours the plain equations over speed, and
+calling a model runs it line for line, whatever you change in it. Calling the model runs
+model.py; the engine (fast.py) is an optimisation that refuses to run anything it was not built
+for: it checks that a model is made of these classes, unmodified, and otherwise steps aside.
 Parameter names here are minialbert's own; `weights.py` maps them to the Hugging Face names.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import torch
@@ -28,11 +30,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import AlbertConfig
+from .errors import ModelInputError
 
 
 # ---------------------------------------------------------------------------------------------
 # Activations. ALBERT v2 uses "gelu_new", the tanh approximation of GELU from the original
-# TensorFlow code; v1 uses the exact erf GELU. The names are the ones config.json files use.
+# TensorFlow code; v1 uses the exact erf GELU. The names are the ones config.json files use;
+# config.SUPPORTED_ACTIVATIONS lists the same names (so that a config validates without torch).
 # ---------------------------------------------------------------------------------------------
 def gelu_new(x: torch.Tensor) -> torch.Tensor:
     # GELU(x) ~= 0.5 x (1 + tanh( sqrt(2/pi) (x + 0.044715 x^3) ))
@@ -278,6 +282,50 @@ def additive_attention_mask(attention_mask: torch.Tensor | None, dtype: torch.dt
     return torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill(~keep, torch.finfo(dtype).min)
 
 
+def check_inputs(
+    config: AlbertConfig,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    token_type_ids: torch.Tensor | None = None,
+    position_ids: torch.Tensor | None = None,
+) -> None:
+    """Raise a one-line ModelInputError for inputs the model cannot use.
+
+    Without these checks an id outside a table fails deep inside nn.Embedding with "index out of
+    range in self", which does not say which input or which limit.
+    """
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+        shape = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
+        raise ModelInputError(f"input_ids must be a (batch, seq) tensor, got {shape}")
+    if input_ids.shape[1] > config.max_position_embeddings:
+        raise ModelInputError(
+            f"sequence length {input_ids.shape[1]} exceeds max_position_embeddings "
+            f"({config.max_position_embeddings}); truncate or chunk the input"
+        )
+    if input_ids.dtype not in (torch.long, torch.int):
+        raise ModelInputError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
+    for name, tensor, table in (
+        ("input_ids", input_ids, "vocab_size"),
+        ("token_type_ids", token_type_ids, "type_vocab_size"),
+        ("position_ids", position_ids, "max_position_embeddings"),
+    ):
+        if tensor is None:
+            continue
+        shared = name != "input_ids" and tuple(tensor.shape) == (1, input_ids.shape[1])  # one row for the batch
+        if tuple(tensor.shape) != tuple(input_ids.shape) and not shared:
+            raise ModelInputError(f"{name} has shape {tuple(tensor.shape)}, input_ids {tuple(input_ids.shape)}; "
+                                  "they must match")
+        if tensor.numel():
+            limit = getattr(config, table)
+            low, high = (int(v) for v in torch.aminmax(tensor))
+            if low < 0 or high >= limit:
+                raise ModelInputError(f"{name} holds {high if high >= limit else low}, outside [0, {limit}) "
+                                      f"({table} of this model's config)")
+    if attention_mask is not None and tuple(attention_mask.shape) != tuple(input_ids.shape):
+        raise ModelInputError(f"attention_mask has shape {tuple(attention_mask.shape)}, input_ids "
+                              f"{tuple(input_ids.shape)}; they must match")
+
+
 # ---------------------------------------------------------------------------------------------
 # 5. AlbertModel: embeddings + encoder + pooler
 #    pooler_output = tanh( W_p h_[CLS] + b_p )   (trained for sentence-order prediction)
@@ -307,38 +355,12 @@ class AlbertModel(nn.Module):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ) -> AlbertOutput:
-        if input_ids.dim() != 2:
-            raise ValueError(f"input_ids must be (batch, seq), got shape {tuple(input_ids.shape)}")
-        if input_ids.shape[1] > self.config.max_position_embeddings:
-            raise ValueError(
-                f"sequence length {input_ids.shape[1]} exceeds max_position_embeddings "
-                f"({self.config.max_position_embeddings}); truncate or chunk the input"
-            )
-        if self._use_fast_path(output_hidden_states, output_attentions):
-            from .fast import fast_forward
-
-            return fast_forward(self, input_ids, attention_mask, token_type_ids, position_ids)
+        check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids)
         embedded = self.embeddings(input_ids, token_type_ids, position_ids)
         mask = additive_attention_mask(attention_mask, embedded.dtype)
         h, hidden_states, attentions = self.encoder(embedded, mask, output_hidden_states, output_attentions)
         pooled = torch.tanh(self.pooler(h[:, 0])) if self.pooler is not None else None
         return AlbertOutput(h, pooled, hidden_states, attentions)
-
-    # The fused inference path (fast.py) is used automatically when nothing needs gradients or
-    # per-layer outputs: eval mode, under torch.no_grad()/inference_mode(). MINIALBERT_FAST=0
-    # forces this reference path everywhere.
-    use_fast_path: bool = True  # fast.py, proven equal by tests/test_fast.py
-
-    def _use_fast_path(self, output_hidden_states: bool, output_attentions: bool) -> bool:
-        return (
-            self.use_fast_path
-            and not self.training
-            and not torch.is_grad_enabled()
-            and not output_hidden_states
-            and not output_attentions
-            and self.config.sharing == "all"
-            and os.environ.get("MINIALBERT_FAST", "1") != "0"
-        )
 
     # Loading and saving live in weights.py; these are thin doors to it.
     @classmethod
@@ -377,7 +399,7 @@ class MLMHead(nn.Module):
 class SOPHead(nn.Module):
     def __init__(self, config: AlbertConfig):
         super().__init__()
-        self.dropout = nn.Dropout(config.classifier_dropout_prob)
+        self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.hidden_size, 2)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
@@ -415,18 +437,38 @@ class AlbertForPreTraining(nn.Module):
             input_ids, attention_mask, token_type_ids, position_ids,
             output_hidden_states=output_hidden_states, output_attentions=output_attentions,
         )
+        self._check_labels(input_ids, labels, sentence_order_label)
         logits = self.mlm_head(out.last_hidden_state, self.albert.embeddings.word.weight)
         sop_logits = self.sop_head(out.pooler_output) if self.sop_head is not None else None
         mlm_loss = sop_loss = loss = None
         if labels is not None:
             mlm_loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)
             loss = mlm_loss
-        if sentence_order_label is not None and sop_logits is not None:
+        if sentence_order_label is not None:
             sop_loss = F.cross_entropy(sop_logits.reshape(-1, 2).float(), sentence_order_label.reshape(-1))
             loss = sop_loss if loss is None else loss + sop_loss
         return AlbertPreTrainingOutput(
             logits, sop_logits, loss, mlm_loss, sop_loss, out.hidden_states, out.attentions
         )
+
+    def _check_labels(self, input_ids, labels, sentence_order_label) -> None:
+        """Labels the model cannot use are errors, never silently ignored."""
+        if labels is not None:
+            if tuple(labels.shape) != tuple(input_ids.shape):
+                raise ModelInputError(f"labels has shape {tuple(labels.shape)}, input_ids {tuple(input_ids.shape)}; "
+                                      "give one label per token (-100 where no prediction is scored)")
+            scored = labels[labels != -100]
+            if scored.numel() and (int(scored.min()) < 0 or int(scored.max()) >= self.config.vocab_size):
+                raise ModelInputError(f"labels must be -100 or a token id in [0, {self.config.vocab_size})")
+        if sentence_order_label is not None:
+            if self.sop_head is None:
+                raise ModelInputError(f"{type(self).__name__} has no sentence-order head: drop sentence_order_label "
+                                      "(or use AlbertForPreTraining)")
+            if sentence_order_label.numel() != input_ids.shape[0]:
+                raise ModelInputError(f"sentence_order_label has {sentence_order_label.numel()} values for a batch "
+                                      f"of {input_ids.shape[0]}; give one 0 (in order) or 1 (swapped) per sequence")
+            if sentence_order_label.numel() and (int(sentence_order_label.min()) < 0 or int(sentence_order_label.max()) > 1):
+                raise ModelInputError("sentence_order_label must be 0 (in order) or 1 (swapped)")
 
     @classmethod
     def from_pretrained(cls, name_or_path, **kwargs):
@@ -444,3 +486,209 @@ class AlbertForMaskedLM(AlbertForPreTraining):
     """ALBERT with the MLM head only (no pooler, no SOP head), like transformers' class of that name."""
 
     has_sop = False
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. Task heads (fine-tuning). One small layer on top of the encoder, with the parameter names
+#    and config fields (num_labels, id2label, label2id, classifier_dropout_prob, problem_type)
+#    of transformers' AlbertFor* classes, so the fine-tuned checkpoints on the Hub load strictly.
+#
+#    sequence classification:  logits = W_c dropout(pooler_output) + b_c          (batch, num_labels)
+#    token classification:     logits_t = W_c dropout(h_t) + b_c                  (batch, seq, num_labels)
+#    question answering:       [s_t, e_t] = W_qa h_t + b_qa                        start/end score per token
+#    multiple choice:          score_k = w_c . dropout(pooler_output_k) + b_c     one score per choice k,
+#                                                                                  softmax over the choices
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class TaskOutput:
+    logits: torch.Tensor  # (batch, num_labels), (batch, seq, num_labels) or (batch, num_choices)
+    loss: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class QuestionAnsweringOutput:
+    start_logits: torch.Tensor  # (batch, seq): score of each token as the first of the answer
+    end_logits: torch.Tensor  # (batch, seq): ... as the last of the answer
+    loss: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+class AlbertTaskModel(nn.Module):
+    """What every task head shares: the encoder under `albert`, loading and saving.
+
+    A checkpoint without the head (albert-base-v2 itself, or any pre-trained model) loads with a
+    freshly initialised head and a one-line warning: that is where fine-tuning starts.
+    """
+
+    add_pooling_layer = True
+    # Parameters (minialbert names) a checkpoint may lack; weights.py initialises them if missing.
+    head_prefixes: tuple[str, ...] = ("classifier.", "albert.pooler.")
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__()
+        self.config = config
+        self.albert = AlbertModel(config, add_pooling_layer=self.add_pooling_layer)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, **kwargs):
+        """Load a checkpoint (directory or Hub repo id). Label overrides: num_labels=, id2label=,
+        label2id=, problem_type=; ignore_mismatched_sizes=True re-initialises a head of another
+        width. See weights.load_task_model."""
+        from .weights import load_task_model
+
+        return load_task_model(cls, name_or_path, **kwargs)
+
+    def save_pretrained(self, directory) -> None:
+        """config.json (labels included) + model.safetensors, readable by transformers' class of this name."""
+        from .weights import save_pretrained
+
+        save_pretrained(self, directory)
+
+
+def infer_problem_type(config: AlbertConfig, labels: torch.Tensor) -> str:
+    """transformers' rule when config.problem_type is unset: one output -> regression; integer
+    labels -> single-label (softmax) classification; otherwise multi-label (one sigmoid per label)."""
+    if config.problem_type is not None:
+        return config.problem_type
+    if config.num_labels == 1:
+        return "regression"
+    if labels.dtype in (torch.long, torch.int):
+        return "single_label_classification"
+    return "multi_label_classification"
+
+
+class AlbertForSequenceClassification(AlbertTaskModel):
+    """pooler_output -> dropout -> Linear(H, num_labels).
+
+    loss, by problem_type:  regression   MSE(logits, y)              (num_labels == 1: both squeezed)
+                            single-label -(1/N) sum_i log softmax(logits_i)[y_i]
+                            multi-label  mean BCE(sigmoid(logits), y)  (y: 0/1 per label)
+    """
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
+                output_hidden_states=False, output_attentions=False) -> TaskOutput:
+        out = self.albert(input_ids, attention_mask, token_type_ids, position_ids,
+                          output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        logits = self.classifier(self.dropout(out.pooler_output))
+        loss = None
+        if labels is not None:
+            kind = infer_problem_type(self.config, labels)
+            scores = logits.float()
+            if kind == "regression":
+                y = labels.to(scores.dtype)
+                loss = F.mse_loss(scores.squeeze(), y.squeeze()) if self.config.num_labels == 1 else F.mse_loss(scores, y)
+            elif kind == "single_label_classification":
+                loss = F.cross_entropy(scores.view(-1, self.config.num_labels), labels.view(-1))
+            else:
+                loss = F.binary_cross_entropy_with_logits(scores, labels.to(scores.dtype))
+        return TaskOutput(logits, loss, out.hidden_states, out.attentions)
+
+
+class AlbertForTokenClassification(AlbertTaskModel):
+    """Every token: h_t -> dropout -> Linear(H, num_labels). Loss: cross-entropy over the tokens
+    whose label is not -100 (padding, special tokens and non-first sub-tokens carry -100)."""
+
+    add_pooling_layer = False
+    head_prefixes = ("classifier.",)
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
+                output_hidden_states=False, output_attentions=False) -> TaskOutput:
+        out = self.albert(input_ids, attention_mask, token_type_ids, position_ids,
+                          output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        logits = self.classifier(self.dropout(out.last_hidden_state))
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.float().view(-1, self.config.num_labels), labels.view(-1), ignore_index=-100)
+        return TaskOutput(logits, loss, out.hidden_states, out.attentions)
+
+
+class AlbertForQuestionAnswering(AlbertTaskModel):
+    """Extractive QA: Linear(H, 2) on every token gives a start score s_t and an end score e_t; the
+    answer is the span i <= j maximising s_i + e_j (decoding lives in finetune/squad.py).
+
+    loss = (CE(start_logits, start) + CE(end_logits, end)) / 2, with positions clamped to [0, seq]
+    and position seq ignored: an answer outside the window contributes nothing, as in transformers.
+    """
+
+    add_pooling_layer = False
+    head_prefixes = ("qa_outputs.",)
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__(config)
+        if config.num_labels != 2:
+            from .errors import ConfigError
+
+            raise ConfigError(f"question answering needs num_labels=2 (start and end), the config says {config.num_labels}")
+        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                start_positions=None, end_positions=None, output_hidden_states=False,
+                output_attentions=False) -> QuestionAnsweringOutput:
+        out = self.albert(input_ids, attention_mask, token_type_ids, position_ids,
+                          output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        start_logits, end_logits = self.qa_outputs(out.last_hidden_state).unbind(dim=-1)
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            ignored = start_logits.shape[1]  # one past the last position
+            start = start_positions.reshape(-1).clamp(0, ignored)
+            end = end_positions.reshape(-1).clamp(0, ignored)
+            loss = (F.cross_entropy(start_logits.float(), start, ignore_index=ignored)
+                    + F.cross_entropy(end_logits.float(), end, ignore_index=ignored)) / 2
+        return QuestionAnsweringOutput(start_logits.contiguous(), end_logits.contiguous(), loss,
+                                       out.hidden_states, out.attentions)
+
+
+class AlbertForMultipleChoice(AlbertTaskModel):
+    """Inputs (batch, choices, seq): each choice is encoded on its own (as a batch of batch*choices),
+    scored by Linear(H, 1) on its pooler output; loss = cross-entropy over the choices."""
+
+    def __init__(self, config: AlbertConfig):
+        super().__init__(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, 1)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
+                output_hidden_states=False, output_attentions=False) -> TaskOutput:
+        if input_ids.dim() != 3:
+            raise ValueError(f"input_ids must be (batch, choices, seq), got shape {tuple(input_ids.shape)}")
+        num_choices = input_ids.shape[1]
+
+        def flat(t):
+            return None if t is None else t.reshape(-1, t.shape[-1])
+
+        out = self.albert(flat(input_ids), flat(attention_mask), flat(token_type_ids), flat(position_ids),
+                          output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        logits = self.classifier(self.dropout(out.pooler_output)).view(-1, num_choices)
+        loss = F.cross_entropy(logits.float(), labels.view(-1)) if labels is not None else None
+        return TaskOutput(logits, loss, out.hidden_states, out.attentions)
+
+
+# ---------------------------------------------------------------------------------------------
+# The methods of the classes above, and of the torch modules they are built from, as they were
+# when this file was imported. Nothing here uses the record: fast.py's InferenceEngine compares
+# the live classes with it, so that a method replaced later (monkeypatching) makes the engine
+# step aside and let the model run its own forward.
+# ---------------------------------------------------------------------------------------------
+STOCK_CLASSES = (AlbertModel, AlbertForPreTraining, AlbertForMaskedLM, Embeddings, Encoder, AlbertLayer,
+                 SelfAttention, FeedForward, MLMHead, SOPHead)
+TORCH_CLASSES = (nn.Linear, nn.LayerNorm, nn.Embedding, nn.Dropout)
+STOCK_METHODS = {  # class -> {name: the function (or property) that name resolved to, up to nn.Module}
+    cls: {name: value for base in reversed(cls.__mro__[:cls.__mro__.index(nn.Module)])
+          for name, value in vars(base).items() if callable(value) or isinstance(value, property)}
+    for cls in STOCK_CLASSES + TORCH_CLASSES
+}
+STOCK_FUNCTIONS = {"additive_attention_mask": additive_attention_mask, "check_inputs": check_inputs}
+STOCK_ACTIVATIONS = dict(ACTIVATIONS)

@@ -97,6 +97,10 @@ class OnnxAlbert:
                                   "other devices or dtypes")
         return self
 
+    def save_pretrained(self, directory) -> None:
+        raise MinialbertError("an ONNX Runtime model cannot be saved as a PyTorch checkpoint; save the model it "
+                              "was exported from, or copy the export folder")
+
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                  token_type_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
                  output_hidden_states: bool = False, output_attentions: bool = False) -> AlbertOutput:

@@ -1,11 +1,7 @@
-"""int8 weights with dynamic int8 activations, for the fast path (CPU).
-
-    from minialbert.quantize import quantize_int8
-    quantize_int8(model)          # model.forward (eval, no grad) now runs int8 GEMMs
-    quantize_int8(model, False)   # back to fp32
+"""int8 GEMMs for the inference engine (CPU): `InferenceEngine(model, int8=True)` in fast.py.
 
 Every Linear of the encoder (and the pooler) keeps its fp32 weight (training, the reference
-path and hidden-state outputs still use it); beside it, a per-output-channel symmetric int8
+forward and hidden-state outputs still use it); beside it, a per-output-channel symmetric int8
 copy is packed once for FBGEMM (a quarter of the fp32 size). At run time each activation
 matrix is quantized per call (uint8, its own min/max) and multiplied in int8 with int32
 accumulation: torch.ops.quantized.linear_dynamic, the kernel that the deprecated
@@ -19,44 +15,19 @@ the quantized tensor types (torch.quantize_per_channel, qint8) as deprecated, th
 torch.ao.quantization; the FBGEMM kernels still ship and work. If they go, this module should
 move to torchao + torch.compile, or to oneDNN's int8 inner product.
 
-Packed weights are keyed on the parameters' identity, storage and version counter, like the
-fused QKV weight in fast.py: load_state_dict or in-place edits repack on the next forward.
+This module holds the kernels only; the engine owns the switch and the cache of packed weights
+(repacked when a parameter changes, like the fused QKV weight in fast.py).
 """
 
 from __future__ import annotations
 
 import warnings
-import weakref
 
 import torch
-from torch import nn
-
-_ENABLED: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
 
 
 def int8_available() -> bool:
     return "fbgemm" in torch.backends.quantized.supported_engines
-
-
-def quantize_int8(model: nn.Module, enable: bool = True) -> nn.Module:
-    """Switch `model`'s fast path to int8 GEMMs (or back with enable=False). Returns the model."""
-    from .model import AlbertModel
-
-    base = model if isinstance(model, AlbertModel) else getattr(model, "albert", None)
-    if base is None:
-        raise TypeError(f"quantize_int8 expects an AlbertModel (or a class with .albert), got {type(model).__name__}")
-    if not enable:
-        _ENABLED.pop(base, None)
-        return model
-    if not int8_available():
-        raise RuntimeError("int8 needs PyTorch's FBGEMM engine (x86 CPUs); it is not in this build")
-    _ENABLED[base] = {}
-    return model
-
-
-def packs_for(model: nn.Module) -> dict | None:
-    """The int8 pack cache of a model quantized with quantize_int8, else None."""
-    return _ENABLED.get(model)
 
 
 def pack(weight: torch.Tensor, bias: torch.Tensor | None):
@@ -67,19 +38,6 @@ def pack(weight: torch.Tensor, bias: torch.Tensor | None):
         warnings.simplefilter("ignore", UserWarning)
         wq = torch.quantize_per_channel(w, scale, torch.zeros_like(scale, dtype=torch.long), 0, torch.qint8)
     return torch.ops.quantized.linear_prepack(wq, None if bias is None else bias.detach().float())
-
-
-def packed(cache: dict, weight: torch.Tensor, bias: torch.Tensor | None):
-    """pack(weight, bias), cached per Linear and rebuilt when either parameter changes."""
-    from .fast import params_unchanged, _param_key
-
-    params = (weight,) if bias is None else (weight, bias)
-    hit = cache.get(id(weight))
-    if hit is not None and params_unchanged(hit[0], hit[1], params):
-        return hit[2]
-    result = pack(weight, bias)
-    cache[id(weight)] = (tuple(weakref.ref(p) for p in params), tuple(_param_key(p) for p in params), result)
-    return result
 
 
 def linear_int8(x: torch.Tensor, pack) -> torch.Tensor:

@@ -10,8 +10,10 @@ AlbertModel, say), which are skipped.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,10 @@ NAME_TABLE: list[tuple[str, str]] = [
     ("mlm_head.norm", "predictions.LayerNorm"),
     ("mlm_head", "predictions"),  # the MLM output bias: mlm_head.bias <-> predictions.bias
     ("sop_head.classifier", "sop_classifier.classifier"),
+    # task heads (model.py section 7): the same names on both sides, beside "albert." as in
+    # transformers' AlbertFor{SequenceClassification,TokenClassification,MultipleChoice,QuestionAnswering}
+    ("classifier", "classifier"),
+    ("qa_outputs", "qa_outputs"),
 ]
 # In the file but never loaded: the MLM decoder is tied to the word embeddings (and its bias to
 # predictions.bias), and old transformers versions saved two index buffers.
@@ -73,12 +79,8 @@ def hf_name(our_name: str) -> str:
     return our_name
 
 
-def checkpoint_name(our_name: str, model: nn.Module) -> str:
-    """The key under which a parameter of `model` is stored in a Hugging Face style checkpoint."""
-    from .model import AlbertModel
-
-    if isinstance(model, AlbertModel):
-        return hf_name(our_name)
+def checkpoint_name(our_name: str) -> str:
+    """The key under which a parameter named `our_name` is stored in a Hugging Face style checkpoint."""
     # Pre-training classes: the encoder lives under "albert." as in transformers' task models.
     if our_name.startswith("albert."):
         return "albert." + hf_name(our_name[len("albert."):])
@@ -129,19 +131,25 @@ def _set_parameter(model: nn.Module, name: str, tensor: torch.Tensor) -> None:
     module._parameters[leaf] = nn.Parameter(tensor, requires_grad=tensor.is_floating_point())
 
 
+class NewHeadWarning(UserWarning):
+    """A task head was not in the checkpoint (or had another width) and was initialised randomly."""
+
+
 def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, strict: bool = True,
-                         source: str = "checkpoint") -> None:
+                         source: str = "checkpoint", ignore_mismatched_sizes: bool = False) -> None:
     """Put the checkpoint tensors into `model`'s parameters (assigning, not copying).
 
     Raises one CheckpointError that lists every missing key, unexpected key and wrong shape.
+    Task heads (`model.head_prefixes`) missing from the checkpoint are initialised as
+    transformers does (N(0, initializer_range) weights, zero biases) with a NewHeadWarning; with
+    `ignore_mismatched_sizes`, so is a head whose width differs from the config's.
     """
     prefix = "albert." if any(k.startswith("albert.") for k in state) else ""
-    from .model import AlbertModel
-
-    is_base = isinstance(model, AlbertModel)
+    # A task model (AlbertForPreTraining, AlbertForMaskedLM) holds its encoder under "albert.".
+    is_base = not any(name.startswith("albert.") for name, _ in model.named_parameters())
     wanted: dict[str, str] = {}  # checkpoint key -> our parameter name
     for name, param in model.named_parameters():  # shared parameters appear once
-        key = checkpoint_name(name, model)
+        key = checkpoint_name(name)
         if is_base:
             key = prefix + key
         wanted[key] = name
@@ -149,16 +157,21 @@ def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, st
         # An AlbertModel checkpoint (no 'albert.' prefix) loaded into a pre-training class.
         wanted = {k[len("albert."):] if k.startswith("albert.") else k: v for k, v in wanted.items()}
 
-    missing, wrong_shape, found = [], [], {}
+    missing, wrong_shape, found, fresh = [], [], {}, []
     params = dict(model.named_parameters())
+    head_prefixes = getattr(model, "head_prefixes", ())
     for key, name in wanted.items():
         tensor = state.get(key)
         if tensor is None and key.endswith("predictions.bias"):
             tensor = state.get(key[: -len("bias")] + "decoder.bias")  # very old layout
+        is_head = name.startswith(head_prefixes) if head_prefixes else False
         if tensor is None:
-            missing.append(key)
+            (fresh if is_head else missing).append(name if is_head else key)
         elif tuple(tensor.shape) != tuple(params[name].shape):
-            wrong_shape.append(f"{key}: checkpoint {tuple(tensor.shape)} vs model {tuple(params[name].shape)}")
+            if is_head and ignore_mismatched_sizes:
+                fresh.append(name)
+            else:
+                wrong_shape.append(f"{key}: checkpoint {tuple(tensor.shape)} vs model {tuple(params[name].shape)}")
         else:
             found[name] = tensor
     unexpected = []
@@ -178,14 +191,41 @@ def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, st
         problems.append(f"unexpected {len(unexpected)}: {', '.join(unexpected[:8])}{' ...' if len(unexpected) > 8 else ''}")
     if problems:
         hint = ""
-        if any(k.endswith("pooler.weight") for k in missing) and isinstance(model, AlbertModel):
+        if any(k.endswith("pooler.weight") for k in missing) and is_base:
             hint = " (this checkpoint has no pooler: load with add_pooling_layer=False)"
         elif missing and all(k.startswith(("predictions.", "sop_classifier.")) for k in missing):
             hint = (" (this checkpoint has no pre-training heads: the MLM head comes with AlbertForMaskedLM "
                     "and AlbertForPreTraining checkpoints such as the official albert-base-v2)")
+        elif wrong_shape and head_prefixes and all(w.startswith(("classifier.", "qa_outputs.")) for w in wrong_shape):
+            hint = (f" (the checkpoint's head has another width than the config's num_labels="
+                    f"{model.config.num_labels}: load without overriding the labels, or pass "
+                    "ignore_mismatched_sizes=True to train a new head)")
         raise CheckpointError(f"{source} does not fit the model: " + " | ".join(problems) + hint)
     for name, tensor in found.items():
         _set_parameter(model, name, tensor)
+    if fresh:
+        _init_new_head(model, fresh, source)
+
+
+def _init_new_head(model: nn.Module, names: list[str], source: str) -> None:
+    """transformers' initialisation for the parameters a checkpoint lacked, and one line saying so."""
+    std = model.config.initializer_range
+    params = dict(model.named_parameters())
+    for name in names:
+        shape = params[name].shape
+        if name.endswith(".bias"):
+            tensor = torch.zeros(shape)
+        else:
+            tensor = torch.empty(shape).normal_(0.0, std)
+        _set_parameter(model, name, tensor)
+    modules = sorted({n.rpartition(".")[0].removeprefix("albert.") for n in names})
+    head = getattr(model, "classifier", None)
+    width = f" ({head.out_features} labels)" if "classifier" in modules and head.out_features > 1 else ""
+    warnings.warn(
+        f"{type(model).__name__}: {' and '.join(modules)}{width} not in {source}, initialised randomly; "
+        "its predictions mean nothing until you train it (minialbert finetune)",
+        NewHeadWarning, stacklevel=4,
+    )
 
 
 _INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_",
@@ -223,6 +263,7 @@ def load_pretrained(
     device: str | torch.device | None = None,
     strict: bool = True,
     config: AlbertConfig | None = None,
+    ignore_mismatched_sizes: bool = False,
     **model_kwargs: Any,
 ) -> nn.Module:
     """Build `cls` from a checkpoint directory or Hub repo, in eval mode.
@@ -230,22 +271,55 @@ def load_pretrained(
     The model is created on the meta device (no random init, no memory) and the checkpoint's
     tensors are then assigned to it, so the weights exist once in memory.
     """
-    from .model import AlbertModel
-
     source = ModelSource(name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
     if config is None:
         config = AlbertConfig.from_json(source.file("config.json"))
     weights_path = find_weights(source)
     state = read_state_dict(weights_path)
-    if cls is AlbertModel and "add_pooling_layer" not in model_kwargs:
-        # Default: have a pooler exactly when the checkpoint has one (AlbertForMaskedLM
-        # checkpoints do not).
+    if "add_pooling_layer" in inspect.signature(cls).parameters and "add_pooling_layer" not in model_kwargs:
+        # AlbertModel (and subclasses): have a pooler exactly when the checkpoint has one
+        # (AlbertForMaskedLM checkpoints do not).
         model_kwargs["add_pooling_layer"] = any(k.endswith("pooler.weight") for k in state)
     with torch.device("meta"), _skip_init():
         model = cls(config, **model_kwargs)
-    load_state_dict_into(model, state, strict=strict, source=str(weights_path))
+    load_state_dict_into(model, state, strict=strict, source=str(weights_path),
+                         ignore_mismatched_sizes=ignore_mismatched_sizes)
     move_model(model, device, dtype)
     return model.eval()
+
+
+def load_task_model(
+    cls: type,
+    name_or_path: str | os.PathLike,
+    *,
+    num_labels: int | None = None,
+    id2label: dict | None = None,
+    label2id: dict | None = None,
+    problem_type: str | None = None,
+    ignore_mismatched_sizes: bool = False,
+    config: AlbertConfig | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """load_pretrained for the task heads of model.py section 7, with transformers' label overrides.
+
+    `id2label` (names in id order) or `num_labels` (names LABEL_i) set the head's width;
+    `label2id` defaults to the inverse of id2label.
+    """
+    if config is None:
+        hub = {k: kwargs[k] for k in ("revision", "cache_dir", "local_files_only") if k in kwargs}
+        config = AlbertConfig.from_json(ModelSource(name_or_path, **hub).file("config.json"))
+    if id2label is not None:
+        ids = sorted(int(i) for i in id2label)
+        config = config.with_labels([id2label[i] if i in id2label else id2label[str(i)] for i in ids])
+        if num_labels is not None and num_labels != config.num_labels:
+            raise MinialbertError(f"num_labels={num_labels} but id2label names {config.num_labels} labels")
+    elif num_labels is not None and num_labels != config.num_labels:
+        config = config.with_labels(num_labels)
+    if label2id is not None:
+        config = config.replace(label2id=dict(label2id))
+    if problem_type is not None:
+        config = config.replace(problem_type=problem_type)
+    return load_pretrained(cls, name_or_path, config=config, ignore_mismatched_sizes=ignore_mismatched_sizes, **kwargs)
 
 
 def move_model(model: nn.Module, device=None, dtype=None) -> None:
@@ -262,19 +336,16 @@ def move_model(model: nn.Module, device=None, dtype=None) -> None:
 def save_pretrained(model: nn.Module, directory: str | os.PathLike) -> None:
     from safetensors.torch import save_file
 
-    from .model import AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
-
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise MinialbertError(f"cannot create {directory}: {e.strerror}") from None
     tensors = {
-        checkpoint_name(name, model): p.detach().to("cpu").contiguous()
+        checkpoint_name(name): p.detach().to("cpu").contiguous()
         for name, p in model.named_parameters()
     }
-    arch = {AlbertModel: "AlbertModel", AlbertForPreTraining: "AlbertForPreTraining",
-            AlbertForMaskedLM: "AlbertForMaskedLM"}.get(type(model), type(model).__name__)
+    arch = type(model).__name__  # AlbertModel, AlbertForPreTraining, AlbertForMaskedLM (transformers' names)
     config: AlbertConfig = model.config
     config = config.replace(extra={**config.extra, "architectures": [arch]})
     atomic_write(directory / "model.safetensors", lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))

@@ -28,10 +28,14 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import sentencepiece as spm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from minialbert.tokenizer.symbols import SPECIAL_TOKENS, trainer_options  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "tokenizer"
 
@@ -114,14 +118,7 @@ def train(out: Path) -> None:
             vocab_size=1500,
             hard_vocab_limit=False,
             character_coverage=0.9995,
-            pad_id=0,
-            pad_piece="<pad>",
-            unk_id=1,
-            unk_piece="<unk>",
-            bos_id=-1,
-            eos_id=-1,
-            control_symbols=["[CLS]", "[SEP]", "[MASK]"],
-            user_defined_symbols=["(", ")", '"', "-", ".", "–", "£", "€"],
+            **trainer_options(),  # ALBERT's id layout and special pieces
             normalization_rule_name="nmt_nfkc",
             num_threads=2,
             seed_sentencepiece_size=200_000,
@@ -161,7 +158,6 @@ def make_hub(spm_dir: Path, out: Path, real_like: bool) -> None:
         # The albert-base-v2 repository's tokenizer.json lists only the five special tokens
         # as added tokens, [MASK] with lstrip (it swallows the whitespace before it).
         data = json.loads((out / "tokenizer.json").read_text(encoding="utf-8"))
-        specials = ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]
         data["added_tokens"] = [
             {
                 "id": sp.piece_to_id(t),
@@ -172,7 +168,7 @@ def make_hub(spm_dir: Path, out: Path, real_like: bool) -> None:
                 "normalized": False,
                 "special": True,
             }
-            for t in specials
+            for t in SPECIAL_TOKENS
         ]
         (out / "tokenizer.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
 

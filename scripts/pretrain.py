@@ -12,12 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from minialbert.errors import MinialbertError  # noqa: E402
-from minialbert.pretrain.train import main  # noqa: E402
+from minialbert.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except MinialbertError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    # The same as `minialbert pretrain ...`: a user mistake is one line on stderr and exit
+    # status 1, a bad flag exits with 2.
+    sys.exit(main(["pretrain", *sys.argv[1:]]))

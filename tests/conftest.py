@@ -85,3 +85,22 @@ def tiny_checkpoint(tmp_path_factory):
     d = tmp_path_factory.mktemp("tiny_pretraining")
     ref = make_hf_checkpoint(d, "AlbertForPreTraining")
     return d, ref
+
+
+def closed_port() -> str:
+    """A loopback URL where nothing listens: connecting is refused at once, as on a machine
+    without network (tests never send traffic anywhere but 127.0.0.1)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def online_env(tmp_path: Path, endpoint: str, **extra: str) -> dict:
+    """The environment of a fresh process that may talk to the Hub at `endpoint`: this session's
+    HF_HUB_OFFLINE=1 and every other HF_*/TRANSFORMERS_* setting removed, an empty cache."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    env.update(HF_ENDPOINT=endpoint, HF_HUB_CACHE=str(tmp_path / "cache"), HF_HOME=str(tmp_path / "hf"),
+               HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1", **extra)
+    return env

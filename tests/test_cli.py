@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from conftest import make_hf_checkpoint, make_hub_cache
-from minialbert import Embedder
 from minialbert.cli import main
 
 SPM = Path(__file__).parent / "fixtures" / "tokenizer" / "spm" / "spiece.model"
@@ -39,28 +38,92 @@ def run(argv, capsys):
     return code, out, err
 
 
-def test_embed_outputs_agree_with_library(ckpt, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def reference(ckpt):
+    """Vectors computed by transformers alone: its tokenizer and model, each text on its own
+    (no padding), pooled by hand. `layers` averages those hidden states."""
+    import transformers
+
+    d, ref = ckpt
+    tok = transformers.AlbertTokenizer.from_pretrained(d)
+
+    def vectors(texts, pooling="mean", layers=(-1,)):
+        rows = []
+        for text in texts:
+            ids = tok(text)["input_ids"]
+            with torch.no_grad():
+                out = ref.albert(torch.tensor([ids]), output_hidden_states=True)
+            h = torch.stack([out.hidden_states[k][0] for k in layers]).mean(0)
+            rows.append(h.mean(0) if pooling == "mean" else h[0])
+        return torch.stack(rows).numpy()
+
+    return vectors
+
+
+def test_embed_outputs_match_transformers(ckpt, reference, tmp_path, capsys):
     d, _ = ckpt
     texts = ["first text", "", "a second, longer text with more words"]
-    expected = Embedder.from_pretrained(d).embed(texts, pooling="mean")
+    expected = reference(texts)
 
     code, out, _ = run(["embed", *texts, "--model", d, "--pooling", "mean"], capsys)
     assert code == 0
     rows = json.loads(out)
     assert [r["text"] for r in rows] == texts
-    assert np.abs(np.array([r["vector"] for r in rows]) - expected).max() < 1e-6
+    assert np.abs(np.array([r["vector"] for r in rows]) - expected).max() < 1e-5
 
     inp = tmp_path / "in.txt"
     inp.write_text("\n".join(texts) + "\n", encoding="utf-8")
     code, _, err = run(["embed", "--input", inp, "--output", tmp_path / "v.npy", "--model", d, "--pooling", "mean"], capsys)
     assert code == 0 and "wrote 3 x 32" in err
     mat = np.load(tmp_path / "v.npy")
-    assert mat.dtype == np.float32 and mat.shape == (3, 32) and np.abs(mat - expected).max() < 1e-6
+    assert mat.dtype == np.float32 and mat.shape == (3, 32) and np.abs(mat - expected).max() < 1e-5
 
     code, _, _ = run(["embed", "--input", inp, "-o", tmp_path / "v.jsonl", "-m", d, "--pooling", "mean", "-q"], capsys)
     lines = [json.loads(x) for x in (tmp_path / "v.jsonl").read_text().splitlines()]
     assert [r["text"] for r in lines] == texts
-    assert np.abs(np.array([r["vector"] for r in lines]) - expected).max() < 1e-6
+    assert np.abs(np.array([r["vector"] for r in lines]) - expected).max() < 1e-5
+
+
+@pytest.mark.parametrize("form, layer, layers", [("space", "-1,-2", (-1, -2)), ("equals", "-1,-2", (-1, -2)),
+                                                 ("space", "-2", (-2,)), ("space", "0,-1", (0, -1))])
+def test_layer_flag_in_both_forms(ckpt, reference, capsys, form, layer, layers):
+    """`--layer -1,-2` (the README's spelling) and `--layer=-1,-2` both average those layers."""
+    d, _ = ckpt
+    texts = ["one text", "and another one"]
+    flag = ["--layer", layer] if form == "space" else [f"--layer={layer}"]
+    code, out, err = run(["embed", *texts, *flag, "-m", d, "--pooling", "cls"], capsys)
+    assert code == 0, err
+    got = np.array([r["vector"] for r in json.loads(out)])
+    assert np.abs(got - reference(texts, "cls", layers)).max() < 1e-5
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    (["embed", "x", "--top-k", "-1"], 2, "unrecognized arguments"),   # embed has no --top-k
+    (["similarity", "q", "a", "--top-k", "-1"], 2, "--top-k must be at least 1"),
+    (["embed", "x", "--batch-size", "-3"], 2, "--batch-size must be at least 1"),
+    (["embed", "x", "--layer", "-1,x"], 2, "argument --layer: takes an integer or a comma-separated list"),
+    (["embed", "x", "--layer", "last"], 2, "argument --layer: takes an integer or a comma-separated list"),
+    (["embed", "x", "--max-length", "-5"], 1, "max_length must be between 3 and 64"),
+    (["embed", "a longer text of several words", "--stride", "-1", "--long-text", "chunk", "--max-length", "4"], 1,
+     "stride must be in [0, 2) for max_length 4, got -1"),
+    (["info", "--embedding-size", "-4", "albert-base-v2"], 1, "embedding_size must be a positive integer"),
+])
+def test_negative_values_reach_their_checks(ckpt, capsys, argv, code, message):
+    """Every flag that takes a number accepts a negative one after a space, and says what is
+    wrong with it, instead of argparse's "expected one argument"."""
+    d, _ = ckpt
+    model = [] if argv[0] == "info" else ["-m", d]
+    try:
+        got, _, err = run(argv + model, capsys)
+    except SystemExit as e:
+        got, err = e.code, capsys.readouterr().err
+    assert got == code and message in err and "expected one argument" not in err, err
+
+
+def test_words_after_double_dash_stay_texts(ckpt, capsys):
+    d, _ = ckpt
+    code, out, _ = run(["embed", "-m", d, "--layer", "-1", "--", "-1,-2", "--layer"], capsys)
+    assert code == 0 and [r["text"] for r in json.loads(out)] == ["-1,-2", "--layer"]
 
 
 def test_embed_jsonl_field_stdin_and_normalize(ckpt, tmp_path, capsys, monkeypatch):
@@ -112,9 +175,9 @@ def test_output_is_atomic(ckpt, tmp_path, capsys, monkeypatch):
     ("badutf8", ["embed", "-i", "{tmp}/bad.txt"], "line 2 is not valid UTF-8"),
     ("jsonl", ["embed", "-i", "{tmp}/d.jsonl", "--field", "nope"], "line 1 has no field 'nope' (its fields: body, id)"),
     ("badjson", ["embed", "-i", "{tmp}/b.jsonl"], "line 2 is not valid JSON"),
-    (None, ["embed", "x", "-o", "{tmp}/v.csv"], "unknown output format"),
+    (None, ["embed", "x", "-o", "{tmp}/v.csv"], "unknown output format '.csv'"),
+    (None, ["embed", "x", "--tokens", "-o", "{tmp}/v.npy"], "unknown output format '.npy'"),
     (None, ["embed", "x", "-o", "{tmp}/no/such/dir/v.npy"], "does not exist"),
-    (None, ["embed", "x", "--layer", "last"], "--layer takes an integer"),
     (None, ["embed", "x", "--device", "nosuchdevice"], "cannot use device 'nosuchdevice'"),
     ("empty", ["embed", "-i", "{tmp}/empty.txt"], "no texts in "),
 ])
@@ -154,14 +217,20 @@ def test_embed_from_hub_cache_by_repo_id(ckpt, tmp_path, capsys):
     assert code == 0 and len(json.loads(out)[0]["vector"]) == 32
 
 
-def test_similarity(ckpt, capsys):
+def test_similarity_matches_transformers(ckpt, reference, capsys):
     d, _ = ckpt
-    code, out, _ = run(["similarity", "the cat sat", "a dog ran", "the cat sat", "something else", "-m", d, "-k", "2"], capsys)
-    lines = out.strip().splitlines()
-    assert code == 0 and len(lines) == 2
-    score, text = lines[0].split("\t")
-    assert text == "the cat sat" and float(score) == pytest.approx(1.0, abs=1e-4)
-    assert float(lines[1].split("\t")[0]) <= float(score)
+    query, cands = "the cat sat", ["a dog ran", "the cat sat", "something else entirely"]
+    code, out, _ = run(["similarity", query, *cands, "-m", d, "-k", "2"], capsys)
+    lines = [line.split("\t") for line in out.strip().splitlines()]
+    q, c = reference([query]), reference(cands)  # mean pooling: the default for plain checkpoints
+    cos = (c @ q[0]) / (np.linalg.norm(c, axis=1) * np.linalg.norm(q[0]))
+    best = np.argsort(-cos)[:2]
+    assert code == 0 and [t for _, t in lines] == [cands[i] for i in best]
+    assert np.allclose([float(s) for s, _ in lines], cos[best], atol=1e-4)  # printed with 4 decimals
+    code, out, _ = run(["similarity", query, *cands, "-m", d, "--layer", "-1,-2", "--pooling", "cls"], capsys)
+    q, c = reference([query], "cls", (-1, -2)), reference(cands, "cls", (-1, -2))
+    cos = (c @ q[0]) / (np.linalg.norm(c, axis=1) * np.linalg.norm(q[0]))
+    assert code == 0 and [line.split("\t")[1] for line in out.strip().splitlines()] == [cands[i] for i in np.argsort(-cos)]
 
 
 def test_fill_mask_matches_transformers(ckpt, capsys):

@@ -1,7 +1,8 @@
-"""The fused inference path (fast.py) equals the reference model (model.py) and transformers.
+"""The inference engine's fused path (fast.py) equals the reference model (model.py) and transformers.
 
 Small configs: max |diff| <= 1e-5. One albert-base-sized random model at length 512: <= 1e-4
-(marked slow). No speed thresholds here: speed is measured by scripts/bench.py.
+(marked slow). No speed thresholds here: speed is measured by scripts/bench.py. Which models the
+engine accepts, and what it does with the others, is tests/test_engine.py.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import torch
 
 from conftest import make_hf_checkpoint, random_inputs
 from minialbert import fast
+from minialbert.fast import InferenceEngine
 from minialbert.model import AlbertModel
 
 SMALL = 1e-5
@@ -18,19 +20,17 @@ FULL = 1e-4
 
 
 def _reference(model, *args, **kwargs):
-    """The plain model.py path (fast path switched off for this call)."""
-    old = model.use_fast_path
-    model.use_fast_path = False
-    try:
-        with torch.no_grad():
-            return model(*args, **kwargs)
-    finally:
-        model.use_fast_path = old
+    """model.py: calling the model always runs it."""
+    with torch.no_grad():
+        return model(*args, **kwargs)
 
 
-def _fast(model, ids, mask=None, tt=None, pos=None):
+def _fast(model, ids, mask=None, tt=None, pos=None, int8=False):
+    """The engine's fused path; fails if the engine stepped aside."""
+    engine = InferenceEngine(model, int8=int8)
     with torch.inference_mode():
-        return fast.fast_forward(model, ids, mask, tt, pos)
+        assert engine.why_not_fused() is None
+        return engine(ids, attention_mask=mask, token_type_ids=tt, position_ids=pos)
 
 
 def _maxdiff(a, b):
@@ -76,27 +76,6 @@ def test_fast_equals_reference_and_transformers(pair, kind):
     assert _maxdiff(out.pooler_output, theirs.pooler_output) <= SMALL
 
 
-def test_model_forward_uses_fast_path_by_default(tmp_path, monkeypatch):
-    make_hf_checkpoint(tmp_path, "AlbertModel", seed=1)
-    ours = AlbertModel.from_pretrained(tmp_path)
-    assert AlbertModel.use_fast_path
-    calls = []
-    real = fast.fast_forward
-    monkeypatch.setattr(fast, "fast_forward", lambda *a: calls.append(1) or real(*a))
-    ids, mask, tt = random_inputs(seed=4)
-    with torch.inference_mode():
-        ours(ids, attention_mask=mask)
-    with torch.no_grad():
-        ours(ids, attention_mask=mask)
-        ours(ids, attention_mask=mask, output_hidden_states=True)  # needs the reference path
-    ours(ids, attention_mask=mask)  # grad enabled: reference path
-    assert len(calls) == 2
-    monkeypatch.setenv("MINIALBERT_FAST", "0")
-    with torch.no_grad():
-        ours(ids, attention_mask=mask)
-    assert len(calls) == 2
-
-
 def test_fully_masked_row_matches_reference(tmp_path):
     make_hf_checkpoint(tmp_path, "AlbertModel", seed=1)
     ours = AlbertModel.from_pretrained(tmp_path)
@@ -137,10 +116,11 @@ def test_model_loaded_under_inference_mode(tmp_path):
     make_hf_checkpoint(tmp_path, "AlbertModel", seed=1)
     with torch.inference_mode():
         model = AlbertModel.from_pretrained(tmp_path)
+        engine = InferenceEngine(model)
         ids, mask, tt = random_inputs(seed=9)
-        a = fast.fast_forward(model, ids, mask, tt, None).last_hidden_state
+        a = engine(ids, mask, tt).last_hidden_state
         model.encoder.groups[0][0].attention.value.weight.copy_(torch.randn(32, 32))
-        b = fast.fast_forward(model, ids, mask, tt, None).last_hidden_state
+        b = engine(ids, mask, tt).last_hidden_state
     ref = _reference(model, ids, attention_mask=mask, token_type_ids=tt).last_hidden_state
     assert _maxdiff(b, ref) <= SMALL and _maxdiff(a, b) > 1e-4
 
@@ -180,8 +160,8 @@ def test_full_size_length_512_equals_transformers(tmp_path):
     assert _maxdiff(out.pooler_output, theirs.pooler_output) <= FULL
 
 
-def test_int8_close_to_fp32_and_switchable(tmp_path):
-    from minialbert.quantize import int8_available, quantize_int8
+def test_int8_close_to_fp32_and_follows_weight_changes(tmp_path):
+    from minialbert.quantize import int8_available
 
     if not int8_available():
         pytest.skip("no FBGEMM in this build")
@@ -189,16 +169,23 @@ def test_int8_close_to_fp32_and_switchable(tmp_path):
     model = AlbertModel.from_pretrained(tmp_path)
     ids, mask, tt = random_inputs(seed=3)
     ref = _fast(model, ids, mask, tt)
-    quantize_int8(model)
-    out = _fast(model, ids, mask, tt)
+    out = _fast(model, ids, mask, tt, int8=True)
     real = mask.bool()
     assert 0 < _maxdiff(out.last_hidden_state[real], ref.last_hidden_state[real]) < 0.2
     cos = torch.nn.functional.cosine_similarity(out.pooler_output, ref.pooler_output, dim=-1)
     assert cos.min() > 0.99
+    engine = InferenceEngine(model, int8=True)
+    with torch.inference_mode():
+        engine(ids, mask, tt)  # packs the weights
     with torch.no_grad():  # packs follow weight changes
         model.encoder.groups[0][0].feed_forward.up.weight.copy_(torch.randn(37, 32))
-    changed = _fast(model, ids, mask, tt)
-    quantize_int8(model, False)
+    with torch.inference_mode():
+        changed = engine(ids, mask, tt)
     plain = _fast(model, ids, mask, tt)
     near = _maxdiff(changed.last_hidden_state[real], plain.last_hidden_state[real])
     assert near < 0.2 and _maxdiff(changed.last_hidden_state[real], out.last_hidden_state[real]) > 5 * near
+    # int8 is for float32 models on the CPU: anything else is refused, not silently run in fp32
+    model.to(torch.bfloat16)
+    with pytest.raises(fast.MinialbertError, match="int8 runs float32 models on the CPU"):
+        with torch.inference_mode():
+            engine(ids, mask, tt)

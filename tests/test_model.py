@@ -22,7 +22,8 @@ def max_diff(a, b) -> float:
 
 
 def compare_pretraining(ref, ours, ids, mask, tt, pos=None) -> dict[str, float]:
-    """Max |diff| of every output of AlbertForPreTraining (reference path, no fast path)."""
+    """Max |diff| of every output of AlbertForPreTraining. Calling a model always runs model.py
+    (the inference engine's fused path is compared with it and transformers in test_fast.py)."""
     with torch.no_grad():
         r = ref(ids, attention_mask=mask, token_type_ids=tt, position_ids=pos,
                 output_hidden_states=True, output_attentions=True)
@@ -72,20 +73,23 @@ def test_equivalence_bin_format_and_position_ids(tmp_path):
     assert max(diffs.values()) <= TOL, diffs
 
 
-def test_albertmodel_checkpoint_and_fast_default_path(tmp_path):
-    """An AlbertModel checkpoint (no 'albert.' prefix), through the default inference path."""
+def test_albertmodel_checkpoint_model_and_engine(tmp_path):
+    """An AlbertModel checkpoint (no 'albert.' prefix): model(...) (model.py) and the inference
+    engine both equal transformers' sdpa path, with and without token types."""
+    from minialbert.fast import InferenceEngine
+
     ref = make_hf_checkpoint(tmp_path, "AlbertModel", attn="sdpa")
     ours = AlbertModel.from_pretrained(tmp_path)
     assert not ours.training
+    engine = InferenceEngine(ours)
     ids, mask, tt = random_inputs(batch=4, seq=13)
-    with torch.no_grad():
-        r = ref(ids, attention_mask=mask, token_type_ids=tt)
-        o = ours(ids, attention_mask=mask, token_type_ids=tt)
-        o_default_types = ours(ids, attention_mask=mask)
-        r_default_types = ref(ids, attention_mask=mask)
-    assert max_diff(r.last_hidden_state, o.last_hidden_state) <= TOL
-    assert max_diff(r.pooler_output, o.pooler_output) <= TOL
-    assert max_diff(r_default_types.last_hidden_state, o_default_types.last_hidden_state) <= TOL
+    with torch.inference_mode():
+        assert engine.why_not_fused() is None
+        for kwargs in (dict(attention_mask=mask, token_type_ids=tt), dict(attention_mask=mask)):
+            r = ref(ids, **kwargs)
+            for o in (ours(ids, **kwargs), engine(ids, **kwargs)):
+                assert max_diff(r.last_hidden_state, o.last_hidden_state) <= TOL
+                assert max_diff(r.pooler_output, o.pooler_output) <= TOL
 
 
 def test_masked_lm_checkpoint_has_no_pooler(tmp_path):
@@ -152,6 +156,8 @@ def test_import_and_forward_do_not_import_transformers(tmp_path):
         "with torch.no_grad(): m(torch.tensor([[2, 10, 11, 3]]))\n"
         "bad = [k for k in sys.modules if k.split('.')[0] in ('transformers', 'tokenizers')]\n"
         "assert not bad, bad\n"
+        "engine = [k for k in ('minialbert.fast', 'minialbert.quantize') if k in sys.modules]\n"
+        "assert not engine, engine  # model.py runs on its own: the engine is opt-in\n"
         "print('ok')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
@@ -283,6 +289,10 @@ def test_equivalence_full_size_base(tmp_path_factory, seq):
     config._attn_implementation = "eager"
     torch.manual_seed(0)
     ref = transformers.AlbertForPreTraining(config).eval()
+    with torch.no_grad():  # every parameter random: LayerNorm weights/biases and biases too (init: 1 and 0)
+        for name, p in ref.named_parameters():
+            scale = 0.1 if ("LayerNorm" in name or name.endswith("bias")) else 0.02
+            p.add_(torch.randn_like(p) * scale)
     ref.save_pretrained(d)
     ours = AlbertForPreTraining.from_pretrained(d)
     ids, mask, tt = random_inputs(batch=2, seq=seq, vocab=30000)
@@ -294,3 +304,17 @@ def test_heads_missing_from_a_base_checkpoint_are_explained(tmp_path):
     make_hf_checkpoint(tmp_path, "AlbertModel")
     with pytest.raises(CheckpointError, match=r"missing .*predictions\.dense\.weight.*no pre-training heads"):
         AlbertForMaskedLM.from_pretrained(tmp_path)
+
+
+def test_activations_are_the_configs_names_and_match_transformers():
+    """One list of names (config.py, torch-free) and their implementations (model.py), equal to
+    transformers' ACT2FN on a range of inputs."""
+    from transformers.activations import ACT2FN
+
+    from minialbert.config import SUPPORTED_ACTIVATIONS
+    from minialbert.model import ACTIVATIONS
+
+    assert sorted(ACTIVATIONS) == sorted(SUPPORTED_ACTIVATIONS)
+    x = torch.linspace(-6, 6, 1001)
+    for name, fn in ACTIVATIONS.items():
+        assert max_diff(fn(x), ACT2FN[name](x)) <= 1e-6, name

@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 
 
-def test_offline_quick_start_and_seed_workflow_snippet(tmp_path):
+def test_offline_quick_start_and_transformers_workflow_snippet(tmp_path):
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "python scripts/make_demo_checkpoint.py demo-albert && minialbert embed" in readme
     demo = tmp_path / "demo-albert"
@@ -25,7 +25,7 @@ def test_offline_quick_start_and_seed_workflow_snippet(tmp_path):
     assert rows[0]["text"] == "Hello world" and len(rows[0]["vector"]) == 768
 
     # The first Python block of "The library" section, pointed at the demo checkpoint.
-    block = re.search(r"### The seed document's workflow.*?```python\n(.*?)```", readme, re.S).group(1)
+    block = re.search(r"### The usual transformers workflow.*?```python\n(.*?)```", readme, re.S).group(1)
     code = block.replace('"albert-base-v2"', repr(str(demo)))
     code += "\nassert cls_embedding.shape == (1, 768) and all_embeddings.shape[-1] == 768\n"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

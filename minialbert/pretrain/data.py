@@ -1,7 +1,13 @@
-"""Corpus -> SentencePiece ids -> sentence-order pairs -> masked, sharded batches.
+"""Corpus -> token ids -> sentence-order pairs -> masked, sharded batches.
 
 Corpus format: plain UTF-8 text, one document per blank-line-separated block. Each line of a
 block is a segment (long lines are further split after . ! ?).
+
+Tokenization: minialbert.AlbertTokenizer, the tokenizer that inference uses, with the compat
+mode chosen for the run ("transformers", the default, or "original"). The trainer saves it in
+the output directory (spiece.model + tokenizer_config.json recording the mode), so Embedder,
+FillMask and AlbertTokenizer.from_pretrained(out) tokenize exactly as pre-training did. The
+vocabulary is trained on text normalized by the same code (tokenizer.normalize_text).
 
 Sentence-order prediction (SOP, Lan et al. 2019, section 3.1): an example is two *consecutive*
 stretches A and B of the same document, packed as
@@ -26,36 +32,28 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import CheckpointError
+from ..tokenizer import AlbertTokenizer, normalize_text
+from ..tokenizer.symbols import CONTROL_SYMBOLS, USER_DEFINED_SYMBOLS
 from . import PretrainError
 from .masking import mask_tokens, word_start_table
 
-# ALBERT's id layout (see NOTES / the official spiece.model).
+# ALBERT's id layout, as in the official spiece.model: <pad> <unk> [CLS] [SEP] [MASK] = 0..4.
 PAD, UNK, CLS, SEP, MASK = 0, 1, 2, 3, 4
-CONTROL_SYMBOLS = ["[CLS]", "[SEP]", "[MASK]"]
-USER_DEFINED_SYMBOLS = ["(", ")", '"', "-", ".", "–", "£", "€"]
+TOKENIZER_COMPATS = ("transformers", "original")
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
 
 
-def preprocess_text(text: str) -> str:
-    """ALBERT's text normalization before SentencePiece (as the ALBERT tokenizer does it):
-    collapse whitespace, `` and '' -> ", strip accents (NFKD, drop combining marks), lowercase."""
-    text = " ".join(text.strip().split())
-    text = text.replace("``", '"').replace("''", '"')
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    return text.lower()
-
-
 # --------------------------------------------------------------------------------- corpus
 def read_documents(paths: list[str | os.PathLike]) -> list[list[str]]:
-    """Documents as lists of normalized segments. Raises PretrainError for missing/empty input."""
+    """Documents as lists of segments (raw text: the tokenizer normalizes). Raises PretrainError
+    for missing/empty input."""
     if not paths:
         raise PretrainError("no corpus given: pass --corpus FILE [FILE ...]")
     docs: list[list[str]] = []
@@ -71,7 +69,7 @@ def read_documents(paths: list[str | os.PathLike]) -> list[list[str]]:
             raise PretrainError(f"cannot read corpus file {path}: {e.strerror}") from None
         current: list[str] = []
         for line in text.splitlines():
-            line = preprocess_text(line)
+            line = line.strip()
             if not line:
                 if current:
                     docs.append(current)
@@ -86,11 +84,13 @@ def read_documents(paths: list[str | os.PathLike]) -> list[list[str]]:
 
 
 def train_sentencepiece(docs: list[list[str]], model_path: str | os.PathLike, vocab_size: int,
-                        seed: int = 0, threads: int = 1) -> None:
+                        seed: int = 0, threads: int = 1, compat: str = "transformers") -> None:
     """Train a unigram SentencePiece model with ALBERT's special tokens and id layout.
 
     pad=0 <pad>, unk=1 <unk>, [CLS]=2, [SEP]=3, [MASK]=4, no BOS/EOS, then the user-defined
     punctuation pieces. vocab_size is a soft limit: a small corpus gets a smaller vocabulary.
+    The text is normalized as AlbertTokenizer(compat=compat) normalizes it (lower case, no
+    accents), so the vocabulary holds the pieces the tokenizer will look for.
     """
     import sentencepiece as spm
 
@@ -100,7 +100,8 @@ def train_sentencepiece(docs: list[list[str]], model_path: str | os.PathLike, vo
         spm.set_random_generator_seed(seed)  # sentence shuffling: same corpus -> same vocabulary
     with tempfile.TemporaryDirectory(dir=model_path.parent) as tmp:
         text = Path(tmp) / "corpus.txt"
-        text.write_text("\n".join(s for d in docs for s in d) + "\n", encoding="utf-8")
+        text.write_text("\n".join(normalize_text(s, compat=compat) for d in docs for s in d) + "\n",
+                        encoding="utf-8")
         prefix = Path(tmp) / "spiece"
         try:
             spm.SentencePieceTrainer.train(
@@ -119,38 +120,36 @@ def train_sentencepiece(docs: list[list[str]], model_path: str | os.PathLike, vo
 
 @dataclass
 class Vocab:
-    """A SentencePiece model with ALBERT's layout, plus the word-start table masking needs."""
+    """The run's AlbertTokenizer (ALBERT's id layout checked), plus the word-start table masking needs."""
 
-    path: Path
+    tokenizer: AlbertTokenizer
     size: int
     starts: np.ndarray
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Vocab":
-        import sentencepiece as spm
-
+    def load(cls, path: str | os.PathLike, compat: str = "transformers", threads: int | None = None) -> "Vocab":
         path = Path(path)
         if not path.is_file():
             raise PretrainError(f"vocabulary file not found: {path}")
-        sp = spm.SentencePieceProcessor()
+        if compat not in TOKENIZER_COMPATS:
+            raise PretrainError(f"tokenizer compat must be one of {', '.join(TOKENIZER_COMPATS)}, got {compat!r}")
         try:
-            sp.load(str(path))
-        except (OSError, RuntimeError):
-            raise PretrainError(f"{path} is not a SentencePiece model") from None
+            tokenizer = AlbertTokenizer(path, compat=compat, num_threads=threads)
+        except CheckpointError as e:
+            raise PretrainError(f"{path} is not an ALBERT SentencePiece model ({e})") from None
         expected = {PAD: "<pad>", UNK: "<unk>", CLS: "[CLS]", SEP: "[SEP]", MASK: "[MASK]"}
-        got = {i: sp.id_to_piece(i) for i in expected if i < sp.get_piece_size()}
+        got = dict(zip(expected, tokenizer.convert_ids_to_tokens(list(expected))))
         if got != expected:
             raise PretrainError(
                 f"{path} does not have ALBERT's id layout (want {expected}, got {got}); "
                 "let the trainer build the vocabulary (--vocab-size) instead"
             )
-        pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
-        vocab = cls(path, sp.get_piece_size(), word_start_table(pieces))
-        vocab._sp = sp
-        return vocab
+        pieces = tokenizer.convert_ids_to_tokens(list(range(tokenizer.vocab_size)))
+        return cls(tokenizer, tokenizer.vocab_size, word_start_table(pieces))
 
     def encode(self, texts: list[str]) -> list[list[int]]:
-        return self._sp.encode(texts)
+        """Token ids of each text, no [CLS]/[SEP]: the tokenizer's batched fast path."""
+        return self.tokenizer.encode_batch_ids(texts)
 
 
 # ------------------------------------------------------------------------------ instances

@@ -8,7 +8,9 @@
 What happens, in order:
   1. the corpus is read (documents = blank-line-separated blocks) and, unless --vocab names an
      existing spiece.model, a SentencePiece unigram vocabulary with ALBERT's id layout is trained
-     on it (rank 0) and written to OUT/spiece.model;
+     on it (rank 0); the tokenizer (minialbert.AlbertTokenizer, --tokenizer-compat) is saved as
+     OUT/spiece.model + OUT/tokenizer_config.json, and tokenizes the corpus exactly as it will
+     tokenize text at inference;
   2. documents become sentence-order pairs; step s uses a batch that is a pure function of s
      (see data.py), each rank taking its own shard;
   3. each optimizer step runs --grad-accum micro-batches (gradients synchronized on the last
@@ -21,7 +23,8 @@ What happens, in order:
      and in OUT/log.jsonl.
 
 The output directory loads with minialbert.AlbertModel.from_pretrained(OUT) (or
-AlbertForPreTraining), and with transformers when --sharing is "all".
+AlbertForPreTraining, Embedder, FillMask, AlbertTokenizer), and with transformers when --sharing
+is "all" (and --tokenizer-compat is "transformers", the algorithm transformers implements).
 """
 
 from __future__ import annotations
@@ -41,9 +44,9 @@ import torch
 from torch import nn
 
 from ..config import AlbertConfig
-from ..errors import ConfigError, MinialbertError
+from ..errors import ConfigError
 from . import PretrainError
-from .data import PretrainingData, Vocab, read_documents, train_sentencepiece
+from .data import TOKENIZER_COMPATS, PretrainingData, Vocab, read_documents, train_sentencepiece
 from .objectives import PretrainingObjective
 from .optim import lr_at, make_optimizer
 
@@ -52,17 +55,14 @@ STATE_FILE = "trainer_state.pt"
 LOG_FILE = "log.jsonl"
 # Arguments that fix the data stream or the model: a resumed run must use the same values.
 _RESUME_MUST_MATCH = ("corpus", "seed", "max_seq_length", "short_seq_prob", "masked_lm_prob",
-                      "max_predictions", "max_ngram", "global_batch")
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one-line MinialbertError instead of argparse's exit(2)
-        raise PretrainError(f"pretrain: {message} (see --help)")
+                      "max_predictions", "max_ngram", "global_batch", "tokenizer_compat")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="minialbert pretrain", description=__doc__.split("\n\n")[0],
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    # A plain argparse parser: bad flags print usage and exit with status 2, as in every
+    # other minialbert command.
+    p = argparse.ArgumentParser(prog="minialbert pretrain", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     io = p.add_argument_group("data and output")
     io.add_argument("--corpus", nargs="+", required=True, metavar="FILE",
                     help="plain-text corpus file(s); documents separated by blank lines")
@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--vocab", help="an existing ALBERT-layout spiece.model (default: train one on the corpus)")
     io.add_argument("--vocab-size", type=int, default=None,
                     help="size of the vocabulary to train (soft limit; default: the config's, 30000)")
+    io.add_argument("--tokenizer-compat", choices=TOKENIZER_COMPATS, default="transformers",
+                    help="AlbertTokenizer's algorithm: transformers (default; what transformers and the Hub "
+                         "models use) or original (google-research ALBERT); recorded in tokenizer_config.json")
     io.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoint")
     io.add_argument("--overwrite", action="store_true", help="start afresh even if OUTPUT_DIR holds a run")
     m = p.add_argument_group("model (a --config, then any size flag overrides it)")
@@ -101,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--adam-beta1", type=float, default=0.9)
     t.add_argument("--adam-beta2", type=float, default=0.999)
     t.add_argument("--adam-eps", type=float, default=1e-6)
+    t.add_argument("--lamb-bias-correction", action="store_true",
+                   help="LAMB with the paper's bias correction (default: none, as ALBERT's own optimizer; "
+                        "then give the warm-up at least ~100 steps)")
     t.add_argument("--max-grad-norm", type=float, default=1.0, help="0 disables clipping")
     t.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU or GPU); weights stay fp32")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda")
@@ -276,8 +282,14 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point (scripts/pretrain.py, `minialbert pretrain`). User mistakes raise
     MinialbertError subclasses with a one-line message."""
-    args = build_parser().parse_args(argv)
-    _check_args(args)
+    from ..cli import attach_negative_values
+
+    parser = build_parser()
+    args = parser.parse_args(attach_negative_values(parser, sys.argv[1:] if argv is None else list(argv)))
+    try:
+        _check_args(args)
+    except PretrainError as e:  # a flag value out of range: a usage error too (exit 2)
+        parser.error(str(e).removeprefix("pretrain: "))
     if args.threads:
         torch.set_num_threads(args.threads)
     dist = _Dist(args.device)
@@ -317,20 +329,23 @@ def _train(args, dist: _Dist) -> int:
     # 1. corpus and vocabulary
     docs = read_documents(args.corpus)
     vocab_path = out / "spiece.model"
+    threads = max(1, torch.get_num_threads())
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
         if args.vocab:
             if Path(args.vocab).resolve() != vocab_path.resolve():
-                Vocab.load(args.vocab)  # check it before copying
+                Vocab.load(args.vocab, args.tokenizer_compat)  # check it before copying
                 shutil.copyfile(args.vocab, vocab_path)
         elif state is None or not vocab_path.is_file():
             size = args.vocab_size or (AlbertConfig.from_json(args.config).vocab_size
                                        if args.config and args.config.endswith(".json") else 30000)
             if dist.main and not args.quiet:
                 print(f"training a SentencePiece vocabulary of up to {size} pieces on the corpus", flush=True)
-            train_sentencepiece(docs, vocab_path, size, seed=args.seed, threads=max(1, torch.get_num_threads()))
+            train_sentencepiece(docs, vocab_path, size, seed=args.seed, threads=threads, compat=args.tokenizer_compat)
+        # spiece.model + tokenizer_config.json (recording the compat mode): inference tokenizes as we do.
+        Vocab.load(vocab_path, args.tokenizer_compat).tokenizer.save_pretrained(out)
     dist.barrier()
-    vocab = Vocab.load(vocab_path)
+    vocab = Vocab.load(vocab_path, args.tokenizer_compat, threads=threads)
 
     # 2. model and data
     if state is not None:
@@ -357,7 +372,7 @@ def _train(args, dist: _Dist) -> int:
     model.to(dist.device)
     objective = PretrainingObjective(model)
     optimizer = make_optimizer(model, args.optimizer, args.lr, args.weight_decay,
-                               (args.adam_beta1, args.adam_beta2), args.adam_eps)
+                               (args.adam_beta1, args.adam_beta2), args.adam_eps, args.lamb_bias_correction)
     step = 0
     if state is not None:
         model.load_state_dict(state["model"])
@@ -466,15 +481,14 @@ def _train(args, dist: _Dist) -> int:
         log_file.write(json.dumps(final) + "\n")
         log_file.close()
         if not args.quiet:
-            print(f"done: {step} steps; model, spiece.model and log in {out}", flush=True)
+            print(f"done: {step} steps; model, tokenizer (spiece.model, tokenizer_config.json) and log in {out}",
+                  flush=True)
     if data_log is not None:
         data_log.close()
     return 0
 
 
-if __name__ == "__main__":  # python -m minialbert.pretrain.train
-    try:
-        sys.exit(main())
-    except MinialbertError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+if __name__ == "__main__":  # python -m minialbert.pretrain.train: the same as `minialbert pretrain`
+    from ..cli import main as cli_main
+
+    sys.exit(cli_main(["pretrain", *sys.argv[1:]]))

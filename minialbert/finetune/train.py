@@ -1,0 +1,575 @@
+"""Fine-tune ALBERT on a labelled task: classification, regression, tagging or extractive QA.
+
+    minialbert finetune --task classify --model albert-base-v2 --train train.tsv --dev dev.tsv \\
+        --text-column sentence --output-dir out --lr 1e-5 --batch-size 32 --max-steps 20935 --warmup-steps 1256
+    minialbert finetune --task qa --model albert-base-v2 --train train-v2.0.json --dev dev-v2.0.json \\
+        --output-dir squad2 --max-length 384 --doc-stride 128 --lr 5e-5 --batch-size 48 --epochs 2
+    minialbert finetune ... --resume        # continue after a crash or kill, exactly
+
+What happens, in order:
+  1. the data are read and checked (columns, labels, SQuAD shape); the label set comes from
+     --labels, else from a fine-tuned --model's id2label, else from the training file;
+  2. the --model checkpoint is loaded with the task's head (model.py section 7); a head the
+     checkpoint lacks is initialised (seeded by --seed);
+  3. step s trains on a batch that is a pure function of (seed, s): a per-epoch permutation of the
+     training examples, cut into batches of batch-size x grad-accum; AdamW (no decay on biases and
+     LayerNorm), linear warm-up then linear decay to 0, gradient clipping, optional bf16 autocast;
+  4. every --eval-every steps the dev set is scored; the best checkpoint so far (by --metric) is
+     OUT/{config.json, model.safetensors} with the tokenizer beside it, loadable by minialbert and
+     transformers alike;
+  5. every --save-every steps OUT/checkpoint/trainer_state.pt holds the model, optimizer, step, RNG
+     state and evaluation history (written to a temp file and renamed), so --resume continues with
+     exactly the batches and dropout masks of an uninterrupted run;
+  6. OUT/log.jsonl gets the training loss and every evaluation; OUT/metrics.json the summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import os
+import signal
+import sys
+import time
+import warnings
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import MinialbertError
+from . import FinetuneError
+from .data import SEQUENCE_TASKS, TASKS, check_labels, collate, collect_labels, encode_examples, encode_tagged, \
+    read_examples, read_tagged
+from ..pretrain.train import _rng_state, _set_rng_state  # the same RNG bookkeeping as pre-training
+from .metrics import accuracy, entity_f1, macro_f1, matthews_corrcoef, pearson, spearman, squad_scores
+
+CHECKPOINT_DIR = "checkpoint"
+STATE_FILE = "trainer_state.pt"
+LOG_FILE = "log.jsonl"
+METRICS_FILE = "metrics.json"
+HEADS = {"classify": "AlbertForSequenceClassification", "regression": "AlbertForSequenceClassification",
+         "multilabel": "AlbertForSequenceClassification", "tag": "AlbertForTokenClassification",
+         "qa": "AlbertForQuestionAnswering"}
+METRICS = {"classify": ("accuracy", "macro_f1", "mcc"), "regression": ("pearson", "spearman"),
+           "multilabel": ("micro_f1", "subset_accuracy"), "tag": ("f1", "precision", "recall", "token_accuracy"),
+           "qa": ("f1", "exact_match")}
+PROBLEM_TYPES = {"classify": "single_label_classification", "regression": "regression",
+                 "multilabel": "multi_label_classification"}
+# Options that do not change what is computed: they may differ between a run and its --resume.
+_FREE_ON_RESUME = {"resume", "overwrite", "quiet", "kill_after_step", "threads"}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # a one-line MinialbertError instead of argparse's exit(2)
+        raise FinetuneError(f"{message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="minialbert finetune", description=__doc__.split("\n\n")[0],
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = p.add_argument_group("task and data")
+    d.add_argument("--task", choices=TASKS, default="classify",
+                   help="classify (one label per text), regression, multilabel, tag (BIO tags per word), "
+                        "qa (SQuAD-style extractive question answering)")
+    d.add_argument("--train", required=True, metavar="FILE",
+                   help=".csv/.tsv/.jsonl (classify, regression, multilabel), .jsonl (tag), SQuAD .json/.jsonl (qa)")
+    d.add_argument("--dev", metavar="FILE", help="evaluation file, same format (optional)")
+    d.add_argument("--text-column", help="text column (default: text; tag: tokens)")
+    d.add_argument("--pair-column", help="second text of a pair (default: text_pair when the file has it)")
+    d.add_argument("--label-column", help="label column (default: label; tag: tags)")
+    d.add_argument("--label-separator", default=",", help="multilabel: separator of labels in a CSV/TSV cell")
+    d.add_argument("--labels", help="comma-separated label names in id order (default: the model's "
+                                    "id2label if fine-tuned, else the training file's labels, sorted)")
+    d.add_argument("--max-length", type=int, default=None,
+                   help="tokens per input, special tokens included (default: 128; qa: 384)")
+    d.add_argument("--doc-stride", type=int, default=128, help="qa: tokens shared by consecutive context windows")
+    d.add_argument("--max-query-length", type=int, default=64, help="qa: question tokens kept")
+    d.add_argument("--max-answer-length", type=int, default=30, help="qa: longest answer, in tokens")
+    d.add_argument("--n-best", type=int, default=20, help="qa: start/end candidates per window")
+    d.add_argument("--null-threshold", type=float, default=0.0,
+                   help="qa, SQuAD 2.0: answer 'no answer' when its score beats the best span by more than this")
+    m = p.add_argument_group("model and output")
+    m.add_argument("--model", "-m", default="albert-base-v2", help="checkpoint directory or Hub repo id to start from")
+    m.add_argument("--revision", default=None)
+    m.add_argument("--cache-dir", default=None)
+    m.add_argument("--offline", action="store_true", help="use only the local Hugging Face cache")
+    m.add_argument("--classifier-dropout", type=float, default=None,
+                   help="dropout before the head (default: the config's classifier_dropout_prob, 0.1)")
+    m.add_argument("--output-dir", required=True)
+    m.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoint")
+    m.add_argument("--overwrite", action="store_true", help="start afresh even if OUTPUT_DIR holds a run")
+    t = p.add_argument_group("optimization")
+    t.add_argument("--batch-size", type=int, default=32, help="examples per micro-batch")
+    t.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
+    t.add_argument("--epochs", type=float, default=3.0, help="passes over the training data (if no --max-steps)")
+    t.add_argument("--max-steps", type=int, default=None, help="optimizer steps (overrides --epochs)")
+    t.add_argument("--lr", type=float, default=2e-5, help="peak learning rate")
+    t.add_argument("--warmup-steps", type=int, default=None, help="default: --warmup-ratio of the steps")
+    t.add_argument("--warmup-ratio", type=float, default=0.1)
+    t.add_argument("--weight-decay", type=float, default=0.01)
+    t.add_argument("--adam-beta1", type=float, default=0.9)
+    t.add_argument("--adam-beta2", type=float, default=0.999)
+    t.add_argument("--adam-eps", type=float, default=1e-6)
+    t.add_argument("--max-grad-norm", type=float, default=1.0, help="0 disables clipping")
+    t.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU or GPU); weights stay fp32")
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    t.add_argument("--seed", type=int, default=42)
+    o = p.add_argument_group("evaluation, logging, checkpoints")
+    o.add_argument("--eval-every", type=int, default=None, help="steps between dev evaluations (default: once per epoch)")
+    o.add_argument("--eval-batch-size", type=int, default=64)
+    o.add_argument("--metric", default=None, help="dev metric that picks the best checkpoint (default: "
+                   + "; ".join(f"{k}: {v[0]}" for k, v in METRICS.items()) + ")")
+    o.add_argument("--save-every", type=int, default=None, help="steps between resumable checkpoints "
+                                                                "(default: --eval-every)")
+    o.add_argument("--log-every", type=int, default=10)
+    o.add_argument("--quiet", action="store_true", help="no progress bar or messages (logs are still written)")
+    p.add_argument("--kill-after-step", type=int, default=None, help=argparse.SUPPRESS)  # tests: simulate a crash
+    return p
+
+
+# ------------------------------------------------------------------------------ checks
+def _check_args(args) -> None:
+    for name in ("batch_size", "grad_accum", "max_steps", "eval_every", "save_every", "log_every", "threads",
+                 "eval_batch_size", "max_query_length", "max_answer_length", "n_best"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise FinetuneError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.max_length is None:
+        args.max_length = 384 if args.task == "qa" else 128
+    if args.max_length < 8:
+        raise FinetuneError(f"--max-length must be >= 8, got {args.max_length}")
+    if args.doc_stride < 0:
+        raise FinetuneError(f"--doc-stride must be >= 0, got {args.doc_stride}")
+    if args.lr <= 0:
+        raise FinetuneError(f"--lr must be positive, got {args.lr}")
+    if args.epochs <= 0:
+        raise FinetuneError(f"--epochs must be positive, got {args.epochs}")
+    if not 0 <= args.warmup_ratio <= 1:
+        raise FinetuneError(f"--warmup-ratio must be in [0, 1], got {args.warmup_ratio}")
+    if args.classifier_dropout is not None and not 0 <= args.classifier_dropout < 1:
+        raise FinetuneError(f"--classifier-dropout must be in [0, 1), got {args.classifier_dropout}")
+    metric = args.metric or METRICS[args.task][0]
+    if metric not in METRICS[args.task]:
+        raise FinetuneError(f"--metric {metric!r} is not a {args.task} metric; use one of "
+                            f"{', '.join(METRICS[args.task])}")
+    args.metric = metric
+    # absolute paths, so that a --resume from another directory is recognised as the same run
+    for name in ("train", "dev", "model"):
+        value = getattr(args, name)
+        if value and os.path.exists(value):
+            setattr(args, name, str(Path(value).resolve()))
+    if args.labels is not None and args.task in ("regression", "qa"):
+        raise FinetuneError(f"--labels does not apply to --task {args.task}")
+
+
+def _device(flag: str) -> torch.device:
+    if flag == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(flag)
+    except RuntimeError:
+        raise FinetuneError(f"unknown --device {flag!r}; use auto, cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise FinetuneError("--device cuda but no CUDA device is available")
+    return device
+
+
+# -------------------------------------------------------------------------------- data
+class TaskData:
+    """The task's examples, label names and encoded features, for training and dev."""
+
+    def __init__(self, args, tokenizer, model_config):
+        self.task = args.task
+        self.version_2 = False
+        self.dev_examples = None
+        if args.task == "qa":
+            from .squad import make_features, read_squad
+
+            train, self.version_2 = read_squad(args.train)
+            self.labels = None
+            window = dict(max_length=args.max_length, doc_stride=args.doc_stride, max_query_length=args.max_query_length)
+            self.train = make_features(train, tokenizer, training=True, **window)
+            if args.dev:
+                self.dev_examples, dev_v2 = read_squad(args.dev, require_answers=False)
+                self.version_2 = self.version_2 or dev_v2
+                self.dev = make_features(self.dev_examples, tokenizer, **window)
+            self.n_train_examples = len(train)
+            return
+        if args.task == "tag":
+            def read(path):
+                return read_tagged(path, tokens_column=args.text_column, tags_column=args.label_column)
+
+            train = read(args.train)
+            dev = read(args.dev) if args.dev else None
+            names = [(t, s.line) for s in train for t in s.tags]
+            dev_names = [(t, s.line) for s in dev for t in s.tags] if dev else []
+        else:
+            def read(path):
+                return read_examples(path, args.task, text_column=args.text_column, pair_column=args.pair_column,
+                                     label_column=args.label_column, label_separator=args.label_separator)
+
+            train = read(args.train)
+            dev = read(args.dev) if args.dev else None
+            if args.task == "multilabel":
+                names = [(n, e.line) for e in train for n in e.label]
+                dev_names = [(n, e.line) for e in dev for n in e.label] if dev else []
+            else:
+                names = [(e.label, e.line) for e in train]
+                dev_names = [(e.label, e.line) for e in dev] if dev else []
+        self.n_train_examples = len(train)
+        if args.task == "regression":
+            self.labels = None
+            label2id = None
+        else:
+            self.labels = self._label_names(args, [n for n, _ in names], model_config)
+            label2id = {n: i for i, n in enumerate(self.labels)}
+            check_labels(names, label2id, args.train)
+            if dev:
+                check_labels(dev_names, label2id, args.dev)
+        if args.task == "tag":
+            self.train = encode_tagged(train, tokenizer, label2id, args.max_length)
+            if dev:
+                self.dev_examples = dev
+                self.dev = encode_tagged(dev, tokenizer, label2id, args.max_length)
+        else:
+            self.train = encode_examples(train, tokenizer, args.task, label2id, args.max_length)
+            if dev:
+                self.dev_examples = dev
+                self.dev = encode_examples(dev, tokenizer, args.task, label2id, args.max_length)
+
+    @staticmethod
+    def _label_names(args, train_names, model_config) -> list[str]:
+        if args.labels:
+            names = [n.strip() for n in args.labels.split(",") if n.strip()]
+            if len(set(names)) != len(names) or not names:
+                raise FinetuneError(f"--labels must name distinct labels, got {args.labels!r}")
+            return names
+        default = {i: f"LABEL_{i}" for i in range(model_config.num_labels)}
+        if model_config.id2label != default:  # a fine-tuned checkpoint: keep its labels and their ids
+            return [model_config.id2label[i] for i in range(model_config.num_labels)]
+        return collect_labels(train_names)
+
+    @property
+    def has_dev(self) -> bool:
+        return self.dev_examples is not None
+
+
+def _label_dtype(task: str):
+    return torch.long if task in ("classify", "tag") else torch.float32
+
+
+def make_batch(task: str, features, pad_id: int) -> dict[str, torch.Tensor]:
+    if task == "qa":
+        batch = collate(features, pad_id, with_labels=False)
+        batch["start_positions"] = torch.tensor([f.start_position for f in features])
+        batch["end_positions"] = torch.tensor([f.end_position for f in features])
+        return batch
+    return collate(features, pad_id, _label_dtype(task))
+
+
+class BatchOrder:
+    """The examples of step s: positions s*B .. (s+1)*B - 1 of the endless sequence made of one
+    seeded permutation per epoch. A pure function of (seed, s): a resumed run gets the same ones."""
+
+    def __init__(self, n: int, global_batch: int, seed: int):
+        self.n, self.global_batch, self.seed = n, global_batch, seed
+
+    @functools.lru_cache(maxsize=4)
+    def permutation(self, epoch: int) -> list[int]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(self.n, generator=g).tolist()
+
+    def step(self, s: int) -> list[int]:
+        out = []
+        for k in range(s * self.global_batch, (s + 1) * self.global_batch):
+            epoch, pos = divmod(k, self.n)
+            out.append(self.permutation(epoch)[pos])
+        return out
+
+
+# -------------------------------------------------------------------------- evaluation
+def evaluate(model, data: TaskData, args, pad_id: int) -> dict[str, float]:
+    """Dev metrics for the task (model put in eval mode, then back to train mode)."""
+    from ..tasks import forward_in_batches
+
+    kind = {"tag": "token", "qa": "qa"}.get(data.task, "sequence")
+    model.eval()
+    try:
+        outputs = forward_in_batches(model, data.dev, pad_id, batch_size=args.eval_batch_size, kind=kind)
+    finally:
+        model.train()
+    if data.task == "qa":
+        from .squad import decode_answers
+
+        answers = decode_answers(data.dev_examples, data.dev, [s for s, _ in outputs], [e for _, e in outputs],
+                                 n_best=args.n_best, max_answer_length=args.max_answer_length,
+                                 version_2=data.version_2, null_threshold=args.null_threshold)
+        golds = [[t for t, _ in e.answers] for e in data.dev_examples]
+        return squad_scores(golds, [a[0].text for a in answers])
+    if data.task == "tag":
+        gold, pred, ok, total = [], [], 0, 0
+        for sentence, feature, logits in zip(data.dev_examples, data.dev, outputs):
+            tags = ["O" if t is None else data.labels[int(np.argmax(logits[t]))] for t in feature.first_token_of_word]
+            gold.append(sentence.tags)
+            pred.append(tags)
+            ok += sum(g == p for g, p in zip(sentence.tags, tags))
+            total += len(tags)
+        return {**entity_f1(gold, pred), "token_accuracy": ok / max(1, total)}
+    logits = np.stack(outputs)
+    gold = [f.labels for f in data.dev]
+    if data.task == "regression":
+        pred = logits[:, 0].tolist()
+        return {"pearson": pearson(gold, pred), "spearman": spearman(gold, pred),
+                "mse": float(np.mean((np.asarray(gold) - np.asarray(pred)) ** 2))}
+    if data.task == "multilabel":
+        chosen = logits > 0  # sigmoid(logit) > 0.5
+        truth = np.asarray(gold) > 0.5
+        tp = int((chosen & truth).sum())
+        denom = int(chosen.sum() + truth.sum())
+        return {"micro_f1": 2 * tp / denom if denom else 0.0,
+                "subset_accuracy": float(np.mean((chosen == truth).all(axis=1)))}
+    pred = logits.argmax(axis=1).tolist()
+    return {"accuracy": accuracy(gold, pred), "macro_f1": macro_f1(gold, pred), "mcc": matthews_corrcoef(gold, pred)}
+
+
+# ------------------------------------------------------------------------- state & files
+def _write_json(path: Path, obj) -> None:
+    from ..files import atomic_write
+
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8"))
+
+
+def _saved_args(args) -> dict:
+    return {k: v for k, v in vars(args).items() if k not in _FREE_ON_RESUME}
+
+
+def _load_state(path: Path, args) -> dict:
+    if not path.is_file():
+        raise FinetuneError(f"--resume: no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise FinetuneError(f"--resume: cannot read {path}: {str(e).splitlines()[0][:200]}") from None
+    saved, now = state["args"], _saved_args(args)
+    for key in sorted(set(saved) | set(now)):
+        if saved.get(key) != now.get(key):
+            flag = "--" + key.replace("_", "-")
+            raise FinetuneError(f"--resume: {flag} differs from the checkpoint ({saved.get(key)!r} there, "
+                                f"{now.get(key)!r} now); resume with the same options, or start afresh with --overwrite")
+    return state
+
+
+# --------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    """Entry point (scripts/finetune.py, `minialbert finetune`); user mistakes raise MinialbertError."""
+    args = build_parser().parse_args(argv)
+    _check_args(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return _train(args)
+
+
+def _say(args, message: str) -> None:
+    if not args.quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def _train(args) -> int:
+    from .. import model as M
+    from ..config import AlbertConfig
+    from ..hub import ModelSource
+    from ..pretrain.optim import lr_at, make_optimizer
+    from ..tokenizer import AlbertTokenizer
+    from ..weights import NewHeadWarning, move_model
+
+    out = Path(args.output_dir)
+    state_path = out / CHECKPOINT_DIR / STATE_FILE
+    device = _device(args.device)
+    state = None
+    if args.resume:
+        state = _load_state(state_path, args)
+    elif state_path.exists() and not args.overwrite:
+        raise FinetuneError(f"{out} already holds a fine-tuning run: pass --resume to continue it or --overwrite")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / CHECKPOINT_DIR).mkdir(exist_ok=True)
+    except OSError as e:
+        raise FinetuneError(f"cannot create {out}: {e.strerror}") from None
+
+    # 1. tokenizer, config, data
+    if state is None:
+        source = ModelSource(args.model, revision=args.revision, cache_dir=args.cache_dir, local_files_only=args.offline)
+        folder = source.checkpoint_folder()
+        tokenizer = AlbertTokenizer.from_pretrained(folder)
+        base_config = AlbertConfig.from_json(folder / "config.json")
+    else:
+        folder = None
+        tokenizer = AlbertTokenizer.from_pretrained(out)
+        base_config = AlbertConfig.from_dict(state["config"])
+    data = TaskData(args, tokenizer, base_config)
+    if not data.train:
+        raise FinetuneError(f"{args.train}: no training examples")
+    global_batch = args.batch_size * args.grad_accum
+    max_steps = args.max_steps or max(1, math.ceil(args.epochs * len(data.train) / global_batch))
+    warmup = args.warmup_steps if args.warmup_steps is not None else round(args.warmup_ratio * max_steps)
+    if not 0 <= warmup <= max_steps:
+        raise FinetuneError(f"--warmup-steps must be in [0, {max_steps}], got {warmup}")
+    steps_per_epoch = max(1, math.ceil(len(data.train) / global_batch))
+    eval_every = args.eval_every or steps_per_epoch
+    save_every = args.save_every or eval_every
+
+    # 2. model
+    cls = getattr(M, HEADS[args.task])
+    if state is None:
+        changes = {}
+        if args.classifier_dropout is not None:
+            changes["classifier_dropout_prob"] = args.classifier_dropout
+        config = base_config.replace(**changes)
+        if args.task in PROBLEM_TYPES:
+            labels = data.labels if data.labels is not None else ["LABEL_0"]
+            config = config.with_labels(labels, problem_type=PROBLEM_TYPES[args.task])
+        if args.task == "qa":  # two outputs (start, end); whether "no answer" is a possible answer
+            config = config.with_labels(2).replace(extra={**config.extra, "version_2_with_negative": data.version_2})
+        elif args.task == "tag":
+            config = config.with_labels(data.labels)
+        config = config.replace(extra={k: v for k, v in config.extra.items() if k not in ("_name_or_path",)})
+        torch.manual_seed(args.seed)  # the new head's initial weights
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", NewHeadWarning)
+            # a head of another width (a checkpoint fine-tuned on other labels) is replaced too
+            model = cls.from_pretrained(folder, config=config, ignore_mismatched_sizes=True)
+        for w in caught:
+            if issubclass(w.category, NewHeadWarning):
+                _say(args, f"finetune: {args.model} has no trained {HEADS[args.task]} head: starting from a new one")
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    else:
+        config = AlbertConfig.from_dict(state["config"])
+        model = cls(config)
+        model.load_state_dict(state["model"])
+    move_model(model, device)
+    model.train()
+    optimizer = make_optimizer(model, "adamw", args.lr, args.weight_decay, (args.adam_beta1, args.adam_beta2),
+                               args.adam_eps)
+    step, history, best = 0, [], None
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        step, history, best = state["step"], state["history"], state["best"]
+        _set_rng_state(state["rng"], device)
+    else:
+        torch.manual_seed(args.seed + 1)  # dropout masks
+        tokenizer.save_pretrained(out)
+        (out / "train_args.json").write_text(json.dumps(vars(args), indent=2, default=str) + "\n")
+        if not data.has_dev:
+            model.save_pretrained(out)
+    pad_id = tokenizer.pad_token_id
+    order = BatchOrder(len(data.train), global_batch, args.seed)
+    n_params = sum(p.numel() for p in model.parameters())
+    _say(args, f"finetune: {args.task} on {data.n_train_examples:,} examples ({len(data.train):,} inputs)"
+               + (f", {len(data.labels)} labels" if data.labels else "")
+               + f"; {n_params:,} parameters on {device.type}; {max_steps} steps of {global_batch} "
+               f"({max_steps * global_batch / len(data.train):.2f} epochs), warm-up {warmup}; "
+               + (f"resuming at step {step}" if step else "from the start"))
+
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.bf16 else nullcontext()
+    log = open(out / LOG_FILE, "a" if state is not None else "w", encoding="utf-8")
+    start_time = time.perf_counter()
+    window_loss, window_n = 0.0, 0
+    last_eval = history[-1] if history else None
+
+    def save_state():
+        from ..files import atomic_write
+
+        state = {"step": step, "config": config.to_dict(), "model": model.state_dict(),
+                 "optimizer": optimizer.state_dict(), "rng": _rng_state(device), "history": history, "best": best,
+                 "args": _saved_args(args)}
+        atomic_write(state_path, lambda tmp: torch.save(state, tmp))
+
+    def run_eval():
+        nonlocal best, last_eval
+        scores = evaluate(model, data, args, pad_id)
+        record = {"step": step, "epoch": round(step * global_batch / len(data.train), 4), **scores}
+        history.append(record)
+        last_eval = record
+        log.write(json.dumps({"event": "eval", **record}) + "\n")
+        log.flush()
+        if best is None or scores[args.metric] > best[args.metric]:
+            best = record
+            model.save_pretrained(out)
+
+    progress, postfix = None, {}
+    if not args.quiet:
+        from tqdm import tqdm
+
+        progress = tqdm(total=max_steps, initial=step, desc="finetune", unit="step", dynamic_ncols=True,
+                        file=sys.stderr)
+    try:
+        while step < max_steps:
+            lr = lr_at(args.lr, warmup, max_steps, step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            indices = order.step(step)
+            for j in range(args.grad_accum):
+                micro = [data.train[i] for i in indices[j * args.batch_size:(j + 1) * args.batch_size]]
+                batch = {k: v.to(device) for k, v in make_batch(args.task, micro, pad_id).items()}
+                with autocast:
+                    loss = model(**batch).loss
+                (loss / args.grad_accum).backward()
+                window_loss += loss.item()
+                window_n += 1
+            if args.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            if step % args.log_every == 0 or step == max_steps:
+                record = {"step": step, "loss": window_loss / window_n, "lr": lr,
+                          "elapsed_s": round(time.perf_counter() - start_time, 3)}
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                window_loss, window_n = 0.0, 0
+                postfix["loss"] = f"{record['loss']:.4f}"
+            if data.has_dev and (step % eval_every == 0 or step == max_steps):
+                run_eval()
+                postfix[f"dev_{args.metric}"] = f"{last_eval[args.metric]:.4f}"
+            if step % save_every == 0 or step == max_steps:
+                if not data.has_dev:
+                    model.save_pretrained(out)
+                save_state()
+            if progress is not None:
+                progress.set_postfix(postfix, refresh=False)
+                progress.update(1)
+            if args.kill_after_step is not None and step == args.kill_after_step:
+                os.kill(os.getpid(), signal.SIGKILL)  # simulate a crash (tests)
+    finally:
+        if progress is not None:
+            progress.close()
+        log.close()
+
+    summary = {
+        "task": args.task, "model": args.model, "metric": args.metric, "steps": step,
+        "epochs": round(step * global_batch / len(data.train), 4), "train_examples": data.n_train_examples,
+        "train_inputs": len(data.train), "dev_examples": len(data.dev_examples) if data.has_dev else 0,
+        "labels": data.labels, "best": best, "final": history[-1] if history else None, "history": history,
+        "runtime_s": round(time.perf_counter() - start_time, 3),
+    }
+    _write_json(out / METRICS_FILE, summary)
+    if best is not None:
+        _say(args, f"finetune: best dev {args.metric} {best[args.metric]:.4f} at step {best['step']}; "
+                   f"model in {out}, metrics in {out / METRICS_FILE}")
+    else:
+        _say(args, f"finetune: done, {step} steps; model in {out}")
+    return 0
+
+
+if __name__ == "__main__":  # python -m minialbert.finetune.train
+    try:
+        sys.exit(main())
+    except MinialbertError as e:
+        print(f"minialbert finetune: error: {e}", file=sys.stderr)
+        sys.exit(1)
