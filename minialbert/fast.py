@@ -399,9 +399,13 @@ def _qkv(attention: SelfAttention) -> _Prepared:
     cached = _CACHE.get(attention)
     if cached is not None and _params_unchanged(cached.refs, cached.keys, params):
         return cached
-    w = torch.cat([lin.weight for lin in linears]).detach()
-    b = torch.cat([lin.bias if lin.bias is not None else lin.weight.new_zeros(lin.weight.shape[0])
-                   for lin in linears]).detach()
+    # Made outside inference mode (the engine usually runs inside it): an ordinary tensor has a
+    # version counter, so the weights derived from it (int8 packs, small-batch layouts) can be
+    # cached against it instead of being remade on every call.
+    with torch.inference_mode(False):
+        w = torch.cat([lin.weight for lin in linears]).detach()
+        b = torch.cat([lin.bias if lin.bias is not None else lin.weight.new_zeros(lin.weight.shape[0])
+                       for lin in linears]).detach()
     cached = _CACHE[attention] = _Prepared(params, w, b)
     return cached
 
@@ -439,6 +443,7 @@ class _PackCache:
 
     def __init__(self):
         self.entries: dict = {}
+        self.warned = False
 
     def get(self, weight: torch.Tensor, bias: torch.Tensor | None, make):
         params = (weight,) if bias is None else (weight, bias)
@@ -447,6 +452,12 @@ class _PackCache:
             return hit[2]
         result = make(weight, bias)
         keys = tuple(_param_key(p) for p in params)
+        if any(k[1] is None for k in keys) and not self.warned:
+            self.warned = True
+            warnings.warn("the model's parameters are inference tensors (made under torch.inference_mode()), "
+                          "whose changes the engine cannot see, so it re-derives its packed weights on every "
+                          "call (slow, above all with int8); load the model outside inference_mode",
+                          UserWarning, stacklevel=5)
         if all(k[1] is not None for k in keys):
             # Drop entries of tensors that no longer exist (a rebuilt QKV weight, a replaced Parameter).
             self.entries = {k: v for k, v in self.entries.items() if all(r() is not None for r in v[0])}

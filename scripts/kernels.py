@@ -23,7 +23,9 @@ down) it times, interleaved in one process (rotating order per round, medians):
                      per-column scales
 Rates are GOP/s = 2 M K N / time (int8 ops counted like fp32 flops). The epilogue section times
 the non-GEMM work of one layer at 32 x 128 (LayerNorm, GELU, residual adds, activation
-quantization, attention) so that an end-to-end figure can be checked against its parts.
+quantization, attention) so that an end-to-end figure can be checked against its parts; the profile section times each
+operation of the inference engine's forward (fp32 and int8, 1 x 16 and 8 x 128) with its GOP/s,
+to set beside the isolated kernels' rates: the "time per kernel against its ceiling" table.
 The machine may be shared: compare columns (ratios), not absolute numbers across runs.
 """
 
@@ -264,12 +266,99 @@ def epilogue_study(rounds: int, log) -> dict:
     return {n: t * 1e3 for n, t in med.items()}
 
 
+# --------------------------------------------------------------------------- engine profile
+BASE_V2 = dict(vocab_size=30000, embedding_size=128, hidden_size=768, num_hidden_layers=12,
+               num_attention_heads=12, intermediate_size=3072, hidden_act="gelu_new")
+
+
+class _Timer:
+    def __init__(self):
+        self.seconds: dict = {}
+
+    def wrap(self, label, fn):
+        def timed(*args, **kwargs):
+            t = CLOCK()
+            out = fn(*args, **kwargs)
+            self.seconds[label] = self.seconds.get(label, 0.0) + CLOCK() - t
+            return out
+        return timed
+
+
+def engine_profile(shapes, rounds: int, log) -> dict:
+    """Time per kernel of one forward of the inference engine (fp32 and int8), by operation, with
+    the GOP/s it reaches: to set beside the isolated kernels' rates (gemm section) and their best."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from minialbert import fast
+    from minialbert.config import AlbertConfig
+    from minialbert.model import AlbertModel
+
+    torch.manual_seed(0)
+    model = AlbertModel(AlbertConfig(**BASE_V2)).eval()
+    H, I = BASE_V2["hidden_size"], BASE_V2["intermediate_size"]
+    out = {}
+    for int8 in (False, True):
+        engine = fast.InferenceEngine(model, int8=int8)
+        for batch, seq in shapes:
+            ids = torch.randint(5, 30000, (batch, seq))
+            timer = _Timer()
+            real_ops, real_sdpa, real_ln = engine._ops, F.scaled_dot_product_attention, F.layer_norm
+
+            def ops(base):
+                o = real_ops(base)
+
+                class Timed:
+                    linear = timer.wrap("qkv / projection / pooler GEMM", o.linear)
+                    linear_act = timer.wrap("ffn up GEMM + GELU", o.linear_act)
+
+                    @staticmethod
+                    def linear_add(x, module, residual):
+                        label = "attention out GEMM + residual" if x.shape[-1] == H else "ffn down GEMM + residual"
+                        return timer.wrap(label, o.linear_add)(x, module, residual)
+                return Timed
+
+            engine._ops = ops
+            F.scaled_dot_product_attention = timer.wrap("attention (sdpa)", real_sdpa)
+            F.layer_norm = timer.wrap("layer norm", real_ln)
+            try:
+                with torch.inference_mode():
+                    engine(ids)
+                    timer.seconds.clear()
+                    reps = max(1, 256 // (batch * seq)) * rounds
+                    t = CLOCK()
+                    for _ in range(reps):
+                        engine(ids)
+                    total = (CLOCK() - t) / reps
+            finally:
+                del engine._ops
+                F.scaled_dot_product_attention, F.layer_norm = real_sdpa, real_ln
+            tokens = batch * seq
+            layer_ops = {"qkv / projection / pooler GEMM": 2 * tokens * H * 3 * H * 12 + 2 * tokens * 128 * H + 2 * batch * H * H,
+                         "attention out GEMM + residual": 2 * tokens * H * H * 12,
+                         "ffn up GEMM + GELU": 2 * tokens * H * I * 12,
+                         "ffn down GEMM + residual": 2 * tokens * I * H * 12,
+                         "attention (sdpa)": 2 * 2 * batch * seq * seq * H * 12}
+            rows = {}
+            for label, sec in sorted(timer.seconds.items(), key=lambda kv: -kv[1]):
+                sec /= reps
+                rows[label] = {"ms": sec * 1e3, "share": sec / total,
+                               "gops": layer_ops[label] / sec / 1e9 if label in layer_ops else None}
+            rows["other (embeddings, mask, Python)"] = {"ms": (total - sum(r["ms"] for r in rows.values()) / 1e3) * 1e3,
+                                                         "share": None, "gops": None}
+            key = f"{'int8' if int8 else 'fp32'} {batch}x{seq}"
+            out[key] = {"total_ms": total * 1e3, "tokens_per_s": tokens / total, "ops": rows}
+            log(f"  engine {key}: {total * 1e3:.1f} ms per forward ({tokens / total:.0f} tokens/s)")
+            for label, r in rows.items():
+                log(f"    {label:<34} {r['ms']:9.2f} ms" + (f" {100 * r['share']:5.1f}%" if r["share"] else "")
+                    + (f" {r['gops']:7.1f} GOP/s" if r["gops"] else ""))
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", default="kernels.json")
-    p.add_argument("--skip", default="", help="comma list: gemm,epilogue,accuracy,ort")
+    p.add_argument("--skip", default="", help="comma list: gemm,epilogue,accuracy,ort,profile")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="cpu: this process's CPU time, for a busy machine (use with --threads 1: with more "
                         "threads, spinning waits would count)")
@@ -289,6 +378,9 @@ def main(argv=None) -> int:
     if "epilogue" not in skip:
         log("non-GEMM work of one layer at 32x128")
         result["epilogue_ms"] = epilogue_study(args.rounds, log)
+    if "profile" not in skip:
+        log("inference engine, time per operation of one forward")
+        result["profile"] = engine_profile([(1, 16), (8, 128)], args.rounds, log)
     if "gemm" not in skip:
         log("GEMMs, GOP/s (median over rounds)")
         result["gemm"] = gemm_study(args.rounds, args.threads, "ort" not in skip, log)
