@@ -129,6 +129,54 @@ def _show_progress(args: argparse.Namespace, n: int) -> bool:
 
 
 STDOUT_LIMIT = 1000  # texts printed as JSON when no --output is given
+STREAM_FLAGS = ("resume", "window", "with_text", "ray")  # flags that only make sense with --output DIR/
+
+
+def _is_directory_output(output: str | None) -> bool:
+    import os
+
+    return output is not None and (output.endswith(("/", os.sep)) or os.path.isdir(output))
+
+
+def _embed_to_directory(args: argparse.Namespace) -> int:
+    """--output DIR/: stream the input into Parquet shards (minialbert.stream, or minialbert.ray)."""
+    if args.texts or not args.input or args.input == "-":
+        raise MinialbertError("--output DIR/ streams a file: give it with --input FILE (texts on the command line "
+                              "or stdin go to .npy/.jsonl outputs)")
+    if args.tokens:
+        raise MinialbertError("--tokens writes JSON lines: use an --output path ending in .jsonl")
+    options = dict(field=args.field, pooling=args.pooling, layer=args.layer, normalize=args.normalize,
+                   batch_size=args.batch_size, max_length=args.max_length, long_text=args.long_text,
+                   stride=args.stride, with_text=args.with_text, resume=args.resume,
+                   prompt_name=args.prompt_name, prompt=args.prompt)
+    if args.window is not None:
+        options["window"] = args.window
+    progress = False if args.quiet else (True if sys.stderr is not None and sys.stderr.isatty() else "log")
+    redo = (lambda name: print(f"minialbert embed: {name} is missing or damaged; embedding it again",
+                               file=sys.stderr)) if not args.quiet else None
+    if args.ray is not None:
+        from .ray import embed_with_ray
+
+        if args.device is not None:
+            raise MinialbertError("--device does not apply to --ray: actors use a GPU with --ray-gpus, else the CPU")
+
+        summary = embed_with_ray(
+            args.input, args.output, model=args.model, revision=args.revision, cache_dir=args.cache_dir,
+            local_files_only=args.offline, dtype=args.dtype, address=None if args.ray == "local" else args.ray,
+            actors=args.ray_actors, cpus_per_actor=args.ray_cpus, gpus_per_actor=args.ray_gpus,
+            progress=progress, on_redo=redo, **options)
+    else:
+        from .stream import embed_file
+
+        summary = embed_file(_embedder(args), args.input, args.output, progress=progress, model_name=args.model,
+                             revision=args.revision, on_redo=redo, **options)
+    if not args.quiet:
+        if summary.embedded == 0 and summary.complete:
+            print(f"nothing to do: {args.output} already holds all {summary.rows:,} vectors", file=sys.stderr)
+        else:
+            print(f"wrote {summary.embedded:,} vectors in {summary.shards_written} shard(s) to {args.output} "
+                  f"({summary.rows:,} in all)", file=sys.stderr)
+    return 0
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
@@ -138,11 +186,21 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     from .files import JSONL_SUFFIXES, VECTOR_SUFFIXES, check_output_path, write_jsonl, write_vectors
 
+    if _is_directory_output(args.output):
+        return _embed_to_directory(args)
+    ray_flags = [flag for flag, value, default in (("--ray-actors", args.ray_actors, None), ("--ray-cpus", args.ray_cpus, 1),
+                                                    ("--ray-gpus", args.ray_gpus, 0)) if value != default]
+    if ray_flags and args.ray is None:
+        raise MinialbertError(f"{', '.join(ray_flags)} only work(s) with --ray")
+    used = [f"--{f.replace('_', '-')}" for f in STREAM_FLAGS if getattr(args, f) not in (None, False)]
+    if used:
+        raise MinialbertError(f"{', '.join(used)} only work(s) with a directory output: --output DIR/")
     texts = _read_input(args, args.texts)
     if args.output is None and len(texts) > STDOUT_LIMIT:
         raise MinialbertError(f"{len(texts)} texts: too many to print; write them with --output FILE.npy or .jsonl")
     if args.output is not None:  # before the model loads: a typo should cost nothing
-        check_output_path(args.output, JSONL_SUFFIXES if args.tokens else VECTOR_SUFFIXES)
+        check_output_path(args.output, JSONL_SUFFIXES if args.tokens else VECTOR_SUFFIXES,
+                          hint="" if args.tokens else "; or a directory of Parquet shards (end the path with /)")
     if args.tokens and (args.prompt_name is not None or args.prompt):
         raise MinialbertError("--tokens writes the text's own tokens and takes no prompt; drop --prompt-name/--prompt")
     embedder = _embedder(args)
@@ -466,10 +524,22 @@ def build_parser() -> argparse.ArgumentParser:
     _embed_args(p)
     p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
                    help="L2-normalize the vectors (default: the checkpoint's, else no)")
-    p.add_argument("--output", "-o", metavar="FILE", help="FILE.npy (float32 matrix), .jsonl or .json; "
-                   "written atomically")
+    p.add_argument("--output", "-o", metavar="FILE", help="FILE.npy (float32 matrix), .jsonl or .json, written "
+                   "atomically; or DIR/ (trailing slash): stream --input into Parquet shards, resumable")
     p.add_argument("--tokens", action="store_true", help="write every token's vector and offsets as JSON lines")
     _prompt_args(p)
+    g = p.add_argument_group("streaming into --output DIR/ (reads .txt, .jsonl, .csv, .tsv, .parquet)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the run DIR holds (after a crash or kill); a new DIR is fine too")
+    g.add_argument("--window", type=int, default=None,
+                   help="texts sorted by length together and written as one shard (default: 20000)")
+    g.add_argument("--with-text", action="store_true", help="store each text beside its vector")
+    g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="embed with Ray Data actors: alone, a local Ray (or the cluster RAY_ADDRESS names); "
+                        "or a cluster address such as auto or ray://host:10001")
+    g.add_argument("--ray-actors", type=int, default=None, help="actors (model copies); default: all CPUs/GPUs")
+    g.add_argument("--ray-cpus", type=float, default=1, help="CPUs per actor (default: 1)")
+    g.add_argument("--ray-gpus", type=float, default=0, help="GPUs per actor (default: 0)")
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("similarity", help="rank candidate texts by similarity to a query (cosine unless the "
@@ -552,6 +622,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--top-k must be at least 1")
     if getattr(args, "batch_size", 1) < 1:
         parser.error("--batch-size must be at least 1")
+    if getattr(args, "window", None) is not None and args.window < 1:
+        parser.error("--window must be at least 1")
+    if getattr(args, "ray_actors", None) is not None and args.ray_actors < 1:
+        parser.error("--ray-actors must be at least 1")
     try:
         return int(args.func(args) or 0)
     except MinialbertError as e:

@@ -42,6 +42,22 @@ class LongTextWarning(UserWarning):
     """Some texts were longer than max_length and were truncated."""
 
 
+# ---------------------------------------------------------------------------- windows
+def window_spans(n: int, width: int, overlap: int) -> list[tuple[int, int]]:
+    """[start, end) spans covering n tokens, at most `width` each, consecutive windows sharing
+    `overlap` tokens (0 <= overlap < width). Long-text chunking and SQuAD's doc_stride windows
+    (finetune/squad.py) both use it."""
+    if n <= width:
+        return [(0, n)]
+    spans, start = [], 0
+    while True:
+        end = min(start + width, n)
+        spans.append((start, end))
+        if end == n:
+            return spans
+        start += width - overlap
+
+
 # ---------------------------------------------------------------------------- pooling
 def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str, pooler_output: torch.Tensor | None = None,
          skip: int = 0) -> torch.Tensor:
@@ -281,14 +297,7 @@ class Embedder:
         if not 0 <= stride < width:
             raise MinialbertError(f"stride must be in [0, {width}) for max_length {max_length}{with_prompt}, "
                                   f"got {stride}")
-        step = width - stride
-        spans, start = [], 0
-        while True:
-            end = min(start + width, n)
-            spans.append((start, end))
-            if end == n:
-                return spans
-            start += step
+        return window_spans(n, width, stride)
 
     def _plan(self, texts: list[str], max_length: int, long_text: str, stride: int, prompt: str = ""):
         """Split texts into model inputs: returns (sequences, owner text index, spans per text).
@@ -365,6 +374,7 @@ class Embedder:
 
         fn(ids, mask) -> per-row results. Sorting means each batch pads only to lengths close to
         its own, which on real corpora of mixed lengths removes most of the padding work.
+        progress(rows, tokens), when given, is called after each batch (tokens: real, not padding).
         """
         batches = self.plan_batches([len(s) for s in sequences], batch_size)
         results: list = [None] * len(sequences)
@@ -383,7 +393,7 @@ class Embedder:
                 for r, k in enumerate(rows):
                     results[k] = out[r]
                 if progress is not None:
-                    progress(len(rows))
+                    progress(len(rows), int(mask.sum()))
         return results
 
     @property
@@ -423,7 +433,9 @@ class Embedder:
         """The per-batch work of embed/embed_chunks: run the model, pool, float32 on the CPU."""
         def step(ids, mask):
             hidden, pooled = self._run_model(ids, mask, layer)
-            return pool(hidden, mask, pooling, pooled, skip=skip).float().cpu()
+            # clone: "cls" pooling is a view of the whole (batch, seq, H) output, and each kept row
+            # would keep it alive (a 20,000-text window of albert-base: ~3 GB)
+            return pool(hidden, mask, pooling, pooled, skip=skip).float().cpu().clone()
 
         return step
 
@@ -463,7 +475,7 @@ class Embedder:
               normalize: bool | None = None, batch_size: int = 32, max_length: int | None = None,
               long_text: str = "truncate", stride: int = 128, device=None, dtype=None,
               convert_to: str = "numpy", show_progress: bool = False, prompt_name: str | None = None,
-              prompt: str | None = None):
+              prompt: str | None = None, progress=None):
         """One vector per text, in input order: (n_texts, H) float32 (numpy, or torch with convert_to="torch").
 
         pooling: cls | mean | max | mean_sqrt_len | weightedmean | lasttoken | pooler (default: the embedder's).
@@ -476,7 +488,9 @@ class Embedder:
                SentenceTransformer.encode does; by default the model's default_prompt_name, if any.
                With include_prompt False the prompt's tokens are not pooled. Long texts keep the
                prompt at the start of every window.
-        A single string gives a (H,) vector. show_progress draws a tqdm bar on stderr.
+        A single string gives a (H,) vector. show_progress draws a tqdm bar on stderr; progress, a
+        callable(sequences, tokens), is called after each model batch (for callers that draw their
+        own progress, such as the streaming writer in minialbert.stream).
         """
         texts, single = _check_texts(texts)
         pooling = self._check_pooling(pooling or self.pooling)
@@ -494,9 +508,17 @@ class Embedder:
 
             unit = "text" if len(sequences) == len(texts) else "window"
             bar = tqdm(total=len(sequences), unit=unit, desc="embedding", dynamic_ncols=True)
+
+        def tick(n_sequences: int, n_tokens: int) -> None:
+            if bar is not None:
+                bar.update(n_sequences)
+            if progress is not None:
+                progress(n_sequences, n_tokens)
+
         try:
             step = self._pooling_step(pooling, layer, self._prompt_skip(prompt, max_length))
-            pooled = self._forward_sorted(sequences, batch_size, step, bar.update if bar else None)
+            pooled = self._forward_sorted(sequences, batch_size, step,
+                                          tick if bar is not None or progress is not None else None)
         finally:
             if bar is not None:
                 bar.close()

@@ -22,7 +22,7 @@ class InputError(MinialbertError):
     """An input file that cannot be read as texts."""
 
 
-def check_output_path(path: str | os.PathLike, suffixes: Sequence[str] = VECTOR_SUFFIXES) -> str:
+def check_output_path(path: str | os.PathLike, suffixes: Sequence[str] = VECTOR_SUFFIXES, hint: str = "") -> str:
     """Check an output path before any work is done; return its lower-cased suffix.
 
     The suffix must be one of `suffixes` and the directory must exist, so that a typo costs
@@ -32,7 +32,7 @@ def check_output_path(path: str | os.PathLike, suffixes: Sequence[str] = VECTOR_
     suffix = path.suffix.lower()
     if suffix not in suffixes:
         raise MinialbertError(f"unknown output format {suffix or '(none)'!r} for {path}: use a name ending in "
-                              f"{', '.join(suffixes[:-1])} or {suffixes[-1]}")
+                              f"{', '.join(suffixes[:-1])} or {suffixes[-1]}{hint}")
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise MinialbertError(f"cannot write {path}: directory {directory} does not exist")
@@ -93,21 +93,51 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     _fsync_path(path.parent, directory=True)
 
 
+def decode_line(raw: bytes, number: int, name: str) -> str:
+    """One line of a text file (without its newline) as str: UTF-8, BOM dropped on line 1, CR stripped."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{name}: line {number} is not valid UTF-8 (byte {e.start + 1}: "
+                         f"{raw[e.start:e.start + 1]!r}); convert the file to UTF-8") from None
+    if number == 1 and text.startswith("\ufeff"):
+        text = text[1:]  # byte-order mark
+    return text[:-1] if text.endswith("\r") else text
+
+
+def _json_object(line: str, number: int, name: str) -> dict | None:
+    """One line of a JSON-lines file as a dict; None for a blank line (skipped)."""
+    if not line.strip():
+        return None
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{name}: line {number} is not valid JSON ({e.msg})") from None
+    if not isinstance(obj, dict):
+        raise InputError(f"{name}: line {number} is not a JSON object")
+    return obj
+
+
+def jsonl_text(line: str, number: int, name: str, field: str) -> str | None:
+    """The text in `field` of one JSON-lines line; None for a blank line (skipped)."""
+    obj = _json_object(line, number, name)
+    if obj is None:
+        return None
+    if field not in obj:
+        keys = ", ".join(sorted(obj)) or "none"
+        raise InputError(f"{name}: line {number} has no field {field!r} (its fields: {keys}); "
+                         "choose one with --field")
+    value = obj[field]
+    if not isinstance(value, str):
+        raise InputError(f"{name}: line {number}: field {field!r} is {type(value).__name__}, not a string")
+    return value
+
+
 def _decode_lines(data: bytes, name: str) -> list[str]:
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()  # the newline that ends the file does not start another text
-    texts = []
-    for number, raw in enumerate(lines, start=1):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise InputError(f"{name}: line {number} is not valid UTF-8 (byte {e.start + 1}: "
-                             f"{raw[e.start:e.start + 1]!r}); convert the file to UTF-8") from None
-        if number == 1 and text.startswith("\ufeff"):
-            text = text[1:]  # byte-order mark
-        texts.append(text[:-1] if text.endswith("\r") else text)
-    return texts
+    return [decode_line(raw, number, name) for number, raw in enumerate(lines, start=1)]
 
 
 def _read_bytes(path: str | os.PathLike) -> bytes:
@@ -124,15 +154,9 @@ def _read_bytes(path: str | os.PathLike) -> bytes:
 def _json_objects(lines: list[str], name: str):
     """(line number, object) for each non-blank line of a JSON-lines file."""
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{name}: line {number} is not valid JSON ({e.msg})") from None
-        if not isinstance(obj, dict):
-            raise InputError(f"{name}: line {number} is not a JSON object")
-        yield number, obj
+        obj = _json_object(line, number, name)
+        if obj is not None:
+            yield number, obj
 
 
 def read_texts(path: str | os.PathLike | None, *, field: str | None = None, stdin_bytes: bytes | None = None) -> list[str]:
@@ -150,17 +174,8 @@ def read_texts(path: str | os.PathLike | None, *, field: str | None = None, stdi
     if not is_jsonl:
         return lines
     field = field or "text"
-    texts = []
-    for number, obj in _json_objects(lines, name):
-        if field not in obj:
-            keys = ", ".join(sorted(obj)) or "none"
-            raise InputError(f"{name}: line {number} has no field {field!r} (its fields: {keys}); "
-                             "choose one with --field")
-        value = obj[field]
-        if not isinstance(value, str):
-            raise InputError(f"{name}: line {number}: field {field!r} is {type(value).__name__}, not a string")
-        texts.append(value)
-    return texts
+    texts = (jsonl_text(line, number, name, field) for number, line in enumerate(lines, start=1))
+    return [t for t in texts if t is not None]
 
 
 def write_vectors(path: str | os.PathLike, vectors: np.ndarray, texts: Sequence[str]) -> None:

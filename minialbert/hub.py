@@ -320,8 +320,8 @@ class ModelSource:
         """Resolve a whole model + tokenizer checkpoint and return the local folder that holds it.
 
         For a Hub repo this downloads (or finds in the cache) config.json, the weights
-        (model.safetensors, else pytorch_model.bin), spiece.model and the optional tokenizer
-        files; they all land in one snapshot folder, which the loaders then read like any
+        (model.safetensors, else pytorch_model.bin), spiece.model and/or tokenizer.json and the
+        optional tokenizer files; they all land in one snapshot folder, which the loaders then read like any
         local directory.
         """
         prefix = f"{subfolder.strip('/')}/" if subfolder.strip("/") else ""
@@ -330,7 +330,9 @@ class ModelSource:
             self.file(prefix + "pytorch_model.bin", required=False)
         for optional in ("tokenizer_config.json", "tokenizer.json", "special_tokens_map.json"):
             self.file(prefix + optional, required=False)
-        if self.file(prefix + "spiece.model", required=False) is None:
-            raise CheckpointError(f"{self.name}: no spiece.model found beside config.json, so there is "
-                                  "no tokenizer to load")
+        # The tokenizer: spiece.model, or (as transformers v5 saves it) tokenizer.json alone.
+        if (self.file(prefix + "spiece.model", required=False) is None
+                and self.file(prefix + "tokenizer.json", required=False) is None):
+            raise CheckpointError(f"{self.name}: no spiece.model or tokenizer.json found beside config.json, "
+                                  "so there is no tokenizer to load")
         return config_path.parent

@@ -24,7 +24,8 @@ import torch
 from .errors import MinialbertError
 from .finetune.data import Feature, collate, first_subtokens, word_spans
 from .finetune.metrics import entities as bio_entities
-from .finetune.squad import Answer, QAExample, decode_answers, make_features, window_spans
+from .embed import window_spans
+from .finetune.squad import Answer, QAExample, decode_answers, make_features
 from .hub import ModelSource
 
 

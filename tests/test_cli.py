@@ -233,19 +233,32 @@ def test_similarity_matches_transformers(ckpt, reference, capsys):
     assert code == 0 and [line.split("\t")[1] for line in out.strip().splitlines()] == [cands[i] for i in np.argsort(-cos)]
 
 
-def test_fill_mask_matches_transformers(ckpt, capsys):
+@pytest.mark.parametrize("layout", ["spiece.model", "tokenizer.json only"])
+def test_fill_mask_matches_transformers(ckpt, layout, tmp_path, capsys):
+    """Predictions equal transformers' (its tokenizer, its MLM head). The second layout is what
+    transformers v5's save_pretrained writes: tokenizer.json and no spiece.model."""
+    import transformers
+
     d, ref = ckpt
     from minialbert.fill_mask import FillMask
 
+    hf_tok = transformers.AlbertTokenizer.from_pretrained(d)
+    if layout != "spiece.model":
+        shutil.copytree(d, tmp_path / "m")
+        d = tmp_path / "m"
+        (d / "spiece.model").unlink()
+        hf_tok.save_pretrained(d)
+        assert not (d / "spiece.model").exists()
     fill = FillMask.from_pretrained(d)
     text = "Paris is the [MASK] of France."
     preds = fill(text, top_k=3)[0]
-    ids = fill.tokenizer(text)["input_ids"]
-    pos = ids.index(fill.tokenizer.mask_token_id)
+    ids = hf_tok(text)["input_ids"]
+    pos = ids.index(hf_tok.mask_token_id)
     with torch.no_grad():
         probs = torch.softmax(ref(torch.tensor([ids])).prediction_logits[0, pos], -1)
     top = torch.topk(probs, 3)
     assert [p.token_id for p in preds] == top.indices.tolist()
+    assert [p.token for p in preds] == hf_tok.convert_ids_to_tokens(top.indices.tolist())
     assert np.allclose([p.score for p in preds], top.values.numpy(), atol=1e-5)
     code, out, _ = run(["fill-mask", text, "-m", d, "-k", "3"], capsys)
     assert code == 0 and len(out.strip().splitlines()) == 3

@@ -275,3 +275,14 @@ def test_user_errors_are_one_line(case, work, reader, tmp_path, capsys):
     assert code == 1 and out == ""
     assert err.count("\n") == 1 and err.startswith(f"minialbert {argv[0]}: error: ") and expected in err, err
     assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("flags", [["--bogus"], ["--max-steps", "0"], ["--lr", "-1"], ["--task", "poetry"]])
+def test_bad_flags_print_usage_and_exit_2(flags, tmp_path, capsys):
+    from minialbert import cli
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(["finetune", "--train", str(tmp_path / "t.csv"), "--output-dir", str(tmp_path / "o"), *flags])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("usage: minialbert finetune") and "error:" in err
+    assert not (tmp_path / "o").exists()

@@ -13,7 +13,8 @@ import pytest
 from minialbert.finetune import FinetuneError
 from minialbert.finetune import metrics as m
 from minialbert.finetune.data import check_labels, collect_labels, encode_tagged, read_examples, read_tagged, TaggedSentence
-from minialbert.finetune.squad import QAExample, QAFeature, decode_answers, make_features, read_squad, window_spans
+from minialbert.embed import window_spans
+from minialbert.finetune.squad import QAExample, QAFeature, decode_answers, make_features, read_squad
 
 SPM_DIR = Path(__file__).parent / "fixtures" / "tokenizer" / "spm"
 

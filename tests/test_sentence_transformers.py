@@ -85,10 +85,8 @@ def transformer(hf_folder):
 
 def save_st(st: SentenceTransformer, folder: Path) -> Path:
     st.save(str(folder), create_model_card=False)  # the model card runs encode: seconds we do not need
-    # transformers v5 saves tokenizer.json and no spiece.model; until minialbert's tokenizer reads
-    # a tokenizer.json-only folder (the tokenizer's part of issue 15), put the SentencePiece model
-    # the tokenizer.json was converted from beside it.
-    shutil.copy(SPM, folder / "spiece.model")
+    # transformers v5 saves tokenizer.json and no spiece.model: minialbert reads the folder as it is.
+    assert not (folder / "spiece.model").exists() and (folder / "tokenizer.json").is_file()
     return folder
 
 
@@ -319,7 +317,9 @@ def test_save_pretrained_round_trips_through_sentence_transformers(tmp_path, tra
     emb = Embedder.from_pretrained(save_st(st, tmp_path / "st"))
     emb.max_length = 20
     emb.save_pretrained(tmp_path / "saved")
-    assert (tmp_path / "saved" / "spiece.model").is_file()
+    # a tokenizer.json-only folder is written back as it came: the same tokenizer.json, no spiece.model
+    assert not (tmp_path / "saved" / "spiece.model").exists()
+    assert (tmp_path / "saved" / "tokenizer.json").read_bytes() == (tmp_path / "st" / "tokenizer.json").read_bytes()
 
     back = Embedder.from_pretrained(tmp_path / "saved")
     for attr in ("pooling", "normalize", "max_length", "include_prompt", "prompts", "default_prompt_name",

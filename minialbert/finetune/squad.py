@@ -29,6 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..embed import window_spans
 from ..files import InputError
 from . import FinetuneError
 
@@ -169,20 +170,6 @@ def read_squad(path, *, require_answers: bool = True) -> tuple[list[QAExample], 
 
 
 # ------------------------------------------------------------------------------ windows
-def window_spans(n: int, width: int, doc_stride: int) -> list[tuple[int, int]]:
-    """[start, end) token spans covering n context tokens, `width` at most each, consecutive
-    windows overlapping by doc_stride tokens (Embedder's long-text windows follow the same rule)."""
-    if n <= width:
-        return [(0, n)]
-    spans, start = [], 0
-    while True:
-        end = min(start + width, n)
-        spans.append((start, end))
-        if end == n:
-            return spans
-        start += width - doc_stride
-
-
 def make_features(examples: Sequence[QAExample], tokenizer, *, max_length: int = 384, doc_stride: int = 128,
                   max_query_length: int = 64, training: bool = False) -> list[QAFeature]:
     """[CLS] question [SEP] context window [SEP] inputs, with token types 0 (question) and 1 (context)."""

@@ -63,14 +63,9 @@ PROBLEM_TYPES = {"classify": "single_label_classification", "regression": "regre
 _FREE_ON_RESUME = {"resume", "overwrite", "quiet", "kill_after_step", "threads"}
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # a one-line MinialbertError instead of argparse's exit(2)
-        raise FinetuneError(f"{message} (see --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="minialbert finetune", description=__doc__.split("\n\n")[0],
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="minialbert finetune", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     d = p.add_argument_group("task and data")
     d.add_argument("--task", choices=TASKS, default="classify",
                    help="classify (one label per text), regression, multilabel, tag (BIO tags per word), "
@@ -366,9 +361,16 @@ def _load_state(path: Path, args) -> dict:
 
 # --------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
-    """Entry point (scripts/finetune.py, `minialbert finetune`); user mistakes raise MinialbertError."""
-    args = build_parser().parse_args(argv)
-    _check_args(args)
+    """Entry point (scripts/finetune.py, `minialbert finetune`). Bad flags print the usage and exit
+    2, as in every command; other user mistakes raise MinialbertError (one line, exit 1)."""
+    from ..cli import attach_negative_values
+
+    parser = build_parser()
+    args = parser.parse_args(attach_negative_values(parser, sys.argv[1:] if argv is None else list(argv)))
+    try:
+        _check_args(args)
+    except FinetuneError as e:  # a flag value out of range: a usage error too (exit 2)
+        parser.error(str(e))
     if args.threads:
         torch.set_num_threads(args.threads)
     return _train(args)

@@ -1,0 +1,81 @@
+"""Ray Data: a local 2-CPU cluster gives the vectors of single-process Embedder.embed, row for row,
+both through RayEmbedder in a user's own pipeline and through `embed --ray`'s driver."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import make_hf_checkpoint
+from minialbert import Embedder, load_vectors
+
+if os.environ.get("CI"):
+    import ray  # CI installs the [ray] extra: a missing one must fail, not skip
+else:
+    ray = pytest.importorskip("ray")
+
+from minialbert.ray import RayEmbedder, embed_with_ray  # noqa: E402
+from test_stream import corpus, write_input  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::minialbert.embed.LongTextWarning", "ignore::DeprecationWarning")
+SPM = Path(__file__).parent / "fixtures" / "tokenizer" / "spm" / "spiece.model"
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    import sentencepiece as spm
+
+    d = tmp_path_factory.mktemp("ray_ckpt")
+    make_hf_checkpoint(d, "AlbertModel", num_hidden_layers=2,
+                       vocab_size=spm.SentencePieceProcessor(model_file=str(SPM)).get_piece_size())
+    shutil.copy(SPM, d / "spiece.model")
+    return d
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    # Workers inherit this environment, PYTHONPATH included, so they import this minialbert.
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             object_store_memory=200 * 2**20)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield
+    ray.shutdown()
+
+
+def test_ray_equals_single_process_embed(cluster, ckpt, tmp_path):
+    texts = corpus(300, seed=11, newlines=True)
+    want = Embedder.from_pretrained(ckpt).embed(texts, pooling="mean")
+
+    # 1. RayEmbedder in a pipeline of one's own (numpy batches in, a pyarrow table out)
+    ds = ray.data.from_items([{"id": i, "text": t} for i, t in enumerate(texts)], override_num_blocks=4)
+    ds = ds.map_batches(RayEmbedder, fn_constructor_kwargs={"model": str(ckpt), "pooling": "mean"}, batch_size=64,
+                        compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1)
+    table = ds.to_arrow_refs()
+    import pyarrow as pa
+
+    table = pa.concat_tables(ray.get(table))
+    order = np.argsort(table.column("id").to_numpy())
+    assert table.column("id").to_numpy()[order].tolist() == list(range(len(texts)))
+    assert [table.column("text").to_pylist()[i] for i in order] == texts
+    got = np.stack(table.column("vector").to_numpy(zero_copy_only=False))[order]
+    assert table.schema.field("vector").type == pa.list_(pa.float32(), want.shape[1])
+    assert np.abs(got - want).max() <= 1e-6
+
+    # 2. the CLI's driver: a file in, the resumable shard directory out, two actors
+    src = write_input(tmp_path / "in.jsonl", texts, "jsonl")
+    summary = embed_with_ray(src, tmp_path / "out", model=str(ckpt), pooling="mean", window=50, actors=2,
+                             with_text=True)
+    assert summary.complete and summary.shards_written == 6
+    ids, vectors = load_vectors(tmp_path / "out")
+    assert ids.tolist() == list(range(len(texts)))
+    assert np.abs(vectors - want).max() <= 1e-6
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert [s["window"] for s in manifest["shards"]] == list(range(6))
+    again = embed_with_ray(src, tmp_path / "out", model=str(ckpt), pooling="mean", window=50, resume=True,
+                           with_text=True)
+    assert again.complete and again.embedded == 0
