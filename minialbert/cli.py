@@ -55,6 +55,10 @@ def attach_negative_values(parser: argparse.ArgumentParser, argv: list[str]) -> 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", default="albert-base-v2",
                    help="local checkpoint directory or Hub repo id (default: %(default)s)")
+    _hub_args(p)
+
+
+def _hub_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
     p.add_argument("--cache-dir", default=None, help="Hugging Face cache directory (default: HF_HUB_CACHE)")
     p.add_argument("--offline", action="store_true",
@@ -275,6 +279,22 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"wrote {', '.join(p.name for p in written)} to {args.output}", file=sys.stderr)
     print(written[0])  # report.html, for `xdg-open "$(minialbert inspect ...)"`
+    return 0
+
+
+# ------------------------------------------------------------------------------ export
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import Int8Options, export_onnx
+
+    int8 = False
+    if args.int8:
+        int8 = Int8Options(weights=args.int8_weights, per_channel=not args.per_tensor, reduce_range=args.reduce_range)
+    elif args.int8_weights != "u8" or args.per_tensor or args.reduce_range:
+        raise MinialbertError("--int8-weights, --per-tensor and --reduce-range only apply with --int8")
+    path = export_onnx(args.model_pos, args.output, int8=int8, revision=args.revision, cache_dir=args.cache_dir,
+                       local_files_only=args.offline)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB"
+          + (f", int8 {int8.describe()}" if int8 else ", float32") + "), tokenizer files beside it", file=sys.stderr)
     return 0
 
 
@@ -555,6 +575,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cpu)")
     p.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("export", help="write a model in another format (onnx)")
+    formats = p.add_subparsers(dest="format", metavar="FORMAT")
+    formats.required = True
+    p = formats.add_parser("onnx", help="ONNX (for ONNX Runtime): shared weights stored once; --int8 quantizes "
+                                        "every weight MatMul")
+    p.add_argument("model_pos", metavar="MODEL", help="checkpoint directory or Hub repo id")
+    p.add_argument("output", metavar="OUT.onnx", help="the file to write; the tokenizer files go beside it")
+    _hub_args(p)
+    p.add_argument("--int8", action="store_true", help="int8 weights, dynamic int8 activations (about a third "
+                                                      "of the float32 file)")
+    p.add_argument("--int8-weights", choices=["u8", "s8"], default="u8",
+                   help="u8 (default; accurate on every x86 CPU) or s8 (the faster kernel; on CPUs without VNNI "
+                        "add --reduce-range)")
+    p.add_argument("--per-tensor", action="store_true", help="one weight scale per matrix instead of per column")
+    p.add_argument("--reduce-range", action="store_true", help="7-bit weights (avoids int16 saturation of s8 "
+                                                              "weights on CPUs without VNNI)")
+    p.set_defaults(func=cmd_export)
 
     for name, func, text in (("pretrain", cmd_pretrain, "pre-train an ALBERT from scratch (MLM + SOP; see --help)"),
                              ("finetune", cmd_finetune, "fine-tune a task head: classify, regression, multilabel, "

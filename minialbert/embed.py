@@ -35,6 +35,7 @@ from .model import AlbertModel
 POOLINGS = ("cls", "mean", "max", "pooler", "mean_sqrt_len", "weightedmean", "lasttoken")
 LONG_TEXT_MODES = ("truncate", "chunk", "error")
 SIMILARITY_FUNCTIONS = ("cosine", "dot", "euclidean", "manhattan")  # sentence-transformers' names
+BACKENDS = ("torch", "onnxruntime")
 
 
 class LongTextWarning(UserWarning):
@@ -184,13 +185,31 @@ class Embedder:
                         cache_dir: str | os.PathLike | None = None, local_files_only: bool = False,
                         device: str | torch.device | None = None, dtype: torch.dtype | str | None = None,
                         pooling: str | None = None, normalize: bool | None = None,
-                        max_length: int | None = None) -> "Embedder":
+                        max_length: int | None = None, backend: str = "torch") -> "Embedder":
+        """backend="onnxruntime" (the `[onnx]` extra) runs an ONNX export instead of the PyTorch model:
+        name_or_path is then a folder holding one (`minialbert export onnx`) or the .onnx file itself;
+        a PyTorch checkpoint is exported in memory (float32). Last layer and pooler only, CPU, float32."""
         from .tokenizer import AlbertTokenizer
 
+        if backend not in BACKENDS:
+            raise MinialbertError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+        if backend == "onnxruntime":
+            from . import onnx_backend
+
+            export = onnx_backend.find_export(name_or_path) if Path(name_or_path).exists() else None
+            if export is not None:  # an export folder: the .onnx file and the tokenizer files
+                model = onnx_backend.OnnxAlbert(export).to(device, _dtype(dtype))
+                return cls(model, AlbertTokenizer.from_pretrained(export.parent), pooling=pooling or "cls",
+                           normalize=bool(normalize), max_length=max_length)
         source = ModelSource(name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
         st = _read_sentence_transformers(source)
         folder = source.checkpoint_folder(st.get("transformer_path", ""))
-        model = AlbertModel.from_pretrained(folder, dtype=_dtype(dtype), device=device)
+        if backend == "onnxruntime":
+            from .export import build_onnx
+
+            model = onnx_backend.OnnxAlbert(build_onnx(AlbertModel.from_pretrained(folder))).to(device, _dtype(dtype))
+        else:
+            model = AlbertModel.from_pretrained(folder, dtype=_dtype(dtype), device=device)
         tokenizer = AlbertTokenizer.from_pretrained(folder)
         if st.get("dimension") not in (None, model.config.hidden_size):
             raise ConfigError(f"{source.name}: the Pooling module expects {st['dimension']}-d token vectors but the "
@@ -380,7 +399,10 @@ class Embedder:
     @property
     def engine(self):
         """The fast.InferenceEngine that runs self.model for last-layer outputs (rebuilt if the
-        model is replaced). Assign `InferenceEngine(embedder.model, int8=True)` to use int8."""
+        model is replaced). Assign `InferenceEngine(embedder.model, int8=True)` to use int8.
+        With backend="onnxruntime" the model is an ONNX Runtime session, which is its own engine."""
+        if not isinstance(self.model, torch.nn.Module):  # onnx_backend.OnnxAlbert
+            return self.model
         if self._engine is None or self._engine.model is not self.model:
             from .fast import InferenceEngine
 

@@ -20,17 +20,20 @@ changes, and warns once per reason with a line that names what it found, e.g.
 tests/test_fast.py proves the fused path equal to model.py (every sharing layout) and to
 transformers. What it does differently, and why (measured on a 2-core AVX2 CPU, see README):
 
-  * Linear layers run through oneDNN (`torch.ops.mkldnn._linear_pointwise`) instead of
-    MKL's sgemm: about 1.5-2x the GFLOP/s on these shapes. oneDNN also fuses the epilogues:
-    the FFN activation (GELU tanh/erf, ReLU) into the up-projection, and each residual add
-    into the projection before its LayerNorm, so those never make an extra pass over memory.
+  * Linear layers run through oneDNN (`torch.ops.mkldnn._linear_pointwise`), which also fuses
+    epilogues: each residual add into the projection before its LayerNorm, the erf GELU / ReLU
+    into the up-projection (not the tanh GELU of ALBERT v2, slower fused: see _FUSED_ACT), so
+    those never make an extra pass over memory. Calls of few rows (batch-1 latency) use a copy of
+    the weight laid out once for oneDNN (see SMALL_ROWS).
   * Q, K and V come from one GEMM against the three weight matrices stacked (3H x H); the
     stacked copy is made once per distinct attention module and cached (see `_Prepared`).
   * Attention is torch's fused scaled_dot_product_attention; q/k/v are strided views of the
     one QKV output, so no copies are made to split heads.
   * No mask at all when every token is real; otherwise the same additive mask as model.py.
-  * int8=True: every encoder Linear (and the pooler) through FBGEMM's dynamic int8 GEMM
-    (quantize.py); the epilogues then run separately. The MLM/SOP heads stay fp32.
+  * Batches of more than SLICE_TOKENS tokens run in slices of rows (see there).
+  * int8=True: every encoder Linear (and the projection and pooler) through int8 GEMMs with
+    dynamic int8 activations (quantize.py: oneDNN with the bias / activation / residual add
+    fused for many rows, FBGEMM for few). The MLM/SOP heads stay fp32.
 
 Anything oneDNN cannot do here (other devices, other activations, non-fp32/bf16 dtypes) falls
 back to F.linear plus the activation from model.py, so the path stays exact and general.
@@ -245,21 +248,30 @@ class InferenceEngine:
     torch.inference_mode() / torch.no_grad(), or no parameter requires grad). Otherwise the
     engine calls the model itself and warns once per reason (EngineFallbackWarning).
 
-    int8=True runs every encoder Linear and the pooler as dynamic int8 x per-channel int8 GEMMs
-    (FBGEMM, CPU, float32 models); weights are packed on first use and repacked when they change.
+    int8=True runs every encoder Linear, the projection and the pooler as dynamic int8 x
+    per-channel int8 GEMMs (quantize.py; CPU, float32 models); each distinct weight is quantized
+    once (the shared layer once, not once per layer call), on first use, and again when it
+    changes. `packed_bytes()` says how much memory the engine's derived weights take.
     """
 
     def __init__(self, model: nn.Module, *, int8: bool = False):
         if not isinstance(model, nn.Module):
             raise TypeError(f"InferenceEngine expects a minialbert model, got {type(model).__name__}")
         if int8 and not quantize.int8_available():
-            raise MinialbertError("int8 needs PyTorch's FBGEMM engine (x86 CPUs); it is not in this torch build")
+            raise MinialbertError("int8 needs PyTorch's FBGEMM and oneDNN int8 kernels (x86 CPUs); "
+                                  "they are not in this torch build")
         self.model = model
         self.int8 = bool(int8)
-        self._int8_packs: dict = {}  # id(weight) -> (weak refs, keys, packed int8 weight)
+        # Weights derived for this engine's kernels, made on first use (see _PackCache).
+        self._packs = _PackCache()
 
     def __repr__(self) -> str:
         return f"InferenceEngine({type(self.model).__name__}, int8={self.int8})"
+
+    def packed_bytes(self) -> int:
+        """Bytes of the weights this engine derived (int8 packs; fp32 copies laid out for small
+        batches), on top of the model's own parameters."""
+        return self._packs.nbytes()
 
     def why_not_fused(self) -> str | None:
         """Why the next call would run the model's own forward, or None if it takes the fused path."""
@@ -295,24 +307,36 @@ class InferenceEngine:
 
     def _ops(self, base: AlbertModel):
         if not self.int8:
-            return _FloatOps
+            return _FloatOps(self._packs)
         if base.device.type != "cpu" or base.dtype != torch.float32:
             raise MinialbertError(f"int8 runs float32 models on the CPU; this one is {base.dtype} on "
                                   f"{base.device}: move it with model.to('cpu', torch.float32) or use int8=False")
-        return _Int8Ops(self._int8_packs)
+        return _Int8Ops(self._packs)
 
 
 # ---------------------------------------------------------------------------------------------
 # Kernels, with exact fallbacks
 # ---------------------------------------------------------------------------------------------
-# Activations that oneDNN can apply inside the GEMM: config name -> (attr, algorithm).
+# Activations that oneDNN applies inside the GEMM: config name -> (attr, algorithm). Not the tanh
+# GELU of ALBERT v2 ("gelu_new"): oneDNN's tanh-GELU post-op costs more than the GEMM's own
+# output stage on AVX2 (a 1024x768x3072 fp32 GEMM: 70 ms alone, 110 ms with it fused, 81 ms with
+# ATen's in-place gelu_ after it; scripts/kernels.py), so that one runs in place afterwards.
 _FUSED_ACT = {
-    "gelu_new": ("gelu", "tanh"),
-    "gelu_pytorch_tanh": ("gelu", "tanh"),
     "gelu": ("gelu", "none"),
     "gelu_python": ("gelu", "none"),
     "relu": ("relu", ""),
 }
+# Activations applied in place on a GEMM's fresh output (no new tensor).
+_INPLACE_ACT = {
+    "gelu_new": lambda y: torch.ops.aten.gelu_(y, approximate="tanh"),
+    "gelu_pytorch_tanh": lambda y: torch.ops.aten.gelu_(y, approximate="tanh"),
+}
+
+
+def _activate(y: torch.Tensor, act: str) -> torch.Tensor:
+    """act(y) for a GEMM output nobody else holds: in place when possible."""
+    inplace = _INPLACE_ACT.get(act)
+    return inplace(y) if inplace is not None else ACTIVATIONS[act](y)
 
 try:  # a CPU build with oneDNN (every x86/ARM wheel from pytorch.org has it)
     _LINEAR = torch.ops.mkldnn._linear_pointwise.default
@@ -357,14 +381,13 @@ def _params_unchanged(refs: tuple, keys: tuple, params: tuple) -> bool:
 
 
 class _Prepared:
-    __slots__ = ("refs", "keys", "qkv_weight", "qkv_bias", "int8")
+    __slots__ = ("refs", "keys", "qkv_weight", "qkv_bias")
 
     def __init__(self, params, qkv_weight, qkv_bias):
         self.refs = tuple(weakref.ref(p) for p in params)
         self.keys = tuple(_param_key(p) for p in params)
         self.qkv_weight = qkv_weight
         self.qkv_bias = qkv_bias
-        self.int8 = None  # the packed int8 QKV weight, made on first use by an int8 engine
 
 
 _CACHE: "weakref.WeakKeyDictionary[nn.Module, _Prepared]" = weakref.WeakKeyDictionary()
@@ -376,9 +399,13 @@ def _qkv(attention: SelfAttention) -> _Prepared:
     cached = _CACHE.get(attention)
     if cached is not None and _params_unchanged(cached.refs, cached.keys, params):
         return cached
-    w = torch.cat([lin.weight for lin in linears]).detach()
-    b = torch.cat([lin.bias if lin.bias is not None else lin.weight.new_zeros(lin.weight.shape[0])
-                   for lin in linears]).detach()
+    # Made outside inference mode (the engine usually runs inside it): an ordinary tensor has a
+    # version counter, so the weights derived from it (int8 packs, small-batch layouts) can be
+    # cached against it instead of being remade on every call.
+    with torch.inference_mode(False):
+        w = torch.cat([lin.weight for lin in linears]).detach()
+        b = torch.cat([lin.bias if lin.bias is not None else lin.weight.new_zeros(lin.weight.shape[0])
+                       for lin in linears]).detach()
     cached = _CACHE[attention] = _Prepared(params, w, b)
     return cached
 
@@ -398,7 +425,7 @@ def _linear_act(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, act: s
     fused = _FUSED_ACT.get(act)
     if fused is not None and _onednn_ok(x, w):
         return _LINEAR(x, w, b, fused[0], [], fused[1])
-    return ACTIVATIONS[act](F.linear(x, w, b))
+    return _activate(_linear(x, w, b), act)
 
 
 def _linear_add(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, residual: torch.Tensor) -> torch.Tensor:
@@ -408,53 +435,102 @@ def _linear_add(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, residu
     return torch.add(F.linear(x, w, b), residual)
 
 
+class _PackCache:
+    """Per-weight derived tensors (int8 packs, pre-packed fp32 weights), owned by an engine.
+
+    Keyed by id(weight) and checked like the QKV cache: the very tensors (weak refs), unmodified
+    (version counters), else rebuilt. Inference tensors (no version counter) are never cached."""
+
+    def __init__(self):
+        self.entries: dict = {}
+        self.warned = False
+
+    def get(self, weight: torch.Tensor, bias: torch.Tensor | None, make):
+        params = (weight,) if bias is None else (weight, bias)
+        hit = self.entries.get(id(weight))
+        if hit is not None and _params_unchanged(hit[0], hit[1], params):
+            return hit[2]
+        result = make(weight, bias)
+        keys = tuple(_param_key(p) for p in params)
+        if any(k[1] is None for k in keys) and not self.warned:
+            self.warned = True
+            warnings.warn("the model's parameters are inference tensors (made under torch.inference_mode()), "
+                          "whose changes the engine cannot see, so it re-derives its packed weights on every "
+                          "call (slow, above all with int8); load the model outside inference_mode",
+                          UserWarning, stacklevel=5)
+        if all(k[1] is not None for k in keys):
+            # Drop entries of tensors that no longer exist (a rebuilt QKV weight, a replaced Parameter).
+            self.entries = {k: v for k, v in self.entries.items() if all(r() is not None for r in v[0])}
+            self.entries[id(weight)] = (tuple(weakref.ref(p) for p in params), keys, result)
+        return result
+
+    def nbytes(self) -> int:
+        total = 0
+        for *_, v in self.entries.values():
+            total += v.nbytes() if hasattr(v, "nbytes") and callable(v.nbytes) else v.numel() * v.element_size()
+        return total
+
+
+def _weights(module_or_prepared) -> tuple[torch.Tensor, torch.Tensor | None]:
+    if isinstance(module_or_prepared, _Prepared):  # the fused QKV weight
+        return module_or_prepared.qkv_weight, module_or_prepared.qkv_bias
+    return module_or_prepared.weight, module_or_prepared.bias
+
+
+def _rows(x: torch.Tensor) -> int:
+    return x.numel() // x.shape[-1] if x.shape[-1] else 0
+
+
+# Below this many rows (tokens) a GEMM reads each weight for little arithmetic, and oneDNN spends
+# a good part of the call re-laying the weight out; a copy laid out once (oneDNN's blocked format)
+# makes batch-1 calls ~13% faster (1 x 16 on albert-base, one AVX2 core: 83 -> 72 ms), for one
+# extra fp32 copy of the weights (~28 MB for base), made on the first small call.
+SMALL_ROWS = 128
+
+
 class _FloatOps:
     """The three linear shapes of a layer in the model's own dtype (oneDNN when it can)."""
 
-    @staticmethod
-    def linear(x, module_or_prepared):
-        if isinstance(module_or_prepared, _Prepared):  # the fused QKV weight
-            return _linear(x, module_or_prepared.qkv_weight, module_or_prepared.qkv_bias)
-        return _linear(x, module_or_prepared.weight, module_or_prepared.bias)
+    def __init__(self, packs: _PackCache):
+        self.packs = packs
 
-    @staticmethod
-    def linear_act(x, module, act):
-        return _linear_act(x, module.weight, module.bias, act)
+    def _weight(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if _rows(x) >= SMALL_ROWS or x.dtype != torch.float32 or not _onednn_ok(x, w):
+            return w
+        return self.packs.get(w, None, lambda w, _: torch.ops.mkldnn._reorder_linear_weight(w.detach(), _rows(x)))
 
-    @staticmethod
-    def linear_add(x, module, residual):
-        return _linear_add(x, module.weight, module.bias, residual)
+    def linear(self, x, module_or_prepared):
+        w, b = _weights(module_or_prepared)
+        return _linear(x, self._weight(x, w), b)
+
+    def linear_act(self, x, module, act):
+        return _linear_act(x, self._weight(x, module.weight), module.bias, act)
+
+    def linear_add(self, x, module, residual):
+        return _linear_add(x, self._weight(x, module.weight), module.bias, residual)
 
 
 class _Int8Ops:
-    """The same three linear shapes with int8 GEMMs (quantize.py); epilogues done separately."""
+    """The same three linear shapes with int8 GEMMs (quantize.py), epilogues fused where it can."""
 
-    def __init__(self, packs: dict):
+    def __init__(self, packs: _PackCache):
         self.packs = packs  # the engine's: packed weights live as long as the engine
 
-    def _packed(self, weight: torch.Tensor, bias: torch.Tensor | None):
-        """quantize.pack(weight, bias), cached per Linear and rebuilt when either parameter changes."""
-        params = (weight,) if bias is None else (weight, bias)
-        hit = self.packs.get(id(weight))
-        if hit is not None and _params_unchanged(hit[0], hit[1], params):
-            return hit[2]
-        result = quantize.pack(weight, bias)
-        self.packs[id(weight)] = (tuple(weakref.ref(p) for p in params), tuple(_param_key(p) for p in params), result)
-        return result
+    def _int8(self, module_or_prepared) -> quantize.Int8Linear:
+        w, b = _weights(module_or_prepared)
+        return self.packs.get(w, b, quantize.Int8Linear)
 
     def linear(self, x, module_or_prepared):
-        if isinstance(module_or_prepared, _Prepared):
-            prep = module_or_prepared
-            if prep.int8 is None:
-                prep.int8 = quantize.pack(prep.qkv_weight, prep.qkv_bias)
-            return quantize.linear_int8(x, prep.int8)
-        return quantize.linear_int8(x, self._packed(module_or_prepared.weight, module_or_prepared.bias))
+        return quantize.linear(x, self._int8(module_or_prepared))
 
     def linear_act(self, x, module, act):
-        return ACTIVATIONS[act](self.linear(x, module))
+        fused = _FUSED_ACT.get(act)
+        if fused is not None:
+            return quantize.linear(x, self._int8(module), fused[0])
+        return _activate(quantize.linear(x, self._int8(module)), act)
 
     def linear_add(self, x, module, residual):
-        return self.linear(x, module) + residual
+        return quantize.linear_add(x, self._int8(module), residual)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -492,14 +568,34 @@ def _layer(layer: AlbertLayer, h: torch.Tensor, mask: torch.Tensor | None, act: 
     return F.layer_norm(ops.linear_add(u, ff.down, h), norm.normalized_shape, norm.weight, norm.bias, norm.eps)
 
 
+# Batches of more than SLICE_TOKENS tokens run in slices of whole rows. The GEMMs are at least as
+# fast at 1024 rows as at 4096 (scripts/kernels.py), and a slice's intermediates (12 MB for base)
+# are reused by the allocator, while a 32 x 128 batch's 38-50 MB QKV and FFN outputs are above
+# glibc's mmap threshold: handed back to the OS after each use and paged in again by the next
+# call, ~0.7 ms per MB on the machine measured (int8 at 32 x 128: ~7% faster sliced). It also
+# bounds the working memory of very large batches.
+SLICE_TOKENS = 1024
+
+
 def fused_forward(model: AlbertModel, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                  ops=_FloatOps) -> AlbertOutput:
+                  ops=None) -> AlbertOutput:
     """AlbertModel.forward for inference (last layer and pooler only), fused kernels.
 
     Assumes what InferenceEngine checks first: a stock model, eval mode, valid inputs. Use the
     engine rather than this function."""
+    ops = ops if ops is not None else _FloatOps(_PackCache())
+    batch, seq = input_ids.shape
+    rows = max(1, SLICE_TOKENS // max(seq, 1))
+    if batch > rows:  # rows are independent: run slices and join them
+        def part(t, i):  # token types / positions may be one row shared by the batch
+            return t[i:i + rows] if t is not None and t.shape[0] == batch else t
+
+        outs = [fused_forward(model, input_ids[i:i + rows], part(attention_mask, i), part(token_type_ids, i),
+                              part(position_ids, i), ops) for i in range(0, batch, rows)]
+        pooled = None if outs[0].pooler_output is None else torch.cat([o.pooler_output for o in outs])
+        return AlbertOutput(torch.cat([o.last_hidden_state for o in outs]), pooled)
     h = _embed(model, input_ids, token_type_ids, position_ids)
-    h = _linear(h, model.encoder.project.weight, model.encoder.project.bias)
+    h = ops.linear(h, model.encoder.project)
     mask = None
     if attention_mask is not None and not bool(attention_mask.all()):
         mask = additive_attention_mask(attention_mask, h.dtype)

@@ -1,24 +1,29 @@
-"""minialbert vs transformers (vs ONNX Runtime), side by side in one process.
+"""minialbert vs transformers vs ONNX Runtime, fp32 and int8, side by side in one process.
 
-    python scripts/bench.py [--quick] [--json bench.json] [--checkpoint DIR]
+    python scripts/bench.py [--quick] [--json bench.json] [--markdown]
+    python scripts/bench.py --from-json scripts/bench-results.json --readme README.md
 
 It lives outside the package because it needs transformers and onnxruntime (the `bench`
-extra) and the test fixtures' tokenizer; minialbert itself imports neither.
+extra) and the test fixtures' tokenizer; minialbert itself imports neither. Prints the CPU model
+and flags first: absolute numbers mean nothing without their machine.
 
-What it measures (fp32 unless said otherwise, `--threads` threads, default 2):
-  * model level, the same random-weight albert-base-v2-sized checkpoint for every side:
-    batch 1 x 16 latency, 32 x 128 and 8 x 512 throughput; transformers (sdpa), minialbert
-    (the default fast path) and, when onnxruntime is installed, the torch.onnx export of the
-    same weights run by onnxruntime;
-  * precision options of minialbert: bf16 (weights cast once) and int8 (torchao's dynamic
-    int8 when it is installed), with their agreement with minialbert fp32 (cosine similarity
-    of pooled embeddings and max |diff| of last_hidden_state);
+What it measures (`--threads` threads, default 2), on one random-weight albert-base-v2-sized
+checkpoint for every side:
+  * model level, 32 x 128, 8 x 128, 8 x 512 tokens/s and 1 x 16 latency, for every side:
+    transformers (sdpa), the minialbert engine fp32 and int8, ONNX Runtime on torch.onnx's export
+    (full runs; minutes to export, then cached), ONNX Runtime's own quantize_dynamic on the fp32
+    export (U8U8 / U8S8, per-tensor / per-channel; the unshared variant too), and minialbert's own
+    ONNX export fp32 / int8 (minialbert/export.py);
+  * accuracy of every side against model.py on the benchmark corpus: min cosine of mean-pooled
+    vectors and of pooler outputs (and bf16 of the engine, not timed);
+  * memory, in fresh processes: RSS growth from loading and running each way, and file sizes;
   * a mixed-length corpus (fixed seed, lognormal lengths), raw strings -> vectors: the minialbert
-    Embedder vs transformers run the usual way (given order, batches of 32,
-    padding to the longest) and vs transformers fed the Embedder's length-sorted batches;
+    Embedder vs transformers run the usual way (given order, batches of 32, padding to the
+    longest) and vs transformers fed the Embedder's length-sorted batches;
   * cold start, in separate fresh processes: import, load, embed one sentence; wall and peak RSS.
 The sides alternate within each round ("interleaved") so that load from other processes hits
-them alike; each cell reports the median, min and max over rounds. A JSON file has everything.
+them alike; each cell reports the median over rounds, min-max in the JSON. --from-json renders
+a JSON into the README's table (between its bench-table markers), so the table is never retyped.
 """
 
 from __future__ import annotations
@@ -65,10 +70,13 @@ def make_corpus(n: int, seed: int = 0) -> list[str]:
     return texts
 
 
+CLOCK = time.perf_counter  # --clock cpu: time.thread_time (one thread; see main)
+
+
 def _timed(fn) -> float:
-    t = time.perf_counter()
+    t = CLOCK()
     fn()
-    return time.perf_counter() - t
+    return CLOCK() - t
 
 
 def _stats(times: list[float], work: float) -> dict:
@@ -152,6 +160,23 @@ def build_checkpoint(directory: Path) -> Path:
 
 
 # ------------------------------------------------------------------------ sides
+# A side is a function (ids, mask) -> (last_hidden_state, pooler_output), tensors or arrays. Each
+# row of the README table is one side; `needs` says what CPU it is for.
+SIDE_NEEDS = {
+    "transformers fp32": "any x86-64 (AVX2 here)",
+    "minialbert fp32": "any x86-64 (AVX2 here)",
+    "minialbert int8": "x86 (FBGEMM + oneDNN int8; AVX2 here, faster with VNNI)",
+    "ORT fp32, torch.onnx export": "any",
+    "ORT fp32, minialbert export": "any",
+    "ORT int8 U8U8 per-tensor": "any x86",
+    "ORT int8 U8U8 per-channel": "any x86",
+    "ORT int8 U8S8 per-tensor": "VNNI for full accuracy (saturates on AVX2)",
+    "ORT int8 U8S8 per-channel": "VNNI for full accuracy (saturates on AVX2)",
+    "ORT int8 U8U8 per-channel, unshared": "any x86",
+    "ORT int8, minialbert export": "any x86",
+}
+
+
 def _load_sides(ckpt: Path, threads: int):
     import torch
     import transformers
@@ -165,140 +190,314 @@ def _load_sides(ckpt: Path, threads: int):
     return ours, theirs
 
 
-def _onnx_session(ckpt: Path, ours, threads: int):
-    """The reference model exported by torch.onnx (cached beside the checkpoint) in onnxruntime."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return None
-    import torch
+def _session(path_or_bytes, threads: int):
+    import onnxruntime as ort
 
-    path = ckpt / "model.onnx"
-    if not path.exists():
-        class Wrapper(torch.nn.Module):
-            def __init__(self, model):
-                super().__init__()
-                self.model = model
-
-            def forward(self, ids, mask):
-                out = self.model(ids, attention_mask=mask)
-                return out.last_hidden_state, out.pooler_output
-
-        try:  # calling the model runs model.py: the export holds the plain reference equations
-            batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq", max=512)
-            ids = torch.randint(5, 1000, (2, 16))
-            tmp = ckpt / "model.onnx.tmp"
-            import contextlib
-            import io
-
-            with contextlib.redirect_stdout(io.StringIO()):
-                torch.onnx.export(Wrapper(ours), (ids, torch.ones_like(ids)), str(tmp),
-                                  input_names=["ids", "mask"], output_names=["hidden", "pooled"],
-                                  dynamic_shapes={"ids": {0: batch, 1: seq}, "mask": {0: batch, 1: seq}},
-                                  dynamo=True, optimize=True, external_data=False)
-            os.replace(tmp, path)
-        except Exception as e:  # pragma: no cover - exporter problems: skip the column
-            print(f"  (onnx export failed: {type(e).__name__}: {str(e)[:200]}; no onnxruntime column)")
-            return None
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    options.log_severity_level = 3
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    source = path_or_bytes if isinstance(path_or_bytes, bytes) else str(path_or_bytes)
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
-def _int8_model(ours):
-    """The inference engine with int8 GEMMs on a copy of the model, or (None, reason)."""
+def _ort_side(session):
+    import numpy as np
+
+    names = {i.name for i in session.get_inputs()}
+
+    def run(ids, mask):
+        feed = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
+        if "token_type_ids" in names:
+            feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
+        return session.run(None, feed)
+
+    return run
+
+
+def _torch_onnx_export(ckpt: Path, ours, allow_export: bool, log) -> Path | None:
+    """The reference model exported by torch.onnx (dynamo, the default exporter), cached beside the
+    checkpoint: what a user of the standard toolchain runs. Minutes to make on 2 cores."""
+    import torch
+
+    path = ckpt / "model.torch-onnx.onnx"
+    if path.exists():
+        return path
+    if not allow_export:
+        log("  (no cached torch.onnx export; --quick skips making one)")
+        return None
+
+    from minialbert.model import additive_attention_mask
+
+    class Wrapper(torch.nn.Module):
+        """model.py's forward minus its input checks (check_inputs reads values, .item(), which
+        torch.export cannot trace): the same modules and equations."""
+
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask):
+            m = self.model
+            embedded = m.embeddings(input_ids)
+            h, _, _ = m.encoder(embedded, additive_attention_mask(attention_mask, embedded.dtype))
+            return h, torch.tanh(m.pooler(h[:, 0]))
+
+    try:  # calling the model runs model.py: the export holds the plain reference equations
+        batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq", max=512)
+        ids = torch.randint(5, 1000, (2, 16))
+        tmp = ckpt / "model.torch-onnx.onnx.tmp"
+        import contextlib
+        import io
+
+        t = time.perf_counter()
+        import warnings
+
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(Wrapper(ours).eval(), (ids, torch.ones_like(ids)), str(tmp),
+                              input_names=["input_ids", "attention_mask"],
+                              output_names=["last_hidden_state", "pooler_output"],
+                              dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
+                              dynamo=True, optimize=True, external_data=False)
+        os.replace(tmp, path)
+        log(f"  torch.onnx export made in {time.perf_counter() - t:.0f} s (cached in {path})")
+        return path
+    except Exception as e:  # pragma: no cover - exporter problems: skip the side
+        log(f"  (torch.onnx export failed: {type(e).__name__}: {str(e)[:200]}; no such side)")
+        return None
+
+
+def _unshared(model):
+    """A copy of an ONNX model in which every use of a 2-D weight has its own copy (the export an
+    exporter that copies the shared layer per depth would give)."""
     import copy
 
+    import onnx
+
+    model = copy.deepcopy(model)
+    inits = {i.name: i for i in model.graph.initializer}
+    seen: dict = {}
+    for node in model.graph.node:
+        for k, name in enumerate(node.input):
+            if name in inits and len(inits[name].dims) == 2 and node.op_type == "MatMul":
+                seen[name] = seen.get(name, 0) + 1
+                if seen[name] > 1:
+                    clone = onnx.TensorProto()
+                    clone.CopyFrom(inits[name])
+                    clone.name = f"{name}.copy{seen[name]}"
+                    model.graph.initializer.append(clone)
+                    node.input[k] = clone.name
+    return model
+
+
+def onnx_files(ckpt: Path, ours, work: Path, quick: bool, log) -> dict:
+    """name -> .onnx path for the ONNX Runtime sides (made once, cached in the work directory)."""
+    try:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError:
+        log("  (onnx / onnxruntime not installed: no ONNX Runtime sides)")
+        return {}
+    from minialbert.export import build_onnx
+
+    work.mkdir(parents=True, exist_ok=True)
+    files = {}
+    torch_export = _torch_onnx_export(ckpt, ours, not quick, log)
+    if torch_export is not None:
+        files["ORT fp32, torch.onnx export"] = torch_export
+    fp32 = work / "minialbert-fp32.onnx"
+    int8 = work / "minialbert-int8.onnx"
+    if not fp32.exists():
+        fp32.write_bytes(build_onnx(ours).SerializeToString())
+        int8.write_bytes(build_onnx(ours, int8=True).SerializeToString())
+    files["ORT fp32, minialbert export"] = fp32
+    # ONNX Runtime's own quantizer on the float32 export, with its defaults (reduce_range off):
+    # the ORT int8 baseline. Weight types and granularity as the issue lists them.
+    variants = {("U8U8", "per-channel"): (QuantType.QUInt8, True), ("U8S8", "per-channel"): (QuantType.QInt8, True)}
+    if not quick:
+        variants.update({("U8U8", "per-tensor"): (QuantType.QUInt8, False),
+                         ("U8S8", "per-tensor"): (QuantType.QInt8, False)})
+    import logging
+
+    logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic's "consider pre-processing" advice
+    for (kind, granularity), (weight_type, per_channel) in variants.items():
+        out = work / f"ort-quantize-dynamic-{kind}-{granularity}.onnx"
+        if not out.exists():
+            quantize_dynamic(str(fp32), str(out), weight_type=weight_type, per_channel=per_channel)
+        files[f"ORT int8 {kind} {granularity}"] = out
+    if not quick:  # every layer call with its own weight copy, then quantized: the issue's 90 MB variant
+        unshared = work / "ort-quantize-dynamic-U8U8-per-channel-unshared.onnx"
+        if not unshared.exists():
+            plain = work / "minialbert-fp32-unshared.onnx"
+            onnx.save(_unshared(onnx.load(str(fp32))), str(plain))
+            quantize_dynamic(str(plain), str(unshared), weight_type=QuantType.QUInt8, per_channel=True)
+        files["ORT int8 U8U8 per-channel, unshared"] = unshared
+    files["ORT int8, minialbert export"] = int8
+    return files
+
+
+def build_sides(ours, theirs, onnx_paths: dict, threads: int) -> dict:
+    """Every side of the table: name -> fn(ids, mask)."""
     from minialbert.fast import InferenceEngine
     from minialbert.quantize import int8_available
 
-    if not int8_available():
-        return None, "no FBGEMM in this torch build"
-    return InferenceEngine(copy.deepcopy(ours), int8=True), "InferenceEngine(int8=True) (FBGEMM dynamic int8, per-channel weights)"
+    def as_pair(out):
+        return out.last_hidden_state, out.pooler_output
+
+    fp32 = InferenceEngine(ours)  # what the Embedder runs: the fused path for a stock model
+    sides = {"transformers fp32": lambda ids, mask: as_pair(theirs(input_ids=ids, attention_mask=mask)),
+             "minialbert fp32": lambda ids, mask: as_pair(fp32(ids, attention_mask=mask))}
+    if int8_available():
+        int8 = InferenceEngine(ours, int8=True)
+        sides["minialbert int8"] = lambda ids, mask: as_pair(int8(ids, attention_mask=mask))
+    for name, path in onnx_paths.items():
+        sides[name] = _ort_side(_session(path, threads))
+    return sides
 
 
 # ------------------------------------------------------------------------ sections
-def model_level(ours, theirs, session, shapes, rounds: int, log) -> dict:
-    import numpy as np
+SHAPES_FULL = [(1, 16), (8, 128), (32, 128), (8, 512)]  # small first: they warm every side up
+SHAPES_QUICK = [(1, 16), (8, 128)]
+
+
+def model_level(sides: dict, shapes, rounds: int, log) -> dict:
+    """Throughput (tokens/s) of every side at every shape, interleaved; 1 x 16 also as latency."""
     import torch
 
-    from minialbert.fast import InferenceEngine
-
-    engine = InferenceEngine(ours)  # what the Embedder runs: the fused path for a stock model
     results = {}
     for batch, seq in shapes:
         g = torch.Generator().manual_seed(batch * 1000 + seq)
         ids = torch.randint(5, 30000, (batch, seq), generator=g)
         mask = torch.ones_like(ids)
-        sides = {
-            "transformers": lambda: theirs(input_ids=ids, attention_mask=mask),
-            "minialbert": lambda: engine(ids, attention_mask=mask),
-        }
-        if session is not None:
-            feed = {"ids": ids.numpy(), "mask": mask.numpy()}
-            sides["onnxruntime"] = lambda: session.run(None, feed)
+        calls = {name: (lambda f: lambda: f(ids, mask))(f) for name, f in sides.items()}
         with torch.inference_mode():
-            stats = interleave(sides, rounds, batch * seq)
-            diff = (engine(ids, attention_mask=mask).last_hidden_state
-                    - theirs(input_ids=ids, attention_mask=mask).last_hidden_state).abs().max().item()
-        if session is not None:
-            h = session.run(None, {"ids": ids.numpy(), "mask": mask.numpy()})[0]
-            with torch.inference_mode():
-                stats["onnxruntime"]["max_abs_diff_vs_minialbert"] = float(
-                    np.abs(h - engine(ids, attention_mask=mask).last_hidden_state.numpy()).max())
-        stats["minialbert"]["max_abs_diff_vs_transformers"] = diff
+            # Small shapes: several calls per timing, so that one descheduled call does not decide it.
+            repeat = max(1, 1024 // (batch * seq))
+            timed = {name: (lambda c: lambda: [c() for _ in range(repeat)])(c) for name, c in calls.items()}
+            stats = interleave(timed, rounds, batch * seq * repeat, warmup=1 if batch * seq <= 1024 or not results else 0)
+        for s in stats.values():
+            s["latency_ms"] = 1000 * batch * seq / s["median"]
         key = f"{batch}x{seq}"
         results[key] = stats
-        log(_row(key, stats, "tok/s"))
+        log(_row(key, stats, "tok/s", base="minialbert fp32"))
     return results
 
 
-def precision(ours, theirs, shape, rounds: int, log) -> dict:
+def _pool_mean(hidden, mask):
+    import torch
+
+    h = torch.as_tensor(hidden).float()
+    m = mask.unsqueeze(-1).float()
+    return (h * m).sum(1) / m.sum(1)
+
+
+def accuracy(ckpt: Path, sides: dict, ours, n_texts: int, log, bf16: bool = True) -> dict:
+    """Each side's vectors on the benchmark corpus against minialbert fp32 (model.py's numbers):
+    min cosine of the mean-pooled vectors and of the pooler outputs, max |diff| of hidden states."""
     import copy
 
     import torch
     import torch.nn.functional as F
 
-    batch, seq = shape
-    g = torch.Generator().manual_seed(7)
-    ids = torch.randint(5, 30000, (batch, seq), generator=g)
-    mask = torch.ones_like(ids)
-    mask[batch // 2:, seq // 2:] = 0  # half the rows padded: pooled vectors over real tokens
     from minialbert.fast import InferenceEngine
+    from minialbert.tokenizer import AlbertTokenizer
 
-    variants = {"minialbert fp32": InferenceEngine(ours)}
-    variants["minialbert bf16"] = InferenceEngine(copy.deepcopy(ours).to(torch.bfloat16))
-    int8, int8_note = _int8_model(ours)
-    if int8 is not None:
-        variants["minialbert int8"] = int8
-    sides = {"transformers fp32": lambda: theirs(input_ids=ids, attention_mask=mask)}
-    for name, model in variants.items():
-        sides[name] = (lambda m: lambda: m(ids, attention_mask=mask))(model)
+    tok = AlbertTokenizer.from_pretrained(ckpt)
+    texts = make_corpus(n_texts, seed=3)
+    enc = [tok(t, truncation=True, max_length=512)["input_ids"] for t in texts]
+    order = sorted(range(len(enc)), key=lambda k: -len(enc[k]))
+    batches = []
+    for i in range(0, len(order), 16):
+        rows = [enc[k] for k in order[i:i + 16]]
+        width = len(rows[0])
+        ids = torch.zeros((len(rows), width), dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for r, row in enumerate(rows):
+            ids[r, :len(row)] = torch.tensor(row)
+            mask[r, :len(row)] = 1
+        batches.append((ids, mask))
+    every = dict(sides)
+    if bf16:  # emulated (slow) on CPUs without bf16 instructions: accuracy only, not timed
+        engine = InferenceEngine(copy.deepcopy(ours).to(torch.bfloat16))
+        every["minialbert bf16"] = lambda ids, mask: (lambda o: (o.last_hidden_state, o.pooler_output))(
+            engine(ids, attention_mask=mask))
+    out = {}
     with torch.inference_mode():
-        stats = interleave(sides, rounds, batch * seq)
-        ref = ours(ids, attention_mask=mask)
-        m = mask.unsqueeze(-1).float()
-        ref_mean = (ref.last_hidden_state * m).sum(1) / m.sum(1)
-        for name, model in variants.items():
-            out = model(ids, attention_mask=mask)
-            h = out.last_hidden_state.float()
-            mean = (h * m).sum(1) / m.sum(1)
-            real = mask.bool()
-            stats[name].update(
-                cos_min_mean_pooled=F.cosine_similarity(mean, ref_mean, dim=-1).min().item(),
-                cos_min_cls=F.cosine_similarity(h[:, 0], ref.last_hidden_state[:, 0], dim=-1).min().item(),
-                cos_min_pooler=F.cosine_similarity(out.pooler_output.float(), ref.pooler_output, dim=-1).min().item(),
-                max_abs_diff=(h - ref.last_hidden_state)[real].abs().max().item(),
-                mean_abs_hidden=ref.last_hidden_state[real].abs().mean().item(),
-            )
-    if int8 is None:
-        stats["minialbert int8"] = {"skipped": int8_note}
-    else:
-        stats["minialbert int8"]["method"] = int8_note
-    log(_row(f"{batch}x{seq} half padded", stats, "tok/s"))
-    return stats
+        refs = [ours(ids, attention_mask=mask) for ids, mask in batches]  # model.py
+        for name, fn in every.items():
+            means, pools, diff = [], [], 0.0
+            # bf16 is emulated on most CPUs (~7x slower): its cosines come from the 32 shortest texts.
+            pairs = list(zip(batches, refs))
+            for (ids, mask), ref in (pairs[-2:] if name == "minialbert bf16" else pairs):
+                hidden, pooled = fn(ids, mask)
+                hidden = torch.as_tensor(hidden).float()
+                means.append(F.cosine_similarity(_pool_mean(hidden, mask), _pool_mean(ref.last_hidden_state, mask), dim=-1))
+                pools.append(F.cosine_similarity(torch.as_tensor(pooled).float(), ref.pooler_output, dim=-1))
+                diff = max(diff, (hidden - ref.last_hidden_state)[mask.bool()].abs().max().item())
+            out[name] = {"cos_min_mean_pooled": torch.cat(means).min().item(),
+                         "cos_min_pooler": torch.cat(pools).min().item(), "max_abs_diff": diff}
+            log(f"    {name:<38} cos(mean) >= {out[name]['cos_min_mean_pooled']:.5f}  "
+                f"cos(pooler) >= {out[name]['cos_min_pooler']:.5f}  max|diff| {diff:.3g}")
+    return {"texts": n_texts, "tokens": sum(map(len, enc)), "sides": out}
+
+
+_MEMORY = r"""
+import json, os, sys, torch
+def rss():
+    return int([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmRSS')][0]) / 1024
+kind, ckpt, onnx_path, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+torch.set_num_threads(threads)
+import onnxruntime  # imported by every kind, so that the baseline holds the same libraries
+from minialbert.model import AlbertModel
+from minialbert.fast import InferenceEngine
+ids = torch.randint(5, 30000, (8, 128))
+before = rss()
+if kind.startswith("minialbert"):
+    model = AlbertModel.from_pretrained(ckpt)
+    engine = InferenceEngine(model, int8=kind.endswith("int8"))
+    with torch.inference_mode():
+        engine(ids); engine(ids[:1, :16])  # both kernel sizes
+    extra = engine.packed_bytes()
+else:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[5])))
+    from bench import _session, _ort_side
+    session = _session(onnx_path, threads)
+    _ort_side(session)(ids, torch.ones_like(ids)); _ort_side(session)(ids[:1, :16], torch.ones_like(ids[:1, :16]))
+    extra = 0
+print("MEM", json.dumps({"rss_growth_mb": rss() - before, "derived_mb": extra / 1e6}))
+"""
+
+
+def memory(ckpt: Path, onnx_paths: dict, threads: int, log, quick: bool = False) -> dict:
+    """Resident memory of each way to run the model: RSS growth of a fresh process from loading it
+    and running 8 x 128 and 1 x 16 (what the weights, packs and buffers add), and file sizes."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    kinds = {"minialbert fp32": None, "minialbert int8": None}
+    for name in (("ORT int8, minialbert export",) if quick else (
+            "ORT fp32, minialbert export", "ORT int8, minialbert export", "ORT int8 U8U8 per-channel",
+            "ORT int8 U8U8 per-channel, unshared")):
+        if name in onnx_paths:
+            kinds[name] = onnx_paths[name]
+    out = {"files_mb": {"model.safetensors": (ckpt / "model.safetensors").stat().st_size / 1e6}}
+    for name, path in onnx_paths.items():
+        out["files_mb"][name] = Path(path).stat().st_size / 1e6
+    out["processes"] = {}
+    for name, path in kinds.items():
+        proc = subprocess.run([sys.executable, "-c", _MEMORY, name, str(ckpt), str(path), str(threads), __file__],
+                              env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            log(f"  memory ({name}) failed: {proc.stderr.strip().splitlines()[-1:]}")
+            continue
+        out["processes"][name] = json.loads(proc.stdout.split("MEM", 1)[1])
+        m = out["processes"][name]
+        log(f"    {name:<38} RSS +{m['rss_growth_mb']:6.1f} MB" + (f"  (engine-derived weights {m['derived_mb']:.1f} MB)"
+                                                                 if m["derived_mb"] else ""))
+    for name, mb in out["files_mb"].items():
+        log(f"    file {name:<33} {mb:7.1f} MB")
+    return out
 
 
 def corpus(ckpt: Path, ours, theirs, n_texts: int, rounds: int, threads: int, log) -> dict:
@@ -405,49 +604,94 @@ def cold_start(ckpt: Path, rounds: int, threads: int, log) -> dict:
 
 
 # ------------------------------------------------------------------------ report
-def _row(title: str, stats: dict, unit: str) -> str:
-    base = next((v["median"] for k, v in stats.items() if k.startswith("transformers")), None)
+def _row(title: str, stats: dict, unit: str, base: str | None = None) -> str:
+    base_rate = stats[base]["median"] if base in stats else next(
+        (v["median"] for k, v in stats.items() if k.startswith("transformers")), None)
     lines = [f"  {title}"]
     for name, s in stats.items():
         if "median" not in s:
-            lines.append(f"    {name:<26} {s.get('skipped', '')}")
+            lines.append(f"    {name:<38} {s.get('skipped', '')}")
             continue
-        ratio = f"{s['median'] / base:5.2f}x" if base else ""
-        extra = ""
-        if "cos_min_mean_pooled" in s:
-            extra = f"  cos(mean) >= {s['cos_min_mean_pooled']:.5f}  max|diff| {s['max_abs_diff']:.3g}"
-        lines.append(f"    {name:<26} {s['median']:9.1f} {unit} ({s['min']:.1f}-{s['max']:.1f})  {ratio}{extra}")
+        ratio = f"{s['median'] / base_rate:5.2f}x" if base_rate else ""
+        lines.append(f"    {name:<38} {s['median']:9.1f} {unit} ({s['min']:.1f}-{s['max']:.1f})  {ratio}")
     return "\n".join(lines)
 
 
 def markdown_table(result: dict) -> str:
-    """The README table: one row per workload, one column per side (median, min-max, ratio)."""
-    rows = ["| workload | side | median | min-max | vs transformers |", "|---|---|---|---|---|"]
-
-    def add(work, stats, unit, base_key):
-        base = stats[base_key]["median"]
-        for name, s in stats.items():
+    """The README tables, from a bench JSON: the model-level table (one row per side), then the
+    corpus and cold-start rows. scripts/bench.py --readme rewrites the README's copy from the JSON."""
+    m = result["machine"]
+    lines = [f"Measured on: {m['cpu']} ({m.get('cpu_flags', '')}), {m['logical_cpus']} logical CPUs, "
+             f"{result['threads']} thread(s), {'CPU time of the calling thread' if result.get('clock') == 'cpu' else 'wall clock'}, torch {m['torch']}, onnxruntime {m.get('onnxruntime')}, transformers "
+             f"{m.get('transformers')}; load average {', '.join(f'{x:.1f}' for x in m.get('load_average_at_start', []))} "
+             f"at the start (a shared machine). `{result.get('command', 'python scripts/bench.py')}`. Tokens/s "
+             "(1 x 16: ms per call), median over rounds, and the ratio to minialbert fp32 measured in the same "
+             "rounds; cosines against model.py on the benchmark corpus.", ""]
+    model = result.get("model", {})
+    shapes = list(model)
+    acc = result.get("accuracy", {}).get("sides", {})
+    header = "| side | CPU it needs | " + " | ".join(
+        f"{k} {'latency' if k == '1x16' else 'tok/s'}" for k in shapes) + " | cos mean-pooled | cos pooler |"
+    lines += [header, "|---|---|" + "---:|" * len(shapes) + "---:|---:|"]
+    names = list(next(iter(model.values()))) if model else []
+    for name in names:
+        cells = []
+        for k in shapes:
+            s = model[k].get(name, {})
+            base = model[k].get("minialbert fp32", {}).get("median")
             if "median" not in s:
-                continue
-            rows.append(f"| {work} | {name} | {s['median']:.1f} {unit} | {s['min']:.1f}-{s['max']:.1f} | "
-                        f"{s['median'] / base:.2f}x |")
-
-    for key, stats in result.get("model", {}).items():
-        unit = "tok/s"
-        add(f"fp32 {key}", stats, unit, "transformers")
-    if "precision" in result:
-        add("precision " + result["precision_shape"], result["precision"], "tok/s", "transformers fp32")
-    if "corpus" in result:
-        add(f"corpus {result['corpus']['corpus']['texts']} texts", result["corpus"]["sides"], "tok/s",
-            "transformers given order")
-    if "cold_start" in result:
-        c = result["cold_start"]
+                cells.append("-")
+            elif k == "1x16":
+                cells.append(f"{s['latency_ms']:.1f} ms ({s['median'] / base:.2f}x)")
+            else:
+                cells.append(f"{s['median']:.0f} ({s['median'] / base:.2f}x)")
+        a = acc.get(name)
+        cos = [f"{a['cos_min_mean_pooled']:.5f}", f"{a['cos_min_pooler']:.5f}"] if a else ["", ""]
+        lines.append(f"| {name} | {SIDE_NEEDS.get(name, '')} | " + " | ".join(cells + cos) + " |")
+    if "minialbert bf16" in acc:
+        a = acc["minialbert bf16"]
+        lines.append(f"| minialbert bf16 (not timed) | AVX512-BF16 / AMX to be fast | " + " | ".join(["-"] * len(shapes))
+                     + f" | {a['cos_min_mean_pooled']:.5f} | {a['cos_min_pooler']:.5f} |")
+    mem = result.get("memory")
+    if mem:
+        lines += ["", "| memory | RSS growth (load + run) | file |", "|---|---:|---:|"]
+        files = mem["files_mb"]
+        lines.append(f"| model.safetensors | | {files['model.safetensors']:.1f} MB |")
+        for name, p in mem["processes"].items():
+            derived = f" (of which {p['derived_mb']:.1f} MB packed by the engine)" if p["derived_mb"] else ""
+            f = files.get(name)
+            lines.append(f"| {name} | {p['rss_growth_mb']:.1f} MB{derived} | {f'{f:.1f} MB' if f else ''} |")
+    corpus_ = result.get("corpus")
+    cold = result.get("cold_start")
+    if corpus_ or cold:
+        lines += ["", "| workload | side | median | min-max | vs transformers |", "|---|---|---|---|---|"]
+    if corpus_:
+        stats = corpus_["sides"]
+        base = stats["transformers given order"]["median"]
+        for name, s in stats.items():
+            lines.append(f"| corpus {corpus_['corpus']['texts']} texts | {name} | {s['median']:.1f} tok/s | "
+                         f"{s['min']:.1f}-{s['max']:.1f} | {s['median'] / base:.2f}x |")
+    if cold:
         for name in ("transformers", "minialbert"):
-            rows.append(f"| cold start | {name} | {c[name]['wall_s_median']:.2f} s, "
-                        f"{c[name]['peak_rss_mb_median']:.0f} MB RSS | {c[name]['wall_s_min']:.2f}-"
-                        f"{c[name]['wall_s_max']:.2f} s | "
-                        + (f"{c['ratios']['wall']:.2f}x wall, {c['ratios']['rss']:.2f}x RSS |" if name == "minialbert" else "1.00x |"))
-    return "\n".join(rows)
+            lines.append(f"| cold start | {name} | {cold[name]['wall_s_median']:.2f} s, "
+                         f"{cold[name]['peak_rss_mb_median']:.0f} MB RSS | {cold[name]['wall_s_min']:.2f}-"
+                         f"{cold[name]['wall_s_max']:.2f} s | "
+                         + (f"{cold['ratios']['wall']:.2f}x wall, {cold['ratios']['rss']:.2f}x RSS |"
+                            if name == "minialbert" else "1.00x |"))
+    return "\n".join(lines)
+
+
+README_START, README_END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
+
+
+def render_readme(result: dict, readme: Path) -> None:
+    """Replace the README's table (between the bench-table markers) with markdown_table(result)."""
+    text = readme.read_text(encoding="utf-8")
+    if README_START not in text or README_END not in text:
+        raise SystemExit(f"{readme} has no {README_START} ... {README_END} block")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(head + README_START + "\n" + markdown_table(result) + "\n" + README_END + tail, encoding="utf-8")
 
 
 def machine() -> dict:
@@ -461,7 +705,14 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    info = {"cpu": cpu, "logical_cpus": os.cpu_count(), "python": platform.python_version(),
+    flags = set()
+    try:
+        flags = set(next(l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("flags")).split())
+    except (OSError, StopIteration):
+        pass
+    isa = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
+    info = {"cpu_flags": " ".join(f for f in isa if f in flags) + "; no " + " ".join(f for f in isa if f not in flags),
+            "cpu": cpu, "logical_cpus": os.cpu_count(), "python": platform.python_version(),
             "torch": torch.__version__, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "onednn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())}
     for mod in ("transformers", "onnxruntime", "torchao"):
@@ -479,53 +730,86 @@ def machine() -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="scripts/bench.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true",
-                   help="smoke run: 2 rounds, 8x128 instead of 32x128 and 8x512, a 96-text corpus, one cold start")
+                   help="smoke run (under 3 minutes on 2 quiet cores): 8x128 and 1x16, fewer ONNX sides, "
+                        "a 48-text corpus, one cold start")
     p.add_argument("--json", default="bench.json", help="where to write the results (default bench.json)")
     p.add_argument("--checkpoint", help="a local checkpoint directory (with spiece.model) to use instead of "
                                         "the random albert-base-v2-sized one")
     p.add_argument("--work-dir", default=os.path.join(tempfile.gettempdir(), "minialbert-bench"),
-                   help="where the random checkpoint and its ONNX export are cached")
+                   help="where the random checkpoint and the ONNX files are cached")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--rounds", type=int, help="rounds per model-level cell (default 5, quick 3)")
-    p.add_argument("--corpus-texts", type=int, help="texts in the corpus (default 2000, quick 200)")
-    p.add_argument("--skip", default="", help="comma list of sections to skip: model,precision,corpus,cold,onnx")
-    p.add_argument("--markdown", action="store_true", help="also print the README table")
+    p.add_argument("--rounds", type=int, help="timed rounds per shape, after one warm-up (default 2, quick 1)")
+    p.add_argument("--corpus-texts", type=int, help="texts in the corpus (default 160, quick 48)")
+    p.add_argument("--skip", default="", help="comma list of sections to skip: model,accuracy,memory,corpus,cold,onnx")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="cpu: time each call by the CPU time of the calling thread, with --threads 1: on a "
+                        "shared machine other processes then slow no side down (ONNX Runtime with one thread "
+                        "runs on the calling thread too); wall (default): elapsed time")
+    p.add_argument("--shapes", help="comma list of batch x seq shapes to time instead of the default, e.g. 32x128")
+    p.add_argument("--markdown", action="store_true", help="also print the README tables")
+    p.add_argument("--readme", metavar="README.md", help="with --from-json: rewrite that README's table from the JSON")
+    p.add_argument("--from-json", metavar="FILE", help="measure nothing; render FILE (see --readme, --markdown)")
     args = p.parse_args(argv)
-    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    rounds = args.rounds or (2 if args.quick else 5)
 
     def log(msg):
         print(msg, flush=True)
 
+    if args.from_json:
+        result = json.loads(Path(args.from_json).read_text())
+        if args.readme:
+            render_readme(result, Path(args.readme))
+            log(f"rewrote the table in {args.readme} from {args.from_json}")
+        if args.markdown or not args.readme:
+            log(markdown_table(result))
+        return 0
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    rounds = args.rounds or (1 if args.quick else 2)
+    if args.clock == "cpu":
+        if args.threads != 1:
+            p.error("--clock cpu needs --threads 1 (the CPU time of one thread)")
+        global CLOCK
+        CLOCK = time.thread_time
+    started = time.perf_counter()
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    ckpt = Path(args.checkpoint) if args.checkpoint else build_checkpoint(Path(args.work_dir) / "albert-base-v2-random")
+    work = Path(args.work_dir)
+    ckpt = Path(args.checkpoint) if args.checkpoint else build_checkpoint(work / "albert-base-v2-random")
     import torch
 
     torch.set_num_threads(args.threads)
-    result = {"machine": machine(), "threads": args.threads, "quick": args.quick, "checkpoint": str(ckpt)}
-    log(f"scripts/bench.py on {result['machine']['cpu']} ({args.threads} threads), checkpoint {ckpt}")
+    result = {"machine": machine(), "threads": args.threads, "clock": args.clock, "quick": args.quick,
+              "checkpoint": str(ckpt),
+              "command": "python scripts/bench.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+    log(f"scripts/bench.py on {result['machine']['cpu']} ({result['machine']['cpu_flags']}), "
+        f"{args.threads} threads, {args.clock} clock, checkpoint {ckpt}")
     ours, theirs = _load_sides(ckpt, args.threads)
+    onnx_paths = {} if "onnx" in skip else onnx_files(ckpt, ours, work / ckpt.name, args.quick, log)
+    sides = build_sides(ours, theirs, onnx_paths, args.threads)
     if "model" not in skip:
-        session = None if "onnx" in skip else _onnx_session(ckpt, ours, args.threads)
-        shapes = [(1, 16), (8, 128)] if args.quick else [(1, 16), (32, 128), (8, 512)]
-        log("model level, fp32 (tokens/s; median (min-max) ratio vs transformers)")
-        result["model"] = model_level(ours, theirs, session, shapes, rounds, log)
-        del session
-    if "precision" not in skip:
-        shape = (8, 64) if args.quick else (32, 128)
-        result["precision_shape"] = f"{shape[0]}x{shape[1]}"
-        log("precision options (agreement with minialbert fp32)")
-        result["precision"] = precision(ours, theirs, shape, max(2, rounds - 1), log)
+        log("model level (tokens/s; median (min-max), ratio to minialbert fp32)")
+        shapes = SHAPES_QUICK if args.quick else SHAPES_FULL
+        if args.shapes:
+            shapes = [tuple(int(v) for v in shape.lower().split("x")) for shape in args.shapes.split(",")]
+        result["model"] = model_level(sides, shapes, rounds, log)
+    if "accuracy" not in skip:
+        n = 48 if args.quick else 160
+        log(f"accuracy against model.py on {n} corpus texts")
+        result["accuracy"] = accuracy(ckpt, sides, ours, n, log, bf16=not args.quick)
+    del sides
+    if "memory" not in skip:
+        log("memory (fresh processes)")
+        result["memory"] = memory(ckpt, onnx_paths, args.threads, log, quick=args.quick)
     if "corpus" not in skip:
-        n = args.corpus_texts or (96 if args.quick else 2000)
+        n = args.corpus_texts or (48 if args.quick else 160)
         log("mixed-length corpus, raw text -> vectors (real tokens/s)")
-        result["corpus"] = corpus(ckpt, ours, theirs, n, 1 if n > 500 else 2, args.threads, log)
+        result["corpus"] = corpus(ckpt, ours, theirs, n, 1, args.threads, log)
     if "cold" not in skip:
         log("cold start (fresh processes)")
-        result["cold_start"] = cold_start(ckpt, 1 if args.quick else 3, args.threads, log)
+        result["cold_start"] = cold_start(ckpt, 1 if args.quick else 2, args.threads, log)
+    result["machine"]["load_average_at_end"] = os.getloadavg()
+    result["seconds"] = time.perf_counter() - started
     Path(args.json).write_text(json.dumps(result, indent=2))
-    log(f"wrote {args.json}")
+    log(f"wrote {args.json} ({result['seconds']:.0f} s)")
     if args.markdown:
         log(markdown_table(result))
     return 0

@@ -189,3 +189,62 @@ def test_int8_close_to_fp32_and_follows_weight_changes(tmp_path):
     with pytest.raises(fast.MinialbertError, match="int8 runs float32 models on the CPU"):
         with torch.inference_mode():
             engine(ids, mask, tt)
+
+
+def test_large_batches_run_in_slices_of_rows(pair, monkeypatch):
+    """Rows are independent: a batch sliced by SLICE_TOKENS gives model.py's numbers, token types
+    and positions given per row or shared by the batch."""
+    ours, hf = pair
+    ids, mask, tt = random_inputs(batch=5, seq=13, seed=11)
+    monkeypatch.setattr(fast, "SLICE_TOKENS", 2 * 13)  # slices of 2, 2 and 1 rows
+    calls = []
+    real = fast._embed
+    monkeypatch.setattr(fast, "_embed", lambda *a: calls.append(a[1].shape[0]) or real(*a))
+    positions = torch.arange(13).unsqueeze(0)
+    for kwargs in (dict(attention_mask=mask, token_type_ids=tt), dict(token_type_ids=tt[:1], position_ids=positions)):
+        out = _fast(ours, ids, kwargs.get("attention_mask"), kwargs.get("token_type_ids"), kwargs.get("position_ids"))
+        ref = _reference(ours, ids, **kwargs)
+        assert _maxdiff(out.last_hidden_state, ref.last_hidden_state) <= SMALL
+        assert _maxdiff(out.pooler_output, ref.pooler_output) <= SMALL
+    assert calls == [2, 2, 1, 2, 2, 1]
+
+
+def _pooled_cosines(out, ref, mask):
+    m = mask.unsqueeze(-1).float()
+    mean = lambda h: (h.float() * m).sum(1) / m.sum(1)  # noqa: E731
+    cos = torch.nn.functional.cosine_similarity
+    return cos(mean(out.last_hidden_state), mean(ref.last_hidden_state), dim=-1).min(), \
+        cos(out.pooler_output, ref.pooler_output, dim=-1).min()
+
+
+@pytest.mark.parametrize("kernel", ["fbgemm (few rows)", "onednn (many rows)"])
+def test_int8_kernels_agree_with_model_py(monkeypatch, kernel):
+    """Both int8 kernels, on a model with transformers-like weights (N(0, 0.02)): mean-pooled
+    cosine to model.py >= 0.999, pooler >= 0.998 (the bounds the benchmark reports)."""
+    from minialbert import quantize
+    from minialbert.config import AlbertConfig
+
+    monkeypatch.setattr(quantize, "SMALL_ROWS", 10**9 if kernel.startswith("fbgemm") else 1)
+    torch.manual_seed(0)
+    model = AlbertModel(AlbertConfig(vocab_size=500, embedding_size=64, hidden_size=128, num_hidden_layers=6,
+                                     num_attention_heads=4, intermediate_size=512, max_position_embeddings=64)).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_((1.0 if name.endswith("norm.weight") else 0.0) + (0.1 if "norm" in name else 0.02) * torch.randn_like(p))
+    ids, mask, tt = random_inputs(batch=4, seq=40, vocab=500, seed=2)
+    out = _fast(model, ids, mask, tt, int8=True)
+    mean_cos, pooler_cos = _pooled_cosines(out, _reference(model, ids, attention_mask=mask, token_type_ids=tt), mask)
+    assert mean_cos >= 0.999 and pooler_cos >= 0.998
+    assert _maxdiff(out.last_hidden_state, _fast(model, ids, mask, tt).last_hidden_state) > 1e-4  # really int8
+
+
+def test_int8_activation_bytes_are_the_quantized_values():
+    """quantize_activation hands oneDNN the quantized tensor's bytes as uint8 without a copy: they
+    must be the 7-bit values torch computed."""
+    from minialbert import quantize
+
+    x = torch.randn(64, 48) * 3 + 1
+    values, scale, zero_point = quantize.quantize_activation(x)
+    assert values.dtype == torch.uint8 and int(values.max()) <= 127
+    expected = torch.clamp(torch.round(x / scale) + zero_point, 0, 127)
+    assert torch.equal(values.float(), expected)
