@@ -650,7 +650,7 @@ def markdown_table(result: dict) -> str:
         lines.append(f"| {name} | {SIDE_NEEDS.get(name, '')} | " + " | ".join(cells + cos) + " |")
     if "minialbert bf16" in acc:
         a = acc["minialbert bf16"]
-        lines.append(f"| minialbert bf16 (not timed) | AVX512-BF16 / AMX to be fast | " + " | ".join(["-"] * len(shapes))
+        lines.append("| minialbert bf16 (not timed) | AVX512-BF16 / AMX to be fast | " + " | ".join(["-"] * len(shapes))
                      + f" | {a['cos_min_mean_pooled']:.5f} | {a['cos_min_pooler']:.5f} |")
     mem = result.get("memory")
     if mem:

@@ -112,7 +112,6 @@ class OnednnInt8:
 def ort_session(kind: str, w: torch.Tensor, b: torch.Tensor, threads: int):
     """A one-node ONNX Runtime graph y = x W^T + b: 'fp32', or 'u8s8'/'u8u8' + '-pt'/'-pc'."""
     import numpy as np
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 

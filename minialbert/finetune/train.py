@@ -42,7 +42,7 @@ import torch
 
 from ..errors import MinialbertError
 from . import FinetuneError
-from .data import SEQUENCE_TASKS, TASKS, check_labels, collate, collect_labels, encode_examples, encode_tagged, \
+from .data import TASKS, check_labels, collate, collect_labels, encode_examples, encode_tagged, \
     read_examples, read_tagged
 from ..pretrain.train import _rng_state, _set_rng_state  # the same RNG bookkeeping as pre-training
 from .metrics import accuracy, entity_f1, macro_f1, matthews_corrcoef, pearson, spearman, squad_scores

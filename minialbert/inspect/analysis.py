@@ -175,7 +175,7 @@ def parameter_map(c: AlbertConfig, has_pooler: bool = True) -> list[ParameterPar
     to `params.count_parameters(c)`'s model and bert_equivalent counts.
     """
     n = count_parameters(c)
-    E, H, L = c.embedding_size, c.hidden_size, c.num_hidden_layers
+    H, L = c.hidden_size, c.num_hidden_layers
     pooler = n.pooler if has_pooler else 0
     return [
         ParameterPart("word embeddings", n.word_embeddings, c.vocab_size * H, "V·E", "V·H"),
