@@ -284,6 +284,10 @@ def build_onnx(model: nn.Module, *, int8: bool | Int8Options = False):
     if reason is not None:
         raise ExportError(f"cannot export this model to ONNX: {reason}. The export writes the graph of "
                           "minialbert's own model.py; export a model as minialbert builds it")
+    if not hasattr(model, "encoder") and not hasattr(model, "mlm_head"):
+        raise ExportError(f"cannot export an {type(model).__name__}: the ONNX graph is the encoder "
+                          "(last_hidden_state, pooler_output); export its model.albert and apply the head to "
+                          "those outputs")
     base = model if hasattr(model, "encoder") else model.albert
     options = Int8Options() if int8 is True else (int8 or None)
     with torch.no_grad():

@@ -57,7 +57,11 @@ from .model import (
     STOCK_FUNCTIONS,
     STOCK_METHODS,
     AlbertForMaskedLM,
+    AlbertForMultipleChoice,
     AlbertForPreTraining,
+    AlbertForQuestionAnswering,
+    AlbertForSequenceClassification,
+    AlbertForTokenClassification,
     AlbertLayer,
     AlbertModel,
     AlbertOutput,
@@ -66,8 +70,10 @@ from .model import (
     Encoder,
     FeedForward,
     MLMHead,
+    QuestionAnsweringOutput,
     SelfAttention,
     SOPHead,
+    TaskOutput,
     additive_attention_mask,
     check_inputs,
 )
@@ -81,7 +87,10 @@ __all__ = ["InferenceEngine", "EngineFallbackWarning", "why_not_stock", "fused_f
 # override anything), the methods recorded when model.py was imported (monkeypatching), no hooks
 # (they may change any output), and every sub-module where model.py put it, of the exact type.
 # ---------------------------------------------------------------------------------------------
-_TOP_CLASSES = (AlbertModel, AlbertForPreTraining, AlbertForMaskedLM)
+_PRETRAINING_CLASSES = (AlbertForPreTraining, AlbertForMaskedLM)
+_TASK_CLASSES = (AlbertForSequenceClassification, AlbertForTokenClassification, AlbertForQuestionAnswering,
+                 AlbertForMultipleChoice)
+_TOP_CLASSES = (AlbertModel,) + _PRETRAINING_CLASSES + _TASK_CLASSES
 _NONE = type(None)
 # For each stock class, the sub-modules its forward uses and the exact types they must have.
 _LAYOUT: dict[type, dict[str, tuple[type, ...]]] = {
@@ -97,6 +106,10 @@ _LAYOUT: dict[type, dict[str, tuple[type, ...]]] = {
     FeedForward: {"up": (nn.Linear,), "down": (nn.Linear,), "norm": (nn.LayerNorm,), "dropout": (nn.Dropout,)},
     MLMHead: {"dense": (nn.Linear,), "norm": (nn.LayerNorm,)},
     SOPHead: {"dropout": (nn.Dropout,), "classifier": (nn.Linear,)},
+    AlbertForSequenceClassification: {"albert": (AlbertModel,), "dropout": (nn.Dropout,), "classifier": (nn.Linear,)},
+    AlbertForTokenClassification: {"albert": (AlbertModel,), "dropout": (nn.Dropout,), "classifier": (nn.Linear,)},
+    AlbertForQuestionAnswering: {"albert": (AlbertModel,), "qa_outputs": (nn.Linear,)},
+    AlbertForMultipleChoice: {"albert": (AlbertModel,), "dropout": (nn.Dropout,), "classifier": (nn.Linear,)},
 }
 _MISSING = object()
 
@@ -180,8 +193,8 @@ def _layers_problem(path: str, encoder: Encoder) -> str | None:
 def why_not_stock(model: nn.Module, *, eval_mode: bool = False) -> str | None:
     """None when `model` is exactly what minialbert builds, else one line that says what is not.
 
-    Stock means: an AlbertModel, AlbertForPreTraining or AlbertForMaskedLM (exact classes, not
-    subclasses) whose every sub-module is where model.py puts it and of the exact class it
+    Stock means: an AlbertModel, a pre-training class or a task-head class of model.py (exact
+    classes, not subclasses) whose every sub-module is where model.py puts it and of the exact class it
     builds (torch's Linear, LayerNorm, Embedding, Dropout included); every method as it was when
     model.py was imported (class or instance monkeypatching is caught); no forward hooks or
     pre-hooks (on any module, or registered globally); the config's activation. It says nothing
@@ -191,7 +204,8 @@ def why_not_stock(model: nn.Module, *, eval_mode: bool = False) -> str | None:
     """
     cls = type(model)
     if cls not in _TOP_CLASSES:
-        return f"the model is a {cls.__name__}, not AlbertModel, AlbertForPreTraining or AlbertForMaskedLM"
+        return (f"the model is a {cls.__name__}, not one of minialbert's own classes "
+                f"({', '.join(c.__name__ for c in _TOP_CLASSES)})")
     hooks = torch.nn.modules.module
     if hooks._global_forward_hooks or hooks._global_forward_pre_hooks:
         return "a global forward hook or pre-hook is registered (torch.nn.modules.module.register_module_forward_hook)"
@@ -240,7 +254,9 @@ class InferenceEngine:
     engine(input_ids, attention_mask=None, token_type_ids=None, position_ids=None)
         -> what model(...) returns: AlbertOutput (last_hidden_state, pooler_output) for an
            AlbertModel; AlbertPreTrainingOutput (prediction_logits, sop_logits) for the
-           pre-training classes. No hidden states, attentions or losses: call the model for those.
+           pre-training classes; TaskOutput / QuestionAnsweringOutput (logits; start and end
+           logits) for the task heads of model.py section 7 (multiple choice: inputs of shape
+           (batch, choices, seq)). No hidden states, attentions or losses: call the model for those.
 
     Calling the model runs model.py; the engine is an optimisation that refuses to run anything it
     was not built for. The fused path runs when `why_not_fused()` is None: a stock model
@@ -296,14 +312,19 @@ class InferenceEngine:
                               position_ids=position_ids)
         model = self.model
         base = model if type(model) is AlbertModel else model.albert
+        choices = None
+        if type(model) is AlbertForMultipleChoice:  # each choice is a row of its own, as model.py does it
+            if input_ids.dim() != 3:
+                raise ModelInputError(f"input_ids must be (batch, choices, seq), got shape {tuple(input_ids.shape)}")
+            choices = input_ids.shape[1]
+            input_ids, attention_mask, token_type_ids, position_ids = (
+                None if t is None else t.reshape(-1, t.shape[-1])
+                for t in (input_ids, attention_mask, token_type_ids, position_ids))
         check_inputs(base.config, input_ids, attention_mask, token_type_ids, position_ids)
         out = fused_forward(base, input_ids, attention_mask, token_type_ids, position_ids, self._ops(base))
         if base is model:
             return out
-        # The heads are stock (checked above) and cheap next to the encoder: model.py's own code.
-        logits = model.mlm_head(out.last_hidden_state, base.embeddings.word.weight)
-        sop_logits = model.sop_head(out.pooler_output) if model.sop_head is not None else None
-        return AlbertPreTrainingOutput(logits, sop_logits)
+        return _run_head(model, out, choices)
 
     def _ops(self, base: AlbertModel):
         if not self.int8:
@@ -312,6 +333,25 @@ class InferenceEngine:
             raise MinialbertError(f"int8 runs float32 models on the CPU; this one is {base.dtype} on "
                                   f"{base.device}: move it with model.to('cpu', torch.float32) or use int8=False")
         return _Int8Ops(self._packs)
+
+
+def _run_head(model: nn.Module, out: AlbertOutput, choices: int | None):
+    """The head of a stock pre-training or task model on the fused encoder's output. The heads
+    are model.py's own modules, called as its forwards call them, and cheap next to the encoder;
+    dropout is the identity in eval mode (checked before the fused path runs), so it is skipped."""
+    h, pooled = out.last_hidden_state, out.pooler_output
+    cls = type(model)
+    if cls in _PRETRAINING_CLASSES:
+        logits = model.mlm_head(h, model.albert.embeddings.word.weight)
+        return AlbertPreTrainingOutput(logits, model.sop_head(pooled) if model.sop_head is not None else None)
+    if cls is AlbertForSequenceClassification:
+        return TaskOutput(model.classifier(pooled))
+    if cls is AlbertForTokenClassification:
+        return TaskOutput(model.classifier(h))
+    if cls is AlbertForMultipleChoice:
+        return TaskOutput(model.classifier(pooled).view(-1, choices))
+    start_logits, end_logits = model.qa_outputs(h).unbind(dim=-1)  # AlbertForQuestionAnswering
+    return QuestionAnsweringOutput(start_logits.contiguous(), end_logits.contiguous())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -683,7 +683,8 @@ class AlbertForMultipleChoice(AlbertTaskModel):
 # step aside and let the model run its own forward.
 # ---------------------------------------------------------------------------------------------
 STOCK_CLASSES = (AlbertModel, AlbertForPreTraining, AlbertForMaskedLM, Embeddings, Encoder, AlbertLayer,
-                 SelfAttention, FeedForward, MLMHead, SOPHead)
+                 SelfAttention, FeedForward, MLMHead, SOPHead, AlbertForSequenceClassification,
+                 AlbertForTokenClassification, AlbertForQuestionAnswering, AlbertForMultipleChoice)
 TORCH_CLASSES = (nn.Linear, nn.LayerNorm, nn.Embedding, nn.Dropout)
 STOCK_METHODS = {  # class -> {name: the function (or property) that name resolved to, up to nn.Module}
     cls: {name: value for base in reversed(cls.__mro__[:cls.__mro__.index(nn.Module)])

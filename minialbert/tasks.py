@@ -8,7 +8,9 @@
     TokenTagger.from_pretrained(folder)(["John lives in Paris"])   # [[Entity('PER', 'John', 0, 4, ...), ...]]
 
 Each loads the tokenizer and the matching head of model.py section 7 from a checkpoint directory
-or Hub repo, batches its inputs by length, and runs the model under torch.inference_mode().
+or Hub repo, batches its inputs by length, and runs the model under torch.inference_mode()
+through the inference engine (fast.py; `pipeline.engine`), which computes model.py's equations
+with fused kernels for a stock model and otherwise calls the model itself.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ from .hub import ModelSource
 
 # ------------------------------------------------------------------------------ batching
 def forward_in_batches(model, features: Sequence, pad_id: int, *, batch_size: int = 32,
-                       kind: str = "sequence") -> list:
+                       kind: str = "sequence", engine=None) -> list:
     """Run `model` on features (longest first, so batches pad little); outputs in input order.
+
+    engine: a fast.InferenceEngine wrapping `model` to call instead of the model itself.
 
     kind "sequence": one logits row per feature; "token": (length, labels) per feature;
     "qa": (start_logits, end_logits) per feature, each of the feature's length.
@@ -46,7 +50,7 @@ def forward_in_batches(model, features: Sequence, pad_id: int, *, batch_size: in
         for b in range(0, len(order), batch_size):
             idx = order[b:b + batch_size]
             batch = collate([features[i] for i in idx], pad_id, with_labels=False)
-            result = model(**{k: v.to(device) for k, v in batch.items()})
+            result = (engine or model)(**{k: v.to(device) for k, v in batch.items()})
             if kind == "qa":
                 starts, ends = result.start_logits.float().cpu().numpy(), result.end_logits.float().cpu().numpy()
                 for row, i in enumerate(idx):
@@ -94,6 +98,25 @@ class _Pipeline:
         limit = model.config.max_position_embeddings
         self.max_length = min(max_length or getattr(tokenizer, "model_max_length", limit) or limit, limit)
         self._warned_long = False
+        self._engine = None
+
+    @property
+    def engine(self):
+        """The fast.InferenceEngine that runs this pipeline's model (made on first use). It takes
+        its fused path for a stock model and otherwise runs the model's own forward, with a warning
+        naming what is not stock. Set it to another engine of the same model, for example
+        InferenceEngine(pipeline.model, int8=True)."""
+        from .fast import InferenceEngine
+
+        if self._engine is None or self._engine.model is not self.model:
+            self._engine = InferenceEngine(self.model)
+        return self._engine
+
+    @engine.setter
+    def engine(self, engine) -> None:
+        if getattr(engine, "model", None) is not self.model:
+            raise MinialbertError("the engine must wrap this pipeline's model (pipeline.model)")
+        self._engine = engine
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, *, revision: str | None = None,
@@ -165,7 +188,8 @@ class TextClassifier(_Pipeline):
                     for i in range(len(texts))]
             self._warn_truncated(sum(f > n for f in full), n)
         features = [Feature(ids, types) for ids, types in zip(enc["input_ids"], enc["token_type_ids"])]
-        logits = forward_in_batches(self.model, features, self.tokenizer.pad_token_id, batch_size=batch_size)
+        logits = forward_in_batches(self.model, features, self.tokenizer.pad_token_id, engine=self.engine,
+                                    batch_size=batch_size)
         names = [self.config.id2label[i] for i in range(self.config.num_labels)]
         results = []
         for row in logits:
@@ -218,8 +242,8 @@ class TokenTagger(_Pipeline):
             for ws, we in window_spans(len(ids), width, stride):
                 features.append(Feature([cls_id, *ids[ws:we], sep_id], [0] * (we - ws + 2)))
                 owners.append((t, ws, we))
-        logits = forward_in_batches(self.model, features, self.tokenizer.pad_token_id, batch_size=batch_size,
-                                    kind="token")
+        logits = forward_in_batches(self.model, features, self.tokenizer.pad_token_id, engine=self.engine,
+                                    batch_size=batch_size, kind="token")
         per_text: list[np.ndarray] = [np.zeros((len(ids), self.config.num_labels)) for ids in enc["input_ids"]]
         context = [np.full(len(ids), -1) for ids in enc["input_ids"]]
         for (t, ws, we), rows in zip(owners, logits):
@@ -297,7 +321,8 @@ class QuestionAnswerer(_Pipeline):
         examples = [QAExample(str(i), q, c) for i, (q, c) in enumerate(zip(questions, contexts))]
         features = make_features(examples, self.tokenizer, max_length=n, doc_stride=doc_stride,
                                  max_query_length=max_query_length)
-        logits = forward_in_batches(self.model, features, self.tokenizer.pad_token_id, batch_size=batch_size, kind="qa")
+        logits = forward_in_batches(self.model, features, self.tokenizer.pad_token_id, engine=self.engine,
+                                    batch_size=batch_size, kind="qa")
         version_2 = self.version_2 if allow_no_answer is None else allow_no_answer
         answers = decode_answers(examples, features, [s for s, _ in logits], [e for _, e in logits],
                                  n_best=max(20, top_k), max_answer_length=max_answer_length, version_2=version_2,

@@ -17,6 +17,8 @@ from torch import nn
 
 from conftest import random_inputs
 from minialbert import AlbertConfig, AlbertForMaskedLM, AlbertForPreTraining, AlbertModel, AlbertTokenizer, Embedder
+from minialbert.model import (AlbertForMultipleChoice, AlbertForQuestionAnswering, AlbertForSequenceClassification,
+                              AlbertForTokenClassification)
 from minialbert import fast
 from minialbert.errors import ModelInputError
 from minialbert.fast import EngineFallbackWarning, InferenceEngine, why_not_stock
@@ -155,6 +157,62 @@ def test_pretraining_classes_and_fill_mask_take_the_fused_path(tokenizer, fused_
     assert [p.token_id for p in predictions] == probs.topk(3).indices.tolist()
 
 
+TASK_CLASSES = [AlbertForSequenceClassification, AlbertForTokenClassification, AlbertForQuestionAnswering,
+                AlbertForMultipleChoice]
+
+
+@pytest.mark.parametrize("cls", TASK_CLASSES)
+def test_task_heads_take_the_fused_path(tokenizer, fused_calls, cls):
+    model = randomized(cls(config(tokenizer, num_labels=2 if cls is AlbertForQuestionAnswering else 3)), seed=5)
+    ids, mask, tt = random_inputs(batch=4, seq=10, vocab=tokenizer.vocab_size, seed=6)
+    if cls is AlbertForMultipleChoice:  # (batch, choices, seq)
+        ids, mask, tt = (t.view(2, 2, 10) for t in (ids, mask, tt))
+    with torch.no_grad():
+        reference = model(ids, attention_mask=mask, token_type_ids=tt)
+    with torch.inference_mode():
+        out = InferenceEngine(model)(ids, attention_mask=mask, token_type_ids=tt)
+    assert fused_calls == [1]
+    if cls is AlbertForQuestionAnswering:
+        assert maxdiff(out.start_logits, reference.start_logits) <= 1e-5
+        assert maxdiff(out.end_logits, reference.end_logits) <= 1e-5
+        assert out.start_logits.shape == reference.start_logits.shape == (4, 10)
+    else:
+        assert out.logits.shape == reference.logits.shape
+        assert maxdiff(out.logits, reference.logits) <= 1e-5
+
+
+def test_task_pipelines_run_the_engine_and_honour_a_changed_head(tokenizer, fused_calls):
+    """TextClassifier (and the CLI's classify) take the fused path; a replaced head forward makes
+    the engine step aside, and the changed head is what the pipeline then reports."""
+    from minialbert.tasks import QuestionAnswerer, TextClassifier
+
+    model = randomized(AlbertForSequenceClassification(config(tokenizer, num_labels=3)), seed=7)
+    clf = TextClassifier(model, tokenizer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EngineFallbackWarning)
+        results = clf(TEXTS)
+    assert len(fused_calls) == 1
+    for text, result in zip(TEXTS, results):
+        with torch.no_grad():
+            probs = model(ids_of(tokenizer, text)).logits[0].softmax(-1)
+        assert abs(result.scores[result.label] - probs.max().item()) <= 1e-5
+        assert result.label == model.config.id2label[probs.argmax().item()]
+
+    qa = QuestionAnswerer(randomized(AlbertForQuestionAnswering(config(tokenizer)), seed=8), tokenizer)
+    qa("Who is here?", "The cat is here.")
+    assert len(fused_calls) == 2
+
+    class AlwaysFirst(nn.Linear):  # a researcher's head: every text gets the first label
+        def forward(self, x):
+            return torch.tensor([10.0, 0.0, 0.0]).expand(*x.shape[:-1], 3)
+
+    model.classifier = AlwaysFirst(model.config.hidden_size, 3)
+    with pytest.warns(EngineFallbackWarning, match="classifier is a AlwaysFirst"):
+        changed = clf(TEXTS)
+    assert len(fused_calls) == 2  # the model's own forward ran
+    assert {r.label for r in changed} == {model.config.id2label[0]}
+
+
 # ------------------------------------------------------------------ modified models
 class HalvedAttention(SelfAttention):
     """A subclass with a changed forward: the attention block's output is halved."""
@@ -250,7 +308,7 @@ def _global_hook(model):
 
 
 CHECKS = {
-    "a subclass of AlbertModel": (lambda m: MyAlbert(m.config), "the model is a MyAlbert, not AlbertModel"),
+    "a subclass of AlbertModel": (lambda m: MyAlbert(m.config), "the model is a MyAlbert, not one of minialbert's own classes"),
     "instance forward": (lambda m: setattr(m.encoder.groups[0][0].feed_forward, "forward", lambda x: x),
                          "encoder.groups.0.0.feed_forward.forward was replaced on the instance"),
     "pre-hook": (lambda m: m.embeddings.norm.register_forward_pre_hook(lambda module, args: None),

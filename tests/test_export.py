@@ -194,6 +194,17 @@ def test_non_stock_model_is_refused():
         build_onnx(model)
 
 
+def test_task_head_model_is_refused_not_exported_without_its_head():
+    from minialbert.model import AlbertForSequenceClassification
+
+    model = AlbertForSequenceClassification(AlbertConfig(vocab_size=99, embedding_size=16, hidden_size=32,
+                                                         num_hidden_layers=2, num_attention_heads=4,
+                                                         intermediate_size=37, num_labels=3)).eval()
+    with pytest.raises(ExportError, match="cannot export an AlbertForSequenceClassification: .*model.albert"):
+        build_onnx(model)
+    assert len(build_onnx(model.albert).graph.node) > 0  # the encoder alone exports
+
+
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     import sentencepiece as spm
