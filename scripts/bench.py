@@ -731,7 +731,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="scripts/bench.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true",
                    help="smoke run (under 3 minutes on 2 quiet cores): 8x128 and 1x16, fewer ONNX sides, "
-                        "a 48-text corpus, one cold start")
+                        "a 24-text corpus, one cold start")
     p.add_argument("--json", default="bench.json", help="where to write the results (default bench.json)")
     p.add_argument("--checkpoint", help="a local checkpoint directory (with spiece.model) to use instead of "
                                         "the random albert-base-v2-sized one")
@@ -739,7 +739,7 @@ def main(argv=None) -> int:
                    help="where the random checkpoint and the ONNX files are cached")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, help="timed rounds per shape, after one warm-up (default 2, quick 1)")
-    p.add_argument("--corpus-texts", type=int, help="texts in the corpus (default 160, quick 48)")
+    p.add_argument("--corpus-texts", type=int, help="texts in the corpus (default 160, quick 24)")
     p.add_argument("--skip", default="", help="comma list of sections to skip: model,accuracy,memory,corpus,cold,onnx")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="cpu: time each call by the CPU time of the calling thread, with --threads 1: on a "
@@ -792,7 +792,7 @@ def main(argv=None) -> int:
             shapes = [tuple(int(v) for v in shape.lower().split("x")) for shape in args.shapes.split(",")]
         result["model"] = model_level(sides, shapes, rounds, log)
     if "accuracy" not in skip:
-        n = 48 if args.quick else 160
+        n = 32 if args.quick else 160
         log(f"accuracy against model.py on {n} corpus texts")
         result["accuracy"] = accuracy(ckpt, sides, ours, n, log, bf16=not args.quick)
     del sides
@@ -800,7 +800,7 @@ def main(argv=None) -> int:
         log("memory (fresh processes)")
         result["memory"] = memory(ckpt, onnx_paths, args.threads, log, quick=args.quick)
     if "corpus" not in skip:
-        n = args.corpus_texts or (48 if args.quick else 160)
+        n = args.corpus_texts or (24 if args.quick else 160)
         log("mixed-length corpus, raw text -> vectors (real tokens/s)")
         result["corpus"] = corpus(ckpt, ours, theirs, n, 1, args.threads, log)
     if "cold" not in skip:
