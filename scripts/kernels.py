@@ -26,6 +26,8 @@ the non-GEMM work of one layer at 32 x 128 (LayerNorm, GELU, residual adds, acti
 quantization, attention) so that an end-to-end figure can be checked against its parts; the profile section times each
 operation of the inference engine's forward (fp32 and int8, 1 x 16 and 8 x 128) with its GOP/s,
 to set beside the isolated kernels' rates: the "time per kernel against its ceiling" table.
+The hot section runs each fp32 kernel back to back on one weight, as the shared layer does: the
+ceiling that an end-to-end number should be compared with.
 The machine may be shared: compare columns (ratios), not absolute numbers across runs.
 """
 
@@ -166,6 +168,32 @@ def interleave(sides: dict, rounds: int, inner: int) -> dict:
                 sides[n]()
             times[n].append((CLOCK() - t) / inner)
     return {n: statistics.median(v) for n, v in times.items()}
+
+
+def hot_study(rounds: int, threads: int, log) -> dict:
+    """fp32 GEMMs run back to back on one weight, as ALBERT's shared layer runs them (its weights
+    stay in cache between calls), unlike gemm_study, whose sides evict each other's weights:
+    oneDNN (plain and pre-packed) against ONNX Runtime's MLAS, at 16 and 1024 rows."""
+    g = torch.Generator().manual_seed(0)
+    out = {}
+    for K, N, label in SHAPES:
+        w, b = torch.randn(N, K, generator=g) * 0.02, torch.zeros(N)
+        session = ort_session("fp32", w, b, threads)
+        for M in (16, 1024):
+            x = torch.randn(M, K, generator=g)
+            x_np, pw = x.numpy(), torch.ops.mkldnn._reorder_linear_weight(w, M)
+            sides = {
+                "onednn": lambda: torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], ""),
+                "onednn-pk": lambda: torch.ops.mkldnn._linear_pointwise(x, pw, b, "none", [], ""),
+                "ort": lambda: session.run(None, {"x": x_np}),
+            }
+            for f in sides.values():  # warm: packs, caches
+                f()
+            med = interleave(sides, rounds, 200 if M == 16 else 10)
+            rates = {n: 2 * M * K * N / t / 1e9 for n, t in med.items()}
+            out[f"{M}x{label}"] = rates
+            log(f"  M={M:<5} {label:8} K={K:<5} N={N:<5} " + "  ".join(f"{n}={r:.0f}" for n, r in rates.items()))
+    return out
 
 
 def gemm_study(rounds: int, threads: int, use_ort: bool, log) -> dict:
@@ -391,7 +419,7 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", default="kernels.json")
-    p.add_argument("--skip", default="", help="comma list: gemm,epilogue,accuracy,ort,profile")
+    p.add_argument("--skip", default="", help="comma list: gemm,hot,epilogue,accuracy,ort,profile")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="cpu: this process's CPU time, for a busy machine (use with --threads 1: with more "
                         "threads, spinning waits would count)")
@@ -418,6 +446,9 @@ def main(argv=None) -> int:
     if "profile" not in skip:
         log("inference engine, time per operation of one forward")
         result["profile"] = engine_profile([(1, 16), (8, 128)], args.rounds, log)
+    if "hot" not in skip and "ort" not in skip:
+        log("fp32 GEMMs back to back on one weight (a shared layer's weights stay cached), GFLOP/s")
+        result["hot"] = hot_study(args.rounds, args.threads, log)
     if "gemm" not in skip:
         log("GEMMs, GOP/s (median over rounds)")
         result["gemm"] = gemm_study(args.rounds, args.threads, "ort" not in skip, log)
