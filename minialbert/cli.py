@@ -108,9 +108,11 @@ def _read_input(args: argparse.Namespace, positional: list[str]) -> list[str]:
 def _embedder(args: argparse.Namespace):
     from .embed import Embedder
 
+    if args.int8 and args.layer not in (None, -1):
+        raise MinialbertError("--int8 applies to the last layer (the inference engine's output); drop --layer or --int8")
     return Embedder.from_pretrained(
         args.model, revision=args.revision, cache_dir=args.cache_dir, local_files_only=args.offline, device=args.device,
-        dtype=args.dtype, max_length=args.max_length,
+        dtype=args.dtype, max_length=args.max_length, backend=args.backend, int8=args.int8,
     )
 
 
@@ -159,12 +161,17 @@ def _embed_to_directory(args: argparse.Namespace) -> int:
 
         if args.device is not None:
             raise MinialbertError("--device does not apply to --ray: actors use a GPU with --ray-gpus, else the CPU")
+        if args.backend != "torch":
+            raise MinialbertError("--backend onnxruntime does not apply to --ray: Ray actors run the PyTorch model "
+                                  "(--int8 for int8)")
+        if args.int8 and args.layer not in (None, -1):
+            raise MinialbertError("--int8 applies to the last layer (the inference engine's output); drop --layer or --int8")
 
         summary = embed_with_ray(
             args.input, args.output, model=args.model, revision=args.revision, cache_dir=args.cache_dir,
             local_files_only=args.offline, dtype=args.dtype, address=None if args.ray == "local" else args.ray,
             actors=args.ray_actors, cpus_per_actor=args.ray_cpus, gpus_per_actor=args.ray_gpus,
-            progress=progress, on_redo=redo, **options)
+            progress=progress, on_redo=redo, int8=args.int8, **options)
     else:
         from .stream import embed_file
 
@@ -489,6 +496,11 @@ def _embed_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stride", type=int, default=128, help="tokens shared by consecutive windows with --long-text chunk")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cpu)")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
+    p.add_argument("--int8", action="store_true",
+                   help="int8 GEMMs for the last layer (x86 CPU; ~1.5-2x faster, cosine to float32 >= 0.999)")
+    p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch",
+                   help="onnxruntime: run an ONNX export (a folder from `minialbert export onnx`, or the checkpoint "
+                        "exported in memory); needs the [onnx] extra")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary on stderr")
 
 

@@ -14,6 +14,7 @@ config in its metadata, so the file alone describes the model.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -71,6 +72,10 @@ class OnnxAlbert:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # warnings about shape merging are not the user's concern
         name = "<in memory>" if isinstance(source, bytes) else str(source)
+        try:  # what the graph computes, for streaming manifests (minialbert.stream.model_identity)
+            self.fingerprint = hashlib.sha256(source if isinstance(source, bytes) else Path(source).read_bytes()).hexdigest()
+        except OSError as e:
+            raise CheckpointError(f"cannot read ONNX model {name}: {e.strerror or e}") from None
         try:
             self.session = ort.InferenceSession(source if isinstance(source, bytes) else str(source), options,
                                                 providers=["CPUExecutionProvider"])

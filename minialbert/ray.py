@@ -72,7 +72,8 @@ class RayEmbedder:
                  max_length: int | None = None, long_text: str = "truncate", stride: int = 128,
                  device: str | None = None, dtype: str | None = None, revision: str | None = None,
                  cache_dir: str | None = None, local_files_only: bool = False, window: int | None = None,
-                 prompt_name: str | None = None, prompt: str | None = None, report_tokens: bool = False):
+                 prompt_name: str | None = None, prompt: str | None = None, report_tokens: bool = False,
+                 int8: bool = False):
         import torch
 
         from .embed import Embedder
@@ -84,7 +85,7 @@ class RayEmbedder:
             torch.set_num_threads(max(1, int(cpus)))  # Ray's per-actor CPUs, not every core of the node
         self.embedder = Embedder.from_pretrained(model, revision=revision, cache_dir=cache_dir,
                                                  local_files_only=local_files_only, device=device, dtype=dtype,
-                                                 max_length=max_length)
+                                                 max_length=max_length, int8=int8)
         self.text_column, self.vector_column, self.keep_text = text_column, vector_column, keep_text
         self.window, self.report_tokens = window, report_tokens
         self.kwargs = dict(pooling=pooling, layer=layer, normalize=normalize, batch_size=batch_size,
@@ -242,7 +243,7 @@ def embed_with_ray(source, output, *, model: str, revision: str | None = None, c
                    batch_size: int = 32, max_length: int | None = None, long_text: str = "truncate",
                    stride: int = 128, prompt_name: str | None = None, prompt: str | None = None,
                    window: int | None = None, with_text: bool = False, resume: bool = False,
-                   progress: bool | str = False, on_redo=None):
+                   progress: bool | str = False, on_redo=None, int8: bool = False):
     """minialbert.stream.embed_file, with Ray actors doing the embedding: same directory, same resume.
 
     address: None starts a local Ray (or joins the cluster RAY_ADDRESS names); "auto",
@@ -260,8 +261,11 @@ def embed_with_ray(source, output, *, model: str, revision: str | None = None, c
     inp = open_input(source, field=field)
     # The driver loads the model too, on its CPU: to fingerprint it for the manifest and to
     # check the options before any actor starts.
+    if int8 and gpus_per_actor:
+        raise MinialbertError("int8 runs on the CPU: drop --ray-gpus (or --int8)")
     embedder = Embedder.from_pretrained(model, revision=revision, cache_dir=cache_dir,
-                                        local_files_only=local_files_only, dtype=dtype, max_length=max_length)
+                                        local_files_only=local_files_only, dtype=dtype, max_length=max_length,
+                                        int8=int8)
     options = resolve_options(embedder, inp, pooling=pooling, layer=layer, normalize=normalize, batch_size=batch_size,
                               max_length=max_length, long_text=long_text, stride=stride,
                               window=window or DEFAULT_WINDOW, with_text=with_text,
@@ -293,7 +297,8 @@ def embed_with_ray(source, output, *, model: str, revision: str | None = None, c
         try:
             _run_windows(ray, out, pending, actors=actors, model=model, inp=inp, options=options,
                          cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor, bar=bar, summary=summary,
-                         revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, dtype=dtype)
+                         revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, dtype=dtype,
+                         int8=int8)
         finally:
             if started:
                 ray.shutdown()
@@ -307,7 +312,7 @@ def _run_windows(ray, out, pending: list[dict], *, actors: int | None, model: st
                  cpus_per_actor: float, gpus_per_actor: float, bar, summary, **load) -> None:
     """Embed the pending windows on Ray actors; write each as a shard as soon as it is whole.
 
-    load: revision, cache_dir, local_files_only, dtype (how each actor loads the model).
+    load: revision, cache_dir, local_files_only, dtype, int8 (how each actor loads the model).
     """
     from .stream import embed_kwargs
 

@@ -74,8 +74,10 @@ def model_identity(embedder, name: str | None = None, revision: str | None = Non
     h = hashlib.sha256()
     config = {f.name: getattr(model.config, f.name) for f in dataclasses.fields(model.config) if f.name != "extra"}
     h.update(json.dumps(config, sort_keys=True, default=str).encode())
+    if not isinstance(model, torch.nn.Module):  # an ONNX Runtime session (backend="onnxruntime")
+        h.update(f"onnx|{model.fingerprint}|".encode())
     with torch.no_grad():
-        for key, tensor in sorted(model.state_dict().items()):
+        for key, tensor in (sorted(model.state_dict().items()) if isinstance(model, torch.nn.Module) else ()):
             t = tensor.detach().to("cpu").contiguous().reshape(-1)
             h.update(f"{key}|{t.dtype}|{tuple(tensor.shape)}|".encode())
             if t.numel():
@@ -122,6 +124,7 @@ def resolve_options(embedder, inp: TextInput, *, pooling=None, layer=None, norma
         "prompt": embedder.resolve_prompt(prompt_name, prompt),
         "window": int(window),
         "with_text": bool(with_text),
+        "runtime": embedder.runtime,  # torch, torch-int8, onnxruntime(-int8): what computes the vectors
         "input_format": inp.format,
         "field": inp.field,
         "device": _device_type(device or embedder.model.device),

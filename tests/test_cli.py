@@ -84,6 +84,34 @@ def test_embed_outputs_match_transformers(ckpt, reference, tmp_path, capsys):
     assert np.abs(np.array([r["vector"] for r in lines]) - expected).max() < 1e-5
 
 
+def test_embed_int8_and_onnxruntime_backends_against_transformers(ckpt, reference, tmp_path, capsys):
+    """--int8 (the engine's int8 GEMMs) stays within cosine 0.999 of transformers' float32 vectors
+    and is not them (it really ran int8); --backend onnxruntime equals them to 1e-4."""
+    d, _ = ckpt
+    texts = ["first text", "a second, longer text with more words", "x y z " * 6]
+    expected = reference(texts)
+    code, out, err = run(["embed", *texts, "-m", d, "--pooling", "mean", "--int8"], capsys)
+    assert code == 0, err
+    got = np.array([r["vector"] for r in json.loads(out)])
+    cos = (got * expected).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(expected, axis=1)
+    assert cos.min() >= 0.999 and np.abs(got - expected).max() > 1e-5
+    code, out, err = run(["embed", *texts, "-m", d, "--pooling", "mean", "--backend", "onnxruntime"], capsys)
+    assert code == 0, err
+    assert np.abs(np.array([r["vector"] for r in json.loads(out)]) - expected).max() < 1e-4
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--int8", "--layer", "-2"], "--int8 applies to the last layer"),
+    (["--int8", "--dtype", "bfloat16"], "int8 runs float32 models on the CPU"),
+    (["--int8", "--backend", "onnxruntime"], "export onnx MODEL OUT.onnx --int8"),
+    (["--backend", "onnxruntime", "--layer", "-2"], "the onnxruntime backend returns the last layer only"),
+])
+def test_int8_and_backend_misuse_is_one_line(ckpt, capsys, argv, message):
+    d, _ = ckpt
+    code, out, err = run(["embed", "x", "-m", d, *argv], capsys)
+    assert code == 1 and message in err and err.count("\n") == 1 and out == ""
+
+
 @pytest.mark.parametrize("form, layer, layers", [("space", "-1,-2", (-1, -2)), ("equals", "-1,-2", (-1, -2)),
                                                  ("space", "-2", (-2,)), ("space", "0,-1", (0, -1))])
 def test_layer_flag_in_both_forms(ckpt, reference, capsys, form, layer, layers):

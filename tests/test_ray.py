@@ -79,3 +79,16 @@ def test_ray_equals_single_process_embed(cluster, ckpt, tmp_path):
     again = embed_with_ray(src, tmp_path / "out", model=str(ckpt), pooling="mean", window=50, resume=True,
                            with_text=True)
     assert again.complete and again.embedded == 0
+
+    # 3. --int8 reaches the actors (and the manifest): the int8 engine's vectors, not float32's
+    few = texts[:60]
+    src = write_input(tmp_path / "few.txt", [t.replace("\n", " ") for t in few], "txt")
+    summary = embed_with_ray(src, tmp_path / "int8", model=str(ckpt), pooling="mean", window=30, actors=1, int8=True)
+    assert summary.complete
+    _, got = load_vectors(tmp_path / "int8")
+    fp32 = Embedder.from_pretrained(ckpt).embed([t.replace("\n", " ") for t in few], pooling="mean")
+    # dynamic int8 scales each batch's activations by their own range, so the values depend on the
+    # batches; what holds is closeness to float32, and that int8 did run
+    cos = (got * fp32).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(fp32, axis=1)
+    assert cos.min() >= 0.999 and np.abs(got - fp32).max() > 1e-6
+    assert json.loads((tmp_path / "int8" / "manifest.json").read_text())["options"]["runtime"] == "torch-int8"

@@ -232,6 +232,27 @@ def test_prompts_stream_too_and_are_part_of_the_run(ckpt, embedder, tmp_path, ca
     assert code == 1 and err.count("\n") == 1 and "prompt" in err, err
 
 
+@pytest.mark.parametrize("flags", [["--int8"], ["--backend", "onnxruntime"]])
+def test_streaming_with_int8_or_onnxruntime(ckpt, embedder, tmp_path, flags):
+    """The faster runtimes stream too (and their manifest says which ran): int8 within cosine
+    0.999 of the float32 vectors, ONNX Runtime within 1e-4."""
+    texts = [t for t in corpus(40, seed=9) if t.strip()]
+    src = write_input(tmp_path / "in.txt", texts, "txt")
+    assert main(["embed", "--model", str(ckpt), "--input", str(src), "--output", f"{tmp_path}/out/", "-q",
+                 "--pooling", "mean", *flags]) == 0
+    ids, got = load_vectors(tmp_path / "out")
+    want = embedder.embed(texts, pooling="mean")
+    assert ids.tolist() == list(range(len(texts)))
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    if flags == ["--int8"]:
+        cos = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
+        assert cos.min() >= 0.999 and np.abs(got - want).max() > 1e-6
+        assert manifest["options"]["runtime"] == "torch-int8"
+    else:
+        assert np.abs(got - want).max() <= 1e-4
+        assert manifest["options"]["runtime"] == "onnxruntime"
+
+
 def test_mismatched_runs_are_refused(ckpt, embedder, tmp_path, capsys):
     src = write_input(tmp_path / "in.txt", corpus(50, seed=5), "txt")
     out = tmp_path / "out"
@@ -250,6 +271,7 @@ def test_mismatched_runs_are_refused(ckpt, embedder, tmp_path, capsys):
     refused(base, "already holds a complete run", "--resume")
     refused(base + ["--resume", "--pooling", "mean"], "pooling", '"mean" now, "cls" there')
     refused(base + ["--resume", "--window", "25"], "window")
+    refused(base + ["--resume", "--int8"], "runtime", '"torch-int8" now, "torch" there')
     other = tmp_path / "other_ckpt"
     import sentencepiece as spm
 
