@@ -171,21 +171,27 @@ def interleave(sides: dict, rounds: int, inner: int) -> dict:
 
 
 def hot_study(rounds: int, threads: int, log) -> dict:
-    """fp32 GEMMs run back to back on one weight, as ALBERT's shared layer runs them (its weights
-    stay in cache between calls), unlike gemm_study, whose sides evict each other's weights:
-    oneDNN (plain and pre-packed) against ONNX Runtime's MLAS, at 16 and 1024 rows."""
+    """GEMMs run back to back on one weight, as ALBERT's shared layer runs them (its weights stay
+    in cache between calls), unlike gemm_study, whose sides evict each other's weights: fp32
+    oneDNN (plain and pre-packed) against ONNX Runtime's MLAS, and int8 FBGEMM (dynamic,
+    per-channel, reduce_range: what the int8 engine runs below 128 rows) against ONNX Runtime's
+    DynamicQuantizeMatMul (u8u8 and u8s8, per column), at 16 and 1024 rows."""
     g = torch.Generator().manual_seed(0)
     out = {}
     for K, N, label in SHAPES:
         w, b = torch.randn(N, K, generator=g) * 0.02, torch.zeros(N)
-        session = ort_session("fp32", w, b, threads)
+        sessions = {kind: ort_session(kind, w, b, threads) for kind in ("fp32", "u8u8-pc", "u8s8-pc")}
+        fbgemm = fbgemm_pack(w, b, True)
         for M in (16, 1024):
             x = torch.randn(M, K, generator=g)
             x_np, pw = x.numpy(), torch.ops.mkldnn._reorder_linear_weight(w, M)
             sides = {
                 "onednn": lambda: torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], ""),
                 "onednn-pk": lambda: torch.ops.mkldnn._linear_pointwise(x, pw, b, "none", [], ""),
-                "ort": lambda: session.run(None, {"x": x_np}),
+                "ort": lambda: sessions["fp32"].run(None, {"x": x_np}),
+                "int8 fbgemm-dyn pc rr": lambda: torch.ops.quantized.linear_dynamic(x, fbgemm, True),
+                "int8 ort u8u8-pc": lambda: sessions["u8u8-pc"].run(None, {"x": x_np}),
+                "int8 ort u8s8-pc": lambda: sessions["u8s8-pc"].run(None, {"x": x_np}),
             }
             for f in sides.values():  # warm: packs, caches
                 f()
@@ -447,7 +453,7 @@ def main(argv=None) -> int:
         log("inference engine, time per operation of one forward")
         result["profile"] = engine_profile([(1, 16), (8, 128)], args.rounds, log)
     if "hot" not in skip and "ort" not in skip:
-        log("fp32 GEMMs back to back on one weight (a shared layer's weights stay cached), GFLOP/s")
+        log("GEMMs back to back on one weight (a shared layer's weights stay cached), GOP/s")
         result["hot"] = hot_study(args.rounds, args.threads, log)
     if "gemm" not in skip:
         log("GEMMs, GOP/s (median over rounds)")
