@@ -322,8 +322,10 @@ def export_onnx(model: nn.Module | str | os.PathLike, path: str | os.PathLike, *
         tokenizer = AlbertTokenizer.from_pretrained(tokenizer)
     proto = build_onnx(model, int8=int8)
     data = proto.SerializeToString()
-    if not path.parent.is_dir():
-        raise ExportError(f"cannot write {path}: directory {path.parent} does not exist")
+    try:  # the export is a folder (the graph and the tokenizer files), made as save_pretrained makes one
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExportError(f"cannot write {path}: cannot make directory {path.parent} ({e.strerror or e})") from None
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
     if tokenizer is not None:
         tokenizer.save_pretrained(path.parent)

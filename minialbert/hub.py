@@ -220,9 +220,13 @@ class ModelSource:
                 return path
             if required:
                 present = sorted(p.name for p in self.local_dir.iterdir())[:12]
+                hint = ""
+                if filename == "config.json" and any(name.endswith(".onnx") for name in present):
+                    hint = ("; it is an ONNX export: run it with --backend onnxruntime "
+                            "(Embedder.from_pretrained(..., backend='onnxruntime'))")
                 raise CheckpointError(
                     f"{filename} not found in {self.local_dir} (it holds: "
-                    f"{', '.join(present) or 'nothing'})"
+                    f"{', '.join(present) or 'nothing'}){hint}"
                 )
             return None
         return self._hub_file(filename, required)

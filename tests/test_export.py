@@ -217,8 +217,7 @@ def ckpt(tmp_path_factory):
 
 
 def test_cli_export_writes_model_and_tokenizer(ckpt, tmp_path, capsys):
-    out = tmp_path / "onnx" / "model.onnx"
-    out.parent.mkdir()
+    out = tmp_path / "onnx" / "model.onnx"  # the folder is made, as the README's example needs
     assert main(["export", "onnx", str(ckpt), str(out)]) == 0
     assert "wrote" in capsys.readouterr().err
     assert (out.parent / "spiece.model").read_bytes() == (ckpt / "spiece.model").read_bytes()
@@ -229,15 +228,23 @@ def test_cli_export_writes_model_and_tokenizer(ckpt, tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["{ckpt}", "{tmp}/model.bin"], "must end in .onnx"),
-    (["{ckpt}", "{tmp}/missing/model.onnx"], "does not exist"),
+    (["{ckpt}", "{tmp}/conftest.py/model.onnx"], "cannot make directory"),
     (["{ckpt}", "{tmp}/model.onnx", "--per-tensor"], "only apply with --int8"),
     (["{tmp}/nothing", "{tmp}/model.onnx"], "nothing"),
 ])
 def test_cli_export_errors_are_one_line(ckpt, tmp_path, capsys, argv, message):
+    (tmp_path / "conftest.py").write_text("a file where a directory is wanted\n")
     code = main(["export", "onnx"] + [a.format(ckpt=ckpt, tmp=tmp_path) for a in argv])
     err = capsys.readouterr().err
     assert code == 1 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "model.onnx").exists()
+
+
+def test_export_folder_without_backend_says_which_backend(ckpt, tmp_path, capsys):
+    export_onnx(ckpt, tmp_path / "exp" / "model.onnx")
+    code = main(["embed", "hi", "--model", str(tmp_path / "exp")])
+    err = capsys.readouterr().err
+    assert code == 1 and "it is an ONNX export: run it with --backend onnxruntime" in err and err.count("\n") == 1
 
 
 def test_embedder_onnxruntime_backend(ckpt, tmp_path):
