@@ -79,6 +79,18 @@ def random_inputs(batch=3, seq=11, vocab=99, seed=1, types=True):
     return ids, mask, tt
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch intra-op thread for a module of tiny models (use with
+    `pytestmark = pytest.mark.usefixtures("one_thread")`). Speed only: their matmuls gain nothing
+    from threads, and on a busy 2-core machine two spin-waiting OpenMP threads made them ~20x
+    slower. Restored after the module."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory):
     """A tiny AlbertForPreTraining checkpoint (all heads) and its transformers reference."""

@@ -17,15 +17,15 @@ from torch import nn
 
 from conftest import random_inputs
 from minialbert import AlbertConfig, AlbertForMaskedLM, AlbertForPreTraining, AlbertModel, AlbertTokenizer, Embedder
-from minialbert.model import (AlbertForMultipleChoice, AlbertForQuestionAnswering, AlbertForSequenceClassification,
-                              AlbertForTokenClassification)
 from minialbert import fast
 from minialbert.errors import ModelInputError
 from minialbert.fast import EngineFallbackWarning, InferenceEngine, why_not_stock
 from minialbert.fill_mask import FillMask
-from minialbert.model import FeedForward, SelfAttention
+from minialbert.model import (AlbertForMultipleChoice, AlbertForQuestionAnswering, AlbertForSequenceClassification,
+                              AlbertForTokenClassification, FeedForward, SelfAttention)
 
 SPM = Path(__file__).parent / "fixtures" / "tokenizer" / "spm" / "spiece.model"
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny models, one thread
 TEXTS = ["A short one.", "Numbers like 1,234.56 and (brackets) - dashes.", "x", ""]
 
 
@@ -51,15 +51,6 @@ def randomized(model: nn.Module, seed: int = 0) -> nn.Module:
 
 def _name(model, param) -> str:
     return next(n for n, p in model.named_parameters() if p is param)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one intra-op thread (on a busy machine, OpenMP spin-waits make two 20x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)

@@ -20,14 +20,7 @@ from minialbert.finetune.train import main as finetune
 REPO = Path(__file__).resolve().parent.parent
 SPM = REPO / "tests" / "fixtures" / "tokenizer" / "spm" / "spiece.model"
 COMMON = ["--threads", "1", "--device", "cpu", "--quiet", "--lr", "3e-3"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: tiny models, one thread
 
 
 @pytest.fixture(scope="module")

@@ -50,15 +50,6 @@ def _script():
     return module
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models: one thread is faster, and far faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_verify_script_on_a_local_checkpoint(tmp_path, capsys, one_thread):
     """The script's comparisons run (and pass) on a small random checkpoint laid out like the
     real repo: spiece.model, tokenizer.json, an AlbertForPreTraining checkpoint."""

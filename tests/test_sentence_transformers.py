@@ -31,7 +31,7 @@ from minialbert.errors import MinialbertError
 
 SPM = Path(__file__).parent / "fixtures" / "tokenizer" / "spm" / "spiece.model"
 TOL = 1e-5
-pytestmark = pytest.mark.filterwarnings("ignore::minialbert.embed.LongTextWarning")  # truncation is intended
+pytestmark = [pytest.mark.filterwarnings("ignore::minialbert.embed.LongTextWarning"), pytest.mark.usefixtures("one_thread")]  # truncation is intended
 
 MAX_LENGTH = 24  # below max_position_embeddings (64), so the folder's own limit is what truncates
 MODES = ["cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"]
@@ -48,16 +48,6 @@ TEXTS = [
     "Numbers like 1,234.56 and words, words.",
     "Two words",
 ]  # 12, 57, 0, 35, 2, 12, 34 and 10 tokens with the fixture's small vocabulary
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These models are tiny: a second intra-op thread only adds spin-waiting, which on a busy
-    2-core machine made each encode ~20x slower. Restored after the module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ else:
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
 
-pytestmark = pytest.mark.filterwarnings("ignore::minialbert.embed.LongTextWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::minialbert.embed.LongTextWarning"), pytest.mark.usefixtures("one_thread")]
 
 SPM = Path(__file__).parent / "fixtures" / "tokenizer" / "spm" / "spiece.model"
 ROOT = Path(__file__).parents[1]
@@ -52,19 +52,6 @@ def corpus(n: int, seed: int = 0, newlines: bool = False) -> list[str]:
         texts.append(text)
     texts[7] = "   "
     return texts
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Speed only: the tiny model's matmuls gain nothing from threads, and on a busy 2-core
-    machine two spinning threads make them several times slower. Numbers do not depend on it
-    within one process; the subprocesses below get OMP_NUM_THREADS=1 for the same reason."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
