@@ -105,11 +105,15 @@ def _read_input(args: argparse.Namespace, positional: list[str]) -> list[str]:
     return texts
 
 
+def _check_int8(args: argparse.Namespace) -> None:
+    if args.int8 and args.layer not in (None, -1):
+        raise MinialbertError("--int8 applies to the last layer (the inference engine's output); drop --layer or --int8")
+
+
 def _embedder(args: argparse.Namespace):
     from .embed import Embedder
 
-    if args.int8 and args.layer not in (None, -1):
-        raise MinialbertError("--int8 applies to the last layer (the inference engine's output); drop --layer or --int8")
+    _check_int8(args)
     return Embedder.from_pretrained(
         args.model, revision=args.revision, cache_dir=args.cache_dir, local_files_only=args.offline, device=args.device,
         dtype=args.dtype, max_length=args.max_length, backend=args.backend, int8=args.int8,
@@ -164,8 +168,7 @@ def _embed_to_directory(args: argparse.Namespace) -> int:
         if args.backend != "torch":
             raise MinialbertError("--backend onnxruntime does not apply to --ray: Ray actors run the PyTorch model "
                                   "(--int8 for int8)")
-        if args.int8 and args.layer not in (None, -1):
-            raise MinialbertError("--int8 applies to the last layer (the inference engine's output); drop --layer or --int8")
+        _check_int8(args)
 
         summary = embed_with_ray(
             args.input, args.output, model=args.model, revision=args.revision, cache_dir=args.cache_dir,

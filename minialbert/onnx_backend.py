@@ -72,10 +72,9 @@ class OnnxAlbert:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # warnings about shape merging are not the user's concern
         name = "<in memory>" if isinstance(source, bytes) else str(source)
-        try:  # what the graph computes, for streaming manifests (minialbert.stream.model_identity)
-            self.fingerprint = hashlib.sha256(source if isinstance(source, bytes) else Path(source).read_bytes()).hexdigest()
-        except OSError as e:
-            raise CheckpointError(f"cannot read ONNX model {name}: {e.strerror or e}") from None
+        # What the graph computes, for streaming manifests (see `fingerprint`): hashed now for
+        # bytes, which are not kept; read again only when asked for a file.
+        self._digest = hashlib.sha256(source).hexdigest() if isinstance(source, bytes) else None
         try:
             self.session = ort.InferenceSession(source if isinstance(source, bytes) else str(source), options,
                                                 providers=["CPUExecutionProvider"])
@@ -89,6 +88,16 @@ class OnnxAlbert:
         self.int8 = meta.get("minialbert_int8", "none")
         self.source = name
         self._outputs = [o.name for o in self.session.get_outputs()]
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the ONNX file (or bytes) this session runs (minialbert.stream.model_identity)."""
+        if self._digest is None:
+            try:
+                self._digest = hashlib.sha256(Path(self.source).read_bytes()).hexdigest()
+            except OSError as e:
+                raise CheckpointError(f"cannot read ONNX model {self.source}: {e.strerror or e}") from None
+        return self._digest
 
     def __repr__(self) -> str:
         return f"OnnxAlbert({self.source!r}, int8={self.int8!r})"

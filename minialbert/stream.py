@@ -76,12 +76,13 @@ def model_identity(embedder, name: str | None = None, revision: str | None = Non
     h.update(json.dumps(config, sort_keys=True, default=str).encode())
     if not isinstance(model, torch.nn.Module):  # an ONNX Runtime session (backend="onnxruntime")
         h.update(f"onnx|{model.fingerprint}|".encode())
-    with torch.no_grad():
-        for key, tensor in (sorted(model.state_dict().items()) if isinstance(model, torch.nn.Module) else ()):
-            t = tensor.detach().to("cpu").contiguous().reshape(-1)
-            h.update(f"{key}|{t.dtype}|{tuple(tensor.shape)}|".encode())
-            if t.numel():
-                h.update(memoryview(t.view(torch.uint8).numpy()))  # no copy of the weights
+    else:
+        with torch.no_grad():
+            for key, tensor in sorted(model.state_dict().items()):
+                t = tensor.detach().to("cpu").contiguous().reshape(-1)
+                h.update(f"{key}|{t.dtype}|{tuple(tensor.shape)}|".encode())
+                if t.numel():
+                    h.update(memoryview(t.view(torch.uint8).numpy()))  # no copy of the weights
     for attr in ("vocab_file", "tokenizer_file"):
         path = getattr(tok, attr, None)
         if path and os.path.isfile(path):
