@@ -257,11 +257,21 @@ class _Dist:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
-    def close(self):
+    def close(self, *, finished: bool = False):
+        """Destroy the process group. finished=True (every rank got here after the last
+        collective): first drop what still holds Gloo work (the DDP wrapper, if a reference cycle
+        keeps it) and wait for the other ranks, so that no rank tears Gloo down while a peer
+        still talks to it (seen as "terminate called without an active exception", SIGABRT).
+        After an error another rank may be gone, so no barrier then."""
         if self.enabled:
+            import gc
+
             import torch.distributed as dist
 
             if dist.is_initialized():
+                if finished:
+                    gc.collect()
+                    dist.barrier()
                 dist.destroy_process_group()
 
 
@@ -294,9 +304,12 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     dist = _Dist(args.device)
     try:
-        return _train(args, dist)
-    finally:
+        code = _train(args, dist)
+    except BaseException:
         dist.close()
+        raise
+    dist.close(finished=True)
+    return code
 
 
 def _train(args, dist: _Dist) -> int:
