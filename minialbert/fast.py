@@ -360,7 +360,7 @@ def _run_head(model: nn.Module, out: AlbertOutput, choices: int | None):
 # Activations that oneDNN applies inside the GEMM: config name -> (attr, algorithm). Not the tanh
 # GELU of ALBERT v2 ("gelu_new"): oneDNN's tanh-GELU post-op costs more than the GEMM's own
 # output stage on AVX2 (a 1024x768x3072 fp32 GEMM: 70 ms alone, 110 ms with it fused, 81 ms with
-# ATen's in-place gelu_ after it; scripts/kernels.py), so that one runs in place afterwards.
+# ATen's in-place gelu_ after it; scripts/profile_kernels.py), so that one runs in place afterwards.
 _FUSED_ACT = {
     "gelu": ("gelu", "none"),
     "gelu_python": ("gelu", "none"),
@@ -609,7 +609,7 @@ def _layer(layer: AlbertLayer, h: torch.Tensor, mask: torch.Tensor | None, act: 
 
 
 # Batches of more than SLICE_TOKENS tokens run in slices of whole rows. The GEMMs are at least as
-# fast at 1024 rows as at 4096 (scripts/kernels.py), and a slice's intermediates (12 MB for base)
+# fast at 1024 rows as at 4096 (scripts/profile_kernels.py), and a slice's intermediates (12 MB for base)
 # are reused by the allocator, while a 32 x 128 batch's 38-50 MB QKV and FFN outputs are above
 # glibc's mmap threshold: handed back to the OS after each use and paged in again by the next
 # call, ~0.7 ms per MB on the machine measured (int8 at 32 x 128: ~7% faster sliced). It also

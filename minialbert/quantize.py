@@ -4,7 +4,7 @@ Weights: each Linear's weight is quantized once, symmetric per output channel (i
 max |w_row| / 127), and packed for the kernel; the fp32 weight stays in the model (training,
 model.py and hidden-state outputs use it). Activations: quantized per call (uint8 with its own
 min/max), multiplied with int32 accumulation, scaled back to fp32. Two kernels, chosen by the
-number of rows (tokens) of the call, because each wins on one side (scripts/kernels.py; on a
+number of rows (tokens) of the call, because each wins on one side (scripts/profile_kernels.py; on a
 2-core AVX2 EPYC, one core: at 16 rows FBGEMM ~120 GOP/s vs oneDNN ~70; at 1024 rows oneDNN
 ~160 vs FBGEMM ~130, and only oneDNN fuses the epilogues):
 
@@ -19,7 +19,7 @@ Each kind is packed on first use, so a workload that only ever runs one kind hol
 
 Activations use 7 bits (0..127, "reduce_range"): CPUs without VNNI multiply uint8 x int8 with
 vpmaddubsw, which adds pairs of products in int16 and saturates with the full 0..255 range
-(a relative error of ~8% on a 768-wide product here, against ~4e-7 with 7 bits; scripts/kernels.py
+(a relative error of ~8% on a 768-wide product here, against ~4e-7 with 7 bits; scripts/profile_kernels.py
 checks it). Both kernels therefore see the same 7-bit activations.
 
 Why not torchao? torchao 0.18's Int8DynamicActivationInt8WeightConfig runs with torch 2.13 on
@@ -37,7 +37,7 @@ import warnings
 import torch
 
 # Calls with at least this many rows (tokens) take oneDNN, fewer take FBGEMM (the crossover
-# measured by scripts/kernels.py is between 64 and 256 rows).
+# measured by scripts/profile_kernels.py is between 64 and 256 rows).
 SMALL_ROWS = 128
 # The row count oneDNN lays the packed weight out for (any count works; "None" picked a slower
 # layout for the 768 x 2304 QKV weight at 1024 rows: ~140 GOP/s against ~160 with a hint).

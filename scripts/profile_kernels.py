@@ -1,6 +1,6 @@
 """GEMM kernel study: what fp32 and int8 kernels reach on ALBERT-base's shapes on *this* CPU.
 
-    python scripts/kernels.py [--rounds 5] [--json kernels.json] [--skip gemm,epilogue,ort]
+    python scripts/profile_kernels.py [--rounds 5] [--json kernels.json] [--skip gemm,epilogue,ort]
 
 For M = 16, 1024, 4096 rows (tokens) and the four weight shapes of an ALBERT-base layer
 (K x N = 768 x 2304 fused QKV, 768 x 768 attention output, 768 x 3072 FFN up, 3072 x 768 FFN
