@@ -26,7 +26,7 @@ def attach_negative_values(parser: argparse.ArgumentParser, argv: list[str]) -> 
     number: so `--layer -1` works but `--layer -1,-2` (a list) and `--lr -1e-3` fail with
     "expected one argument". No option name starts with a digit, so a word such as "-1,-2"
     after an option that takes a value can only be that value. Words after "--" are left alone.
-    Only full option names are rewritten (an abbreviation such as `--lay` needs `--lay=-1,-2`).
+    Only full option names are rewritten (every parser has allow_abbrev=False).
     """
     takes_value: set[str] = set()
     stack = [parser]
@@ -520,7 +520,7 @@ def _prompt_args(p: argparse.ArgumentParser, prefix: str = "", to: str = "each t
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="minialbert",
+        prog="minialbert", allow_abbrev=False,
         description="ALBERT embeddings without transformers: inspect, embed, search, fill masks.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -616,7 +616,37 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.set_defaults(func=func)
     _add_task_commands(sub)
+    return no_abbreviations(parser)
+
+
+def no_abbreviations(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Turn off argparse's prefix matching on `parser` and every subcommand's parser, so that a
+    misspelt flag (`--poolin mean`) is an error instead of silently meaning `--pooling`."""
+    for p in _parsers(parser):
+        p.allow_abbrev = False
     return parser
+
+
+def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    found, stack = [], [parser]
+    while stack:
+        p = stack.pop()
+        found.append(p)
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend(action.choices.values())
+    return found
+
+
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)parser of the command that `args` came from, so that a bad value is reported with
+    that command's usage (`minialbert embed: error: ...`), not the top-level one."""
+    while True:
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        name = getattr(args, sub.dest, None) if sub is not None else None
+        if name not in getattr(sub, "choices", {}):
+            return parser
+        parser = sub.choices[name]
 
 
 PASSTHROUGH = {"pretrain": cmd_pretrain, "finetune": cmd_finetune}  # commands with their own argument parser
@@ -633,6 +663,7 @@ def main(argv: list[str] | None = None) -> int:
         args = argparse.Namespace(command=argv[0], func=PASSTHROUGH[argv[0]], rest=argv[1:])
     else:
         args = parser.parse_args(attach_negative_values(parser, argv))
+        parser = _command_parser(parser, args)
     if getattr(args, "top_k", 1) is not None and getattr(args, "top_k", 1) < 1:
         parser.error("--top-k must be at least 1")
     if getattr(args, "batch_size", 1) < 1:

@@ -89,6 +89,23 @@ def _load(cls_model, name_or_path, revision, cache_dir, local_files_only, device
     return model, AlbertTokenizer.from_pretrained(folder)
 
 
+# The task heads of model.py section 7 and the pipeline (and CLI command) that runs each.
+TASK_HEADS = {"AlbertForSequenceClassification": "TextClassifier (minialbert classify)",
+              "AlbertForTokenClassification": "TokenTagger (minialbert tag)",
+              "AlbertForQuestionAnswering": "QuestionAnswerer (minialbert answer)",
+              "AlbertForMultipleChoice": "AlbertForMultipleChoice"}
+
+
+def _check_architecture(pipeline: type, config, name_or_path) -> None:
+    """Refuse a checkpoint fine-tuned for another task head: a sequence classifier's `classifier`
+    has the shape a token tagger's would, so it would load silently and tag nonsense. Checkpoints
+    without a task head (albert-base-v2) load with a new, random head and a NewHeadWarning."""
+    archs = [a for a in (config.extra.get("architectures") or []) if a in TASK_HEADS]
+    if archs and pipeline.model_class not in archs:
+        raise MinialbertError(f"{name_or_path} is an {archs[0]} checkpoint, not an {pipeline.model_class}: "
+                              f"use {TASK_HEADS[archs[0]]} for it")
+
+
 class _Pipeline:
     model_class: type  # set by each subclass
 
@@ -126,6 +143,7 @@ class _Pipeline:
 
         model, tokenizer = _load(getattr(M, cls.model_class), name_or_path, revision, cache_dir, local_files_only,
                                  device, dtype)
+        _check_architecture(cls, model.config, name_or_path)
         return cls(model, tokenizer, max_length=max_length)
 
     @property

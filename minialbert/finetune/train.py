@@ -64,7 +64,7 @@ _FREE_ON_RESUME = {"resume", "overwrite", "quiet", "kill_after_step", "threads"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="minialbert finetune", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="minialbert finetune", description=__doc__.split("\n\n")[0], allow_abbrev=False,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     d = p.add_argument_group("task and data")
     d.add_argument("--task", choices=TASKS, default="classify",
@@ -339,6 +339,17 @@ def _write_json(path: Path, obj) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8"))
 
 
+def _check_writable(out: Path) -> None:
+    """Fail at once, with one line, if `out` cannot be created or written, without creating it."""
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise FinetuneError(f"cannot create {out}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise FinetuneError(f"cannot create {out}: {existing} is not writable")
+
+
 def _saved_args(args) -> dict:
     return {k: v for k, v in vars(args).items() if k not in _FREE_ON_RESUME}
 
@@ -397,11 +408,7 @@ def _train(args) -> int:
         state = _load_state(state_path, args)
     elif state_path.exists() and not args.overwrite:
         raise FinetuneError(f"{out} already holds a fine-tuning run: pass --resume to continue it or --overwrite")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / CHECKPOINT_DIR).mkdir(exist_ok=True)
-    except OSError as e:
-        raise FinetuneError(f"cannot create {out}: {e.strerror}") from None
+    _check_writable(out)  # early, before the model and data are read; created only once they are
 
     # 1. tokenizer, config, data
     if state is None:
@@ -465,6 +472,10 @@ def _train(args) -> int:
         _set_rng_state(state["rng"], device)
     else:
         torch.manual_seed(args.seed + 1)  # dropout masks
+        try:  # everything a run needs has loaded: only now does the output folder appear
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise FinetuneError(f"cannot create {out}: {e.strerror}") from None
         tokenizer.save_pretrained(out)
         (out / "train_args.json").write_text(json.dumps(vars(args), indent=2, default=str) + "\n")
         if not data.has_dev:
@@ -490,6 +501,7 @@ def _train(args) -> int:
         state = {"step": step, "config": config.to_dict(), "model": model.state_dict(),
                  "optimizer": optimizer.state_dict(), "rng": _rng_state(device), "history": history, "best": best,
                  "args": _saved_args(args)}
+        state_path.parent.mkdir(exist_ok=True)
         atomic_write(state_path, lambda tmp: torch.save(state, tmp))
 
     def run_eval():

@@ -61,7 +61,7 @@ _RESUME_MUST_MATCH = ("corpus", "seed", "max_seq_length", "short_seq_prob", "mas
 def build_parser() -> argparse.ArgumentParser:
     # A plain argparse parser: bad flags print usage and exit with status 2, as in every
     # other minialbert command.
-    p = argparse.ArgumentParser(prog="minialbert pretrain", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="minialbert pretrain", description=__doc__.split("\n\n")[0], allow_abbrev=False,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     io = p.add_argument_group("data and output")
     io.add_argument("--corpus", nargs="+", required=True, metavar="FILE",
