@@ -28,14 +28,16 @@ class CorpusError(Exception):
     """The standard library's sources cannot be found or hold too little text (one line)."""
 
 
+def stdlib_candidates() -> list[str]:
+    """Where the standard library may be. sys.prefix is the virtual environment inside one, so it
+    is not used; sysconfig's "stdlib" path and the folder of an imported pure-Python module
+    (argparse) both point at the base install."""
+    return [sysconfig.get_path("stdlib"), os.path.dirname(getattr(argparse, "__file__", "") or "")]
+
+
 def stdlib_dir() -> Path:
-    """The folder of the standard library's .py files (argparse.py lives there).
-
-    sys.prefix is the virtual environment inside one, so it is not used; sysconfig's "stdlib"
-    path and the folder of an imported pure-Python module both point at the base install."""
-    import argparse as probe
-
-    candidates = [sysconfig.get_path("stdlib"), os.path.dirname(getattr(probe, "__file__", "") or "")]
+    """The folder of the standard library's .py files (argparse.py lives there)."""
+    candidates = stdlib_candidates()
     for folder in candidates:
         if folder and (Path(folder) / "argparse.py").is_file():
             return Path(folder)

@@ -5,16 +5,16 @@
 Needs matplotlib (a development-only dependency; the package does not use it).
 """
 
+import argparse
 import json
-import sys
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 
 def main(log_path: str, png: str, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     rows = [json.loads(line) for line in open(log_path, encoding="utf-8")]
     rows = [r for r in rows if "mlm_loss" in r]
     step = [r["step"] for r in rows]
@@ -38,4 +38,9 @@ def main(log_path: str, png: str, title: str = "") -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    ap.add_argument("log", help="a pre-training log (OUT/log.jsonl)")
+    ap.add_argument("png", help="the figure to write")
+    ap.add_argument("title", nargs="?", default="", help="the figure's title")
+    args = ap.parse_args()
+    main(args.log, args.png, args.title)

@@ -794,7 +794,7 @@ def machine() -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="scripts/bench.py", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="scripts/bench.py", description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--quick", action="store_true",
                    help="smoke run (under 3 minutes on 2 quiet cores): 8x128 and 1x16, fewer ONNX sides, "
                         "a 24-text corpus, one cold start")

@@ -235,7 +235,7 @@ def bench_ray(work: Path, n: int, rounds: int, hidden: int, layers: int, log) ->
 
 # ------------------------------------------------------------------------------ main
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--only", choices=["rss", "throughput", "ray"], action="append")
     p.add_argument("--sizes", default="10000,100000,1000000", help="RSS table sizes")
     p.add_argument("--no-npy", action="store_true", help="skip the in-memory .npy column of the RSS table")

@@ -23,9 +23,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]  # minialbert from this checkout, and the test helpers
-
-from conftest import make_hf_checkpoint, random_inputs  # noqa: E402
-from test_model import compare_pretraining  # noqa: E402
+# The test helpers (conftest, test_model) import torch and transformers: imported where used, so
+# that --help is instant.
 
 TINY_CASES = [(f"tiny G={g} inner={i} gelu_new", {"num_hidden_groups": g, "inner_group_num": i})
               for g in (1, 2, 3) for i in (1, 2)]
@@ -37,6 +36,8 @@ BASE = dict(vocab_size=30000, embedding_size=128, hidden_size=768, num_hidden_la
 def measure(overrides: dict, batch: int, seq: int) -> dict[str, float]:
     """Every output of model.py against transformers, plus the engine's fused path."""
     import torch
+    from conftest import make_hf_checkpoint, random_inputs
+    from test_model import compare_pretraining
 
     import minialbert
 
@@ -61,7 +62,7 @@ def measure_ablation(overrides: dict, sharing: str, batch: int, seq: int) -> tup
     import torch
 
     import minialbert
-    from conftest import TINY
+    from conftest import TINY, random_inputs
 
     config = minialbert.AlbertConfig(**{**TINY, **overrides}, sharing=sharing)
     torch.manual_seed(0)
@@ -84,7 +85,7 @@ def measure_ablation(overrides: dict, sharing: str, batch: int, seq: int) -> tup
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--quick", action="store_true", help="small configs only")
     args = parser.parse_args()
     cases = [(name, cfg, 3, 11) for name, cfg in TINY_CASES]

@@ -12,20 +12,20 @@ Needs transformers (a test-only dependency).
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from conftest import make_hf_checkpoint, random_inputs  # noqa: E402
-from test_heads import CASES, _labels, _outputs  # noqa: E402
+# torch, transformers and the test helpers are imported where used, so that --help is instant.
 
 
 def inputs(case: str, batch: int, seq: int, vocab: int):
+    import torch
+    from conftest import random_inputs
+
     def one(seed):
         return random_inputs(batch=batch, seq=seq, vocab=vocab, seed=seed)
 
@@ -37,8 +37,12 @@ def inputs(case: str, batch: int, seq: int, vocab: int):
     return {"input_ids": ids, "attention_mask": mask, "token_type_ids": tt}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False).parse_args(argv)
+    import torch
     import transformers
+    from conftest import make_hf_checkpoint
+    from test_heads import CASES, _labels, _outputs
 
     sizes = {
         "tiny (H=32, 3 layers)": ({}, 3, 11),

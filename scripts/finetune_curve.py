@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Fine-tune a tiny ALBERT on the generated tasks and plot the measured curves (docs/finetune_curve.png).
 
-    python scripts/finetune_curve.py [--out /tmp/finetune-curve] [--png docs/finetune_curve.png]
+    python scripts/finetune_curve.py [--work DIR] [--output PNG]       # default: DIR/finetune_curve.png
+    python scripts/finetune_curve.py --output docs/finetune_curve.png   # update the README's figure
 
 Offline and self-contained: it writes a randomly initialised tiny ALBERT (E=32, H=64, 2 layers,
 the test tokenizer's 1,506-piece vocabulary), generates the toy tasks of minialbert/finetune/toy.py
@@ -17,12 +18,10 @@ import argparse
 import json
 import platform
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
-
-from minialbert.finetune import toy  # noqa: E402
-from minialbert.finetune.train import main as finetune  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SPM = ROOT / "tests" / "fixtures" / "tokenizer" / "spm" / "spiece.model"
@@ -43,12 +42,24 @@ def read_log(out: Path) -> tuple[list[dict], list[dict]]:
     return [r for r in rows if "loss" in r], [r for r in rows if r.get("event") == "eval"]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default="/tmp/finetune-curve", help="working directory (checkpoints, logs)")
-    ap.add_argument("--png", default=str(ROOT / "docs" / "finetune_curve.png"))
-    args = ap.parse_args()
-    work = Path(args.out)
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    ap.add_argument("--work", "--out", dest="work", default=str(Path(tempfile.gettempdir()) / "finetune-curve"),
+                    help="working directory for checkpoints and logs (default: %(default)s)")
+    ap.add_argument("--output", "--png", dest="png", default=None, metavar="PNG",
+                    help="the figure to write (default: WORK/finetune_curve.png; the README's figure, "
+                         "docs/finetune_curve.png, is written only when named here)")
+    args = ap.parse_args(argv)
+    args.png = args.png or str(Path(args.work) / "finetune_curve.png")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    from minialbert.finetune import toy
+    from minialbert.finetune.train import main as finetune
+
+    work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     toy.write_base_checkpoint(work / "base", vocab_file=SPM)
     toy.write_classification(work, n_train=400, n_dev=200)

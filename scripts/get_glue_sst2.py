@@ -13,44 +13,71 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
+import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
 
 GLUE_URL = "https://dl.fbaipublicfiles.com/glue/data/SST-2.zip"
+FILES = ("train.tsv", "dev.tsv")
 
 
-def from_zip(out: Path) -> None:
-    with urllib.request.urlopen(GLUE_URL, timeout=120) as r:
-        archive = zipfile.ZipFile(io.BytesIO(r.read()))
-    for name in ("train.tsv", "dev.tsv"):
-        (out / name).write_bytes(archive.read(f"SST-2/{name}"))
+class DownloadError(Exception):
+    """Why the files could not be fetched (one line)."""
 
 
-def from_datasets(out: Path) -> None:
-    from datasets import load_dataset
+def from_zip(url: str = GLUE_URL) -> dict[str, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=120) as r:
+            archive = zipfile.ZipFile(io.BytesIO(r.read()))
+        return {name: archive.read(f"SST-2/{name}") for name in FILES}
+    except urllib.error.URLError as e:  # no network, DNS, refused, HTTP 404, ...
+        raise DownloadError(f"cannot download {url}: {getattr(e, 'reason', e)} (this script needs network access)")
+    except (OSError, zipfile.BadZipFile, KeyError) as e:
+        raise DownloadError(f"cannot read GLUE's SST-2.zip from {url}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
 
-    ds = load_dataset("nyu-mll/glue", "sst2")
+
+def from_datasets() -> dict[str, bytes]:
+    try:
+        from datasets import load_dataset
+    except ImportError:
+        raise DownloadError("--from-datasets needs the `datasets` package: pip install datasets") from None
+    try:
+        ds = load_dataset("nyu-mll/glue", "sst2")
+    except (OSError, ConnectionError) as e:
+        raise DownloadError(f"cannot download nyu-mll/glue (sst2): {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    files = {}
     for split, name in (("train", "train.tsv"), ("validation", "dev.tsv")):
-        with open(out / name, "w", encoding="utf-8", newline="") as f:
-            f.write("sentence\tlabel\n")  # GLUE's layout: no quoting, sentences hold no tabs
-            for row in ds[split]:
-                f.write(f"{' '.join(row['sentence'].split())}\t{row['label']}\n")
+        # GLUE's layout: a header, no quoting (sentences hold no tabs)
+        rows = [f"{' '.join(row['sentence'].split())}\t{row['label']}\n" for row in ds[split]]
+        files[name] = ("sentence\tlabel\n" + "".join(rows)).encode("utf-8")
+    return files
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     ap.add_argument("out", help="directory for train.tsv and dev.tsv")
     ap.add_argument("--from-datasets", action="store_true", help="use the Hugging Face `datasets` copy")
-    args = ap.parse_args()
-    out = Path(args.out)
+    ap.add_argument("--url", default=GLUE_URL, help="where GLUE's SST-2.zip is (a mirror, or a file:// URL of a "
+                    "downloaded copy; default: %(default)s)")
+    args = ap.parse_args(argv)
+    try:
+        files = from_datasets() if args.from_datasets else from_zip(args.url)
+    except DownloadError as e:
+        print(f"get_glue_sst2.py: error: {e}", file=sys.stderr)
+        return 1
+    out = Path(args.out)  # created only once the data is here: a failed run leaves nothing behind
     out.mkdir(parents=True, exist_ok=True)
-    (from_datasets if args.from_datasets else from_zip)(out)
-    for name in ("train.tsv", "dev.tsv"):
-        n = sum(1 for _ in open(out / name, encoding="utf-8")) - 1
+    for name in FILES:
+        tmp = out / (name + ".partial")
+        tmp.write_bytes(files[name])
+        os.replace(tmp, out / name)
+        n = files[name].decode("utf-8").count("\n") - 1
         print(f"{out / name}: {n} sentences", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

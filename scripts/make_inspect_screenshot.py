@@ -1,9 +1,9 @@
 """Make the README's "See inside" pictures from a real run of `minialbert inspect` on the demo checkpoint.
 
-    python scripts/make_inspect_screenshot.py [docs]
+    python scripts/make_inspect_screenshot.py [DIR]      # default: docs/ (the README's pictures)
 
 1. writes the random-weight demo checkpoint (scripts/make_demo_checkpoint.py: albert-base-v2's
-   shape, one layer shared by 12 calls) and, for the comparison, the same shape with
+   shape with a 6,000-piece vocabulary, one layer shared by 12 calls) and, for the comparison, the same shape with
    sharing="none" (12 separate layers, same initialisation scheme);
 2. runs the inspect report on one sentence, overlaying the unshared model's Figure 1;
 3. opens report.html in headless Chromium (playwright + Debian's /usr/bin/chromium) and
@@ -16,16 +16,12 @@ not what a trained ALBERT does.
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-
-import torch
-
-import minialbert
-from minialbert.inspect import make_report
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = "The quick brown fox jumps over the lazy dog."
@@ -35,6 +31,10 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 def unshared_twin(demo: Path, out: Path) -> None:
     """The demo's shape with 12 separate layers, initialised like make_demo_checkpoint.py does."""
+    import torch
+
+    import minialbert
+
     config = minialbert.AlbertConfig.from_json(demo / "config.json").replace(sharing="none")
     torch.manual_seed(0)
     model = minialbert.AlbertForPreTraining(config)
@@ -73,8 +73,14 @@ def screenshot(html: Path, png: Path) -> None:
     Image.open(png).convert("RGB").quantize(colors=256).save(png, optimize=True)
 
 
-def main() -> None:
-    docs = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs"
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    ap.add_argument("docs", nargs="?", default=str(ROOT / "docs"), metavar="DIR",
+                    help="where inspect_report.png and inspect_figure1.png go (default: %(default)s)")
+    docs = Path(ap.parse_args(argv).docs)
+    sys.path.insert(0, str(ROOT))  # run from a checkout
+    from minialbert.inspect import make_report
+
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         demo, unshared = tmp / "demo-albert", tmp / "demo-albert-unshared"

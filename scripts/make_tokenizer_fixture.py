@@ -174,6 +174,9 @@ def make_hub(spm_dir: Path, out: Path, real_like: bool) -> None:
 
 
 if __name__ == "__main__":
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False).parse_args()
     if hasattr(spm, "set_random_generator_seed"):
         spm.set_random_generator_seed(0)
     train(ROOT / "spm")

@@ -160,7 +160,7 @@ def compare_cli(folder: Path, hf_tok) -> tuple[int, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--model", default="albert-base-v2", help="Hub repo id or local checkpoint (default: %(default)s)")
     parser.add_argument("--revision", default=None)
     parser.add_argument("--cache-dir", default=None)
