@@ -9,7 +9,7 @@ albert-base-v2's shape (E=128, H=768, 12 heads, FFN 3072, one shared layer calle
 its vocabulary: 6,000 word pieces instead of 30,000, trained in a second or so with SentencePiece
 (unigram, ALBERT's id layout and normalisation, as `minialbert pretrain` trains one) on English
 text every Python install has: the standard library's docstrings (docs/mk_stdlib_corpus.py), or
-your own text with --corpus. English words become word pieces ("▁the", "▁capital", "ing"); the
+your own text with --corpus. English words become word pieces ("▁the", "▁function", "ing"); the
 weights are random, so vectors and fill-mask predictions mean nothing. Deterministic: the same
 Python (standard library) gives the same files. Needs no network and no transformers.
 """
@@ -62,7 +62,8 @@ def train_vocabulary(docs: list[list[str]], vocab_size: int) -> bytes:
     try:
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(lines), model_writer=model, vocab_size=vocab_size, model_type="unigram",
-            hard_vocab_limit=False, num_threads=1, minloglevel=2, max_sentence_length=1 << 16, **trainer_options())
+            hard_vocab_limit=False, character_coverage=1.0, num_threads=1, minloglevel=2, max_sentence_length=1 << 16,
+            **trainer_options())
     except RuntimeError as e:
         raise MinialbertError(f"training the vocabulary failed: {str(e).splitlines()[0]}") from None
     return model.getvalue()
@@ -73,6 +74,8 @@ def make_demo(out: Path, corpus: str | None = None, vocab_size: int = VOCAB_SIZE
     import shutil
     import tempfile
 
+    docs = corpus_documents(corpus)  # first: a bad --corpus fails before torch is imported
+
     import sentencepiece
     import torch
 
@@ -80,7 +83,7 @@ def make_demo(out: Path, corpus: str | None = None, vocab_size: int = VOCAB_SIZE
 
     with tempfile.TemporaryDirectory() as tmp:  # `out` appears only once everything has worked
         spm_path = Path(tmp) / "spiece.model"
-        spm_path.write_bytes(train_vocabulary(corpus_documents(corpus), vocab_size))
+        spm_path.write_bytes(train_vocabulary(docs, vocab_size))
         vocab = sentencepiece.SentencePieceProcessor(model_file=str(spm_path)).get_piece_size()
         config = minialbert.AlbertConfig.from_preset("albert-base-v2").replace(vocab_size=vocab)
         torch.manual_seed(0)
