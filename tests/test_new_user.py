@@ -4,6 +4,8 @@ and a failed `finetune` leaving an empty OUT/checkpoint/ behind."""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from pathlib import Path
 
@@ -19,11 +21,8 @@ SPM = Path(__file__).resolve().parent / "fixtures" / "tokenizer" / "spm" / "spie
 @pytest.fixture(scope="module")
 def sequence_classifier(tmp_path_factory):
     """A tiny transformers AlbertForSequenceClassification (3 labels) with the test tokenizer."""
-    import sentencepiece
-
     d = tmp_path_factory.mktemp("seqcls")
-    vocab = sentencepiece.SentencePieceProcessor(model_file=str(SPM)).get_piece_size()
-    make_hf_checkpoint(d, "AlbertForSequenceClassification", vocab_size=vocab, num_labels=3)
+    make_hf_checkpoint(d, "AlbertForSequenceClassification", vocab_size=_vocab_size(), num_labels=3)
     shutil.copy(SPM, d / "spiece.model")
     return d
 
@@ -91,3 +90,38 @@ def test_a_failed_finetune_leaves_no_output_folder(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and err == f"minialbert finetune: error: cannot create {tmp_path / 'file' / 'run'}: " \
                                 f"{tmp_path / 'file'} is not a directory\n"
+
+
+def test_the_readme_way_to_run_an_int8_export_beside_a_float32_one(tmp_path, capsys):
+    """An export folder may hold model.onnx and model-int8.onnx: the folder picks model.onnx, and
+    the README's command names the int8 file. Needs the [onnx] extra (fails without it, as
+    tests/test_export.py does)."""
+    import numpy as np
+    import onnxruntime  # noqa: F401
+
+    from minialbert import Embedder
+
+    ckpt = tmp_path / "ckpt"
+    make_hf_checkpoint(ckpt, "AlbertModel", vocab_size=_vocab_size())
+    shutil.copy(SPM, ckpt / "spiece.model")
+    folder = tmp_path / "albert-onnx"
+    assert cli(["export", "onnx", str(ckpt), str(folder / "model.onnx")]) == 0
+    assert cli(["export", "onnx", str(ckpt), str(folder / "model-int8.onnx"), "--int8"]) == 0
+    capsys.readouterr()
+    assert Embedder.from_pretrained(folder, backend="onnxruntime").model.int8 == "none"
+    int8 = Embedder.from_pretrained(folder / "model-int8.onnx", backend="onnxruntime")
+    assert int8.model.int8 != "none"
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    [line] = [x for x in readme.splitlines() if re.match(r"minialbert embed .*model-int8\.onnx", x)]
+    argv = line.split("#")[0].split()[1:]
+    argv = [str(folder / "model-int8.onnx") if a == "albert-onnx/model-int8.onnx" else a.strip('"') for a in argv]
+    assert cli(argv) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert np.allclose(row["vector"], int8.embed([row["text"]])[0], atol=1e-5)
+
+
+def _vocab_size() -> int:
+    import sentencepiece
+
+    return sentencepiece.SentencePieceProcessor(model_file=str(SPM)).get_piece_size()

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -203,3 +205,24 @@ def test_finetune_curve_writes_outside_the_checkout_by_default():
     assert ROOT not in png.parents and ROOT not in work.parents, (png, work)  # it overwrote docs/finetune_curve.png
     assert curve.parse_args(["--output", "docs/finetune_curve.png"]).png == "docs/finetune_curve.png"
 
+
+
+# ------------------------------------------------------------------------- repository hygiene
+def test_files_the_ci_script_and_readme_name_exist():
+    """.ci/run pointed at a DEVELOPERS.md the repository does not have; the README at scripts by
+    their old names."""
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"[\w./-]+\.md\b", ci))
+    named |= set(re.findall(r"\b(?:scripts|docs)/[\w-]+\.py\b", ci + readme))
+    missing = sorted(p for p in named if not (ROOT / p).is_file())
+    assert not missing, missing
+
+
+def test_quick_start_outputs_are_ignored_by_git():
+    lines = (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert {"/demo-albert/", ".venv/"} <= set(lines)
+    if shutil.which("git") and subprocess.run(["git", "-C", str(ROOT), "rev-parse"], capture_output=True).returncode == 0:
+        r = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "demo-albert/config.json", ".venv/bin/python"],
+                           capture_output=True, text=True)
+        assert r.stdout.split() == ["demo-albert/config.json", ".venv/bin/python"], r
