@@ -662,8 +662,10 @@ def main(argv: list[str] | None = None) -> int:
         # would swallow nothing when the first word is an option such as --help).
         args = argparse.Namespace(command=argv[0], func=PASSTHROUGH[argv[0]], rest=argv[1:])
     else:
-        args = parser.parse_args(attach_negative_values(parser, argv))
+        args, unknown = parser.parse_known_args(attach_negative_values(parser, argv))
         parser = _command_parser(parser, args)
+        if unknown:  # reported with the subcommand's usage, as argparse does for its other errors
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if getattr(args, "top_k", 1) is not None and getattr(args, "top_k", 1) < 1:
         parser.error("--top-k must be at least 1")
     if getattr(args, "batch_size", 1) < 1:

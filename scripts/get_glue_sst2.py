@@ -28,6 +28,10 @@ class DownloadError(Exception):
     """Why the files could not be fetched (one line)."""
 
 
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
 def from_zip(url: str = GLUE_URL) -> dict[str, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=120) as r:
@@ -36,7 +40,7 @@ def from_zip(url: str = GLUE_URL) -> dict[str, bytes]:
     except urllib.error.URLError as e:  # no network, DNS, refused, HTTP 404, ...
         raise DownloadError(f"cannot download {url}: {getattr(e, 'reason', e)} (this script needs network access)")
     except (OSError, zipfile.BadZipFile, KeyError) as e:
-        raise DownloadError(f"cannot read GLUE's SST-2.zip from {url}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        raise DownloadError(f"cannot read GLUE's SST-2.zip from {url}: {_first_line(e)}")
 
 
 def from_datasets() -> dict[str, bytes]:
@@ -47,7 +51,7 @@ def from_datasets() -> dict[str, bytes]:
     try:
         ds = load_dataset("nyu-mll/glue", "sst2")
     except (OSError, ConnectionError) as e:
-        raise DownloadError(f"cannot download nyu-mll/glue (sst2): {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        raise DownloadError(f"cannot download nyu-mll/glue (sst2): {_first_line(e)}")
     files = {}
     for split, name in (("train", "train.tsv"), ("validation", "dev.tsv")):
         # GLUE's layout: a header, no quoting (sentences hold no tabs)

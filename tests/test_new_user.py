@@ -30,7 +30,9 @@ def sequence_classifier(tmp_path_factory):
 def test_abbreviated_flags_are_rejected(sequence_classifier, capsys):
     with pytest.raises(SystemExit) as e:  # --poolin used to mean --pooling
         cli(["embed", "a text", "--poolin", "mean", "-m", str(sequence_classifier)])
-    assert e.value.code == 2 and "unrecognized arguments: --poolin mean" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("usage: minialbert embed ")
+    assert err.endswith("minialbert embed: error: unrecognized arguments: --poolin mean\n")
     for argv in (["export", "onnx", "m", "out.onnx", "--per-t"], ["finetune", "--trai", "x.csv", "--output-dir", "o"],
                  ["pretrain", "--corp", "x.txt", "--output-dir", "o"], ["classify", "x", "--all", "-m", "m"]):
         with pytest.raises(SystemExit) as e:
