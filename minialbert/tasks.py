@@ -83,8 +83,11 @@ def _load(cls_model, name_or_path, revision, cache_dir, local_files_only, device
     from .embed import _dtype
     from .tokenizer import AlbertTokenizer
 
+    from .config import AlbertConfig
+
     source = ModelSource(name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
     folder = source.checkpoint_folder()
+    _check_architecture(cls_model.__name__, AlbertConfig.from_json(folder / "config.json"), name_or_path)
     model = cls_model.from_pretrained(folder, device=device, dtype=_dtype(dtype))
     return model, AlbertTokenizer.from_pretrained(folder)
 
@@ -96,13 +99,14 @@ TASK_HEADS = {"AlbertForSequenceClassification": "TextClassifier (minialbert cla
               "AlbertForMultipleChoice": "AlbertForMultipleChoice"}
 
 
-def _check_architecture(pipeline: type, config, name_or_path) -> None:
-    """Refuse a checkpoint fine-tuned for another task head: a sequence classifier's `classifier`
-    has the shape a token tagger's would, so it would load silently and tag nonsense. Checkpoints
-    without a task head (albert-base-v2) load with a new, random head and a NewHeadWarning."""
+def _check_architecture(wanted: str, config, name_or_path) -> None:
+    """Refuse a checkpoint fine-tuned for another task head (config.json's `architectures`): a
+    sequence classifier's `classifier` has the shape a token tagger's would, so it would load
+    silently and tag nonsense. Checkpoints without a task head (albert-base-v2) load with a new,
+    random head and a NewHeadWarning."""
     archs = [a for a in (config.extra.get("architectures") or []) if a in TASK_HEADS]
-    if archs and pipeline.model_class not in archs:
-        raise MinialbertError(f"{name_or_path} is an {archs[0]} checkpoint, not an {pipeline.model_class}: "
+    if archs and wanted not in archs:
+        raise MinialbertError(f"{name_or_path} is an {archs[0]} checkpoint, not an {wanted}: "
                               f"use {TASK_HEADS[archs[0]]} for it")
 
 
@@ -143,7 +147,6 @@ class _Pipeline:
 
         model, tokenizer = _load(getattr(M, cls.model_class), name_or_path, revision, cache_dir, local_files_only,
                                  device, dtype)
-        _check_architecture(cls, model.config, name_or_path)
         return cls(model, tokenizer, max_length=max_length)
 
     @property
