@@ -309,6 +309,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- pretrain
+def cmd_glue(args: argparse.Namespace) -> int:
+    from .glue.run import main as glue_main
+
+    return int(glue_main(args.rest) or 0)
+
+
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from .pretrain.train import main as pretrain_main
 
@@ -611,7 +617,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, func, text in (("pretrain", cmd_pretrain, "pre-train an ALBERT from scratch (MLM + SOP; see --help)"),
                              ("finetune", cmd_finetune, "fine-tune a task head: classify, regression, multilabel, "
-                                                        "tag, qa (see --help)")):
+                                                        "tag, qa (see --help)"),
+                             ("glue", cmd_glue, "fine-tune and score a model on the GLUE tasks (see --help)")):
         p = sub.add_parser(name, help=text, add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.set_defaults(func=func)
@@ -619,7 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-PASSTHROUGH = {"pretrain": cmd_pretrain, "finetune": cmd_finetune}  # commands with their own argument parser
+PASSTHROUGH = {"pretrain": cmd_pretrain, "finetune": cmd_finetune, "glue": cmd_glue}  # commands with their own argument parser
 
 
 def main(argv: list[str] | None = None) -> int:
