@@ -315,6 +315,12 @@ def cmd_glue(args: argparse.Namespace) -> int:
     return int(glue_main(args.rest) or 0)
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import main as compare_main
+
+    return int(compare_main(args.rest) or 0)
+
+
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from .pretrain.train import main as pretrain_main
 
@@ -618,7 +624,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, text in (("pretrain", cmd_pretrain, "pre-train an ALBERT from scratch (MLM + SOP; see --help)"),
                              ("finetune", cmd_finetune, "fine-tune a task head: classify, regression, multilabel, "
                                                         "tag, qa (see --help)"),
-                             ("glue", cmd_glue, "fine-tune and score a model on the GLUE tasks (see --help)")):
+                             ("glue", cmd_glue, "fine-tune and score a model on the GLUE tasks (see --help)"),
+                             ("compare", cmd_compare, "pre-training and GLUE runs side by side in one HTML page")):
         p = sub.add_parser(name, help=text, add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.set_defaults(func=func)
@@ -626,7 +633,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-PASSTHROUGH = {"pretrain": cmd_pretrain, "finetune": cmd_finetune, "glue": cmd_glue}  # commands with their own argument parser
+PASSTHROUGH = {"pretrain": cmd_pretrain, "finetune": cmd_finetune, "glue": cmd_glue,  # commands with their own
+               "compare": cmd_compare}  # argument parser
 
 
 def main(argv: list[str] | None = None) -> int:
