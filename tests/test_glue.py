@@ -64,7 +64,7 @@ def test_every_layout_reads_the_rows_that_were_written(tmp_path, layout):
             assert [(e.idx, e.label) for e in got] == [(i, r["label"]) for i, r in enumerate(truth[key][name[:-4]])]
         for split in files.test:
             assert all(e.label is None for e in files.read("test", split).examples)
-        assert len(files.test) == len(TASKS[key].test)
+        assert len(files.test) == len(TASKS[key].test) + (key == "mnli")  # + AX, the diagnostic set
         # QQP's row with missing fields is skipped (and counted), in the official files only
         assert train.skipped == (1 if key == "qqp" and layout == "official" else 0)
 
@@ -148,7 +148,10 @@ def test_defaults_are_the_albert_paper_table_and_submission_files(official_run):
     assert hp["warmup"] == round(320 * 2 / 5336)
     files = sorted(p.name for p in (out / "submission").iterdir())
     assert files == sorted(["CoLA.tsv", "SST-2.tsv", "MRPC.tsv", "STS-B.tsv", "QQP.tsv", "MNLI-m.tsv", "MNLI-mm.tsv",
-                            "QNLI.tsv", "RTE.tsv", "WNLI.tsv"])
+                            "QNLI.tsv", "RTE.tsv", "WNLI.tsv", "AX.tsv"])
+    ax = (out / "submission" / "AX.tsv").read_text().splitlines()
+    assert ax[0] == "index\tprediction" and len(ax) == 5
+    assert all(line.split("\t")[1] in TASKS["mnli"].labels for line in ax[1:])
     rte = (out / "submission" / "RTE.tsv").read_text().splitlines()
     assert rte[0] == "index\tprediction" and len(rte) == 5
     assert all(line.split("\t")[1] in ("entailment", "not_entailment") for line in rte[1:])
@@ -207,7 +210,7 @@ def test_resume_after_a_kill_keeps_finished_tasks_and_continues_the_task(work):
 
 
 # ----------------------------------------------------------------------------- bad input
-def test_bad_task_data_is_one_line_naming_the_file_and_the_others_still_run(work):
+def test_bad_task_data_is_one_line_naming_the_file_and_the_others_still_run(work, capsys):
     d = work / "bad"
     write_glue(d, tasks=["cola", "sst2", "stsb", "rte", "wnli"], n_train=12, n_dev=6, n_test=0)
     (d / "RTE" / "dev.tsv").unlink()
@@ -217,20 +220,18 @@ def test_bad_task_data_is_one_line_naming_the_file_and_the_others_still_run(work
     lines = (d / "STS-B" / "dev.tsv").read_text().splitlines()
     lines[2] = lines[2].rsplit("\t", 1)[0] + "\tabout four"
     (d / "STS-B" / "dev.tsv").write_text("\n".join(lines) + "\n")
-    r = cli("glue", "--data", d, "--model", work / "tiny", "--output", work / "out_bad", "--max-steps", "1",
-            "--tasks", "cola,sst2,mrpc,stsb,rte,wnli",
-            "--set", "batch_size=4", "--set", "max_length=32", "--threads", "1", "--device", "cpu", "--quiet")
-    assert r.returncode == 1
-    errors = [line for line in r.stderr.splitlines() if "error" in line]
-    assert len(errors) == 4, r.stderr
-    assert f"{d / 'CoLA' / 'train.tsv'}: line 4: label '7' is not one of CoLA's labels" in r.stderr
-    assert f"{d / 'STS-B' / 'dev.tsv'}: line 3: score 'about four' is not a number" in r.stderr
-    assert f"{d / 'RTE' / 'dev.tsv'}: missing" in r.stderr
-    assert f"{d / 'MRPC'}: missing" in r.stderr  # asked for, but not in the folder
-    assert "Traceback" not in r.stderr
-    results = json.loads((work / "out_bad" / "results.json").read_text())
+    results = run_glue(d, str(work / "tiny"), work / "out_bad", tasks="cola,sst2,mrpc,stsb,rte,wnli",
+                       **{**QUICK, "max_steps": 1})
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line]
+    assert len(errors) == 4 and all(line.startswith("minialbert glue: ") for line in errors), err
+    assert f"{d / 'CoLA' / 'train.tsv'}: line 4: label '7' is not one of CoLA's labels" in err
+    assert f"{d / 'STS-B' / 'dev.tsv'}: line 3: score 'about four' is not a number" in err
+    assert f"{d / 'RTE' / 'dev.tsv'}: missing" in err
+    assert f"{d / 'MRPC'}: missing" in err  # asked for, but not in the folder
     assert set(results["tasks"]) == {"sst2", "wnli"}
     assert set(results["errors"]) == {"cola", "stsb", "rte", "mrpc"}
+    assert json.loads((work / "out_bad" / "results.json").read_text())["errors"] == results["errors"]
 
 
 @pytest.mark.parametrize("case", ["no_task", "no_tokenizer", "unknown_task"])

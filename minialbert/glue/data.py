@@ -16,6 +16,8 @@ The Hugging Face `glue` dataset exported to Parquet (the nyu-mll/glue repo:
   sentence / sentence1+sentence2 / question1+question2 / premise+hypothesis / question+sentence,
   integer labels (-1 in test splits), idx. MNLI's splits are validation_matched,
   validation_mismatched, test_matched, test_mismatched. Parquet needs pyarrow (the `glue` extra).
+The diagnostic set AX (official: GLUE_DIR/diagnostic/diagnostic.tsv; Hugging Face: GLUE_DIR/ax/test.*)
+has no training data: when present, the MNLI model predicts it for the GLUE server (AX.tsv).
 """
 
 from __future__ import annotations
@@ -106,6 +108,9 @@ def locate(task: Task, directory: Path) -> TaskFiles:
         train = need("train.tsv")
         dev = {name: need(f) for name, f, _ in task.dev}
         test = {name: [directory / f] for name, f, _ in task.test if (directory / f).is_file()}
+        diagnostic = directory.parent / "diagnostic" / "diagnostic.tsv"
+        if task.key == "mnli" and diagnostic.is_file():  # AX, the diagnostic set, is scored by the MNLI model
+            test["ax"] = [diagnostic]
         return TaskFiles(task, directory, "official", train, dev, test)
     train = _hf_files(directory, "train")
     if train is None:
@@ -123,6 +128,10 @@ def locate(task: Task, directory: Path) -> TaskFiles:
         found = _hf_files(directory, hf_split)
         if found is not None:
             test[name] = found[1]
+    if task.key == "mnli" and (directory.parent / "ax").is_dir():
+        found = _hf_files(directory.parent / "ax", "test")
+        if found is not None:
+            test["ax"] = found[1]
     return TaskFiles(task, directory, train[0], train[1], dev, test)
 
 

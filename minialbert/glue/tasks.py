@@ -89,7 +89,7 @@ TASKS: dict[str, Task] = {t.key: t for t in (
          dev=(("matched", "dev_matched.tsv", "validation_matched"),
               ("mismatched", "dev_mismatched.tsv", "validation_mismatched")),
          test=(("matched", "test_matched.tsv", "test_matched"), ("mismatched", "test_mismatched.tsv", "test_mismatched")),
-         server_files={"matched": "MNLI-m", "mismatched": "MNLI-mm"}),
+         server_files={"matched": "MNLI-m", "mismatched": "MNLI-mm", "ax": "AX"}),  # AX: the diagnostic set
     Task("qnli", "QNLI", "classify", ("entailment", "not_entailment"), ("accuracy",),
          Official("QNLI", "question", "sentence", "label", test_text="question", test_pair="sentence"),
          ("question", "sentence"), H(1e-5, 32, 0.0, 0.1, 33112, 1986, 512, 200), "accuracy"),

@@ -110,12 +110,22 @@ def write_glue(directory: str | Path, *, layout: str = "official", tasks=None, n
         task = TASKS[key]
         rows = _splits(key, n_train, n_dev, n_test, seed)
         written[key] = rows
+        ax = task_rows("mnli", n_test, seed + 20) if key == "mnli" and n_test else []
         if layout == "official":
             folder = root / task.official.directory
             folder.mkdir(parents=True, exist_ok=True)
             for name, content in _official_files(key, rows).items():
                 (folder / name).write_text(content, encoding="utf-8")
+            if ax:  # the diagnostic set, predicted by the MNLI model
+                (root / "diagnostic").mkdir(exist_ok=True)
+                (root / "diagnostic" / "diagnostic.tsv").write_text("index\tsentence1\tsentence2\n" + "".join(
+                    f"{i}\t{r['text']}\t{r['pair']}\n" for i, r in enumerate(ax)), encoding="utf-8")
             continue
+        if ax:
+            (root / "ax").mkdir(parents=True, exist_ok=True)
+            (root / "ax" / "test.jsonl").write_text("".join(json.dumps(
+                {"premise": r["text"], "hypothesis": r["pair"], "label": -1, "idx": i}) + "\n" for i, r in enumerate(ax)),
+                encoding="utf-8")
         folder = root / key
         folder.mkdir(parents=True, exist_ok=True)
         hf_split = {f: s for _, f, s in (*task.dev, *task.test)}
