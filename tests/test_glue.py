@@ -274,7 +274,7 @@ def test_smoke_run_of_the_nine_tasks_on_the_demo_checkpoint(tmp_path):
     start = time.perf_counter()
     cli("glue", "--data", tmp_path / "glue_data", "--model", tmp_path / "demo", "--output", tmp_path / "out",
         "--max-steps", "1", "--set", "batch_size=4", "--set", "max_length=32", "--select", "last", "--quiet",
-        check_rc=0)
+        "--threads", "1", check_rc=0)
     print(f"smoke run of the nine GLUE tasks on the demo checkpoint: {time.perf_counter() - start:.1f} s")
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert set(results["tasks"]) == set(TASKS) and results["glue_score"]["value"] is not None
