@@ -393,7 +393,7 @@ def run_glue(data: str | os.PathLike, model: str, output: str | os.PathLike, *, 
         if v is not None)
     model_id = str(Path(model).resolve()) if Path(model).exists() else model
     settings = {"model": model_id, "data": str(Path(data).resolve()), "seeds": seeds, "select": select,
-                "overrides": hp_overrides, "max_steps": max_steps, "max_train_examples": max_train_examples,
+                "overrides": {k: v for k, v in hp_overrides.items() if v}, "max_steps": max_steps, "max_train_examples": max_train_examples,
                 "max_dev_examples": max_dev_examples, "bf16": bf16, "revision": revision}
     run_file = out / RUN_FILE
     if run_file.is_file() and not overwrite:
