@@ -143,6 +143,10 @@ def test_defaults_are_the_albert_paper_table_and_submission_files(official_run):
     for key, (warmup, lr, steps, batch) in paper.items():
         d = TASKS[key].defaults
         assert (d.warmup, d.lr, d.steps, d.batch_size, d.max_length) == (warmup, lr, steps, batch, 512)
+    for key, dropout in (("qqp", 0.1), ("rte", 0.1), ("cola", 0.0)):  # ALBERT DR reaches the trained model
+        config = json.loads((out / key / "seed-42" / "config.json").read_text())
+        assert config["hidden_dropout_prob"] == config["attention_probs_dropout_prob"] == dropout
+        assert config["classifier_dropout_prob"] == 0.1
     hp = results["tasks"]["cola"]["hyperparameters"]
     assert hp["steps"] == 2 and hp["batch_size"] == 4 and hp["max_length"] == 32 and hp["lr"] == 1e-5
     assert hp["warmup"] == round(320 * 2 / 5336)
