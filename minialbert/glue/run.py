@@ -194,8 +194,8 @@ def _finetune_argv(task: Task, hp: Hyperparameters, seed: int, train: Path, dev:
     return argv
 
 
-def _predict(task: Task, model_dir: Path, examples, opts: dict, max_length: int) -> list:
-    """The fine-tuned checkpoint's prediction for each example: a label id, or a float (STS-B)."""
+def _classifier(model_dir: Path, opts: dict, max_length: int):
+    """The fine-tuned checkpoint as a minialbert.tasks.TextClassifier (what `minialbert classify` runs)."""
     import torch
 
     from ..tasks import TextClassifier
@@ -203,7 +203,11 @@ def _predict(task: Task, model_dir: Path, examples, opts: dict, max_length: int)
     device = opts["device"]
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    classifier = TextClassifier.from_pretrained(model_dir, device=device, max_length=max_length)
+    return TextClassifier.from_pretrained(model_dir, device=device, max_length=max_length)
+
+
+def _predict(task: Task, classifier, examples, opts: dict) -> list:
+    """The classifier's prediction for each example: a label id, or a float (STS-B)."""
     texts = [e.text for e in examples]
     pairs = [e.pair for e in examples] if examples[0].pair is not None else None
     results = classifier(texts, pairs, batch_size=opts["eval_batch_size"])
@@ -243,9 +247,10 @@ def run_seed(task: Task, files: TaskFiles, data: dict, hp: Hyperparameters, seed
                         f"see the message above") from None
     summary = json.loads((seed_dir / "metrics.json").read_text(encoding="utf-8"))
 
+    classifier = _classifier(seed_dir, opts, hp.max_length)
     per_split, rows = {}, []
     for split, examples in data["dev"].items():
-        preds = _predict(task, seed_dir, examples, opts, hp.max_length)
+        preds = _predict(task, classifier, examples, opts)
         gold = [e.label for e in examples]
         per_split[split] = (gold, preds)
         for e, p in zip(examples, preds):
@@ -258,7 +263,7 @@ def run_seed(task: Task, files: TaskFiles, data: dict, hp: Hyperparameters, seed
     write_jsonl(seed_dir / PREDICTIONS, rows)
     submissions = []
     for split, examples in data["test"].items():
-        preds = _predict(task, seed_dir, examples, opts, hp.max_length)
+        preds = _predict(task, classifier, examples, opts)
         name = f"{task.server_name(split)}.tsv"
         _write_text(seed_dir / name, "index\tprediction\n" + "".join(
             f"{e.idx}\t{_format_prediction(task, p)}\n" for e, p in zip(examples, preds)))
