@@ -262,7 +262,10 @@ def test_errors_that_stop_the_run_are_one_line(work, tmp_path, case):
     assert not (tmp_path / "out").exists()
 
 
-def test_run_glue_refuses_bad_overrides(work):
+def test_run_glue_refuses_bad_overrides_and_a_task_folder_as_data(work, tmp_path):
+    write_glue(tmp_path, tasks=["rte"], n_train=2, n_dev=2, n_test=0)
+    with pytest.raises(GlueError, match="this is the RTE folder itself"):
+        run_glue(tmp_path / "RTE", str(work / "tiny"), tmp_path / "never")
     for bad in (["lr=fast"], ["steps=0"], ["colour=red"], ["nosuch.lr=1e-5"]):
         with pytest.raises(GlueError, match="--set"):
             run_glue(work / "data", str(work / "tiny"), work / "never", overrides=bad)

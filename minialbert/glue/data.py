@@ -79,6 +79,10 @@ def find_tasks(data_dir: str | Path) -> dict[str, Path]:
         if task is not None and task.key not in found and any(child.iterdir()):
             found[task.key] = child
     if not found:
+        itself = next((t for t in TASKS.values() if root.resolve().name.lower() in t.aliases), None)
+        if itself is not None:
+            raise GlueError(f"{root}: this is the {itself.name} folder itself; --data takes the folder that holds "
+                            f"it ({root.resolve().parent})")
         names = ", ".join(f"{t.official.directory}/" for t in TASKS.values())
         raise GlueError(f"{root}: no GLUE task in it (looked for {names} or the Hugging Face names cola/, sst2/, ...)")
     return found
