@@ -166,7 +166,6 @@ def test_hf_parquet_layout_runs_and_matches_the_official_one(work, official_run)
     pytest.importorskip("pyarrow")
     write_glue(work / "hf", layout="parquet", n_train=16, n_dev=12, n_test=4, tasks=["rte", "stsb"])
     results = run_glue(work / "hf", str(work / "tiny"), work / "out_hf", tasks="rte,stsb", **QUICK)
-    _, official = official_run
     for key in ("rte", "stsb"):  # same examples, seed and steps: the same predictions, whatever the layout
         assert results["tasks"][key]["layout"] == "hf-parquet"
         a = (work / "out_hf" / key / "dev_predictions.jsonl").read_text()

@@ -389,7 +389,7 @@ def run_glue(data: str | os.PathLike, model: str, output: str | os.PathLike, *, 
     seeds = parse_seeds(seeds) if isinstance(seeds, str) else list(seeds)
     hp_overrides = parse_overrides(overrides or [], chosen)
     found = find_tasks(data)
-    folder, max_position = check_model(model, revision=revision, cache_dir=cache_dir, offline=offline)
+    _, max_position = check_model(model, revision=revision, cache_dir=cache_dir, offline=offline)
     out = Path(output)
     if out.exists() and not out.is_dir():
         raise GlueError(f"{out}: exists and is not a directory")
