@@ -309,6 +309,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- pretrain
+def cmd_glue(args: argparse.Namespace) -> int:
+    from .glue.run import main as glue_main
+
+    return int(glue_main(args.rest) or 0)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import main as compare_main
+
+    return int(compare_main(args.rest) or 0)
+
+
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from .pretrain.train import main as pretrain_main
 
@@ -611,7 +623,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, func, text in (("pretrain", cmd_pretrain, "pre-train an ALBERT from scratch (MLM + SOP; see --help)"),
                              ("finetune", cmd_finetune, "fine-tune a task head: classify, regression, multilabel, "
-                                                        "tag, qa (see --help)")):
+                                                        "tag, qa (see --help)"),
+                             ("glue", cmd_glue, "fine-tune and score a model on the GLUE tasks (see --help)"),
+                             ("compare", cmd_compare, "pre-training and GLUE runs side by side in one HTML page")):
         p = sub.add_parser(name, help=text, add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.set_defaults(func=func)
@@ -649,7 +663,8 @@ def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser = sub.choices[name]
 
 
-PASSTHROUGH = {"pretrain": cmd_pretrain, "finetune": cmd_finetune}  # commands with their own argument parser
+PASSTHROUGH = {"pretrain": cmd_pretrain, "finetune": cmd_finetune, "glue": cmd_glue,  # commands with their own
+               "compare": cmd_compare}  # argument parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--offline", action="store_true", help="use only the local Hugging Face cache")
     m.add_argument("--classifier-dropout", type=float, default=None,
                    help="dropout before the head (default: the config's classifier_dropout_prob, 0.1)")
+    m.add_argument("--dropout", type=float, default=None,
+                   help="dropout inside the model: hidden_dropout_prob and attention_probs_dropout_prob "
+                        "(default: the config's; 0 in the v2 checkpoints)")
     m.add_argument("--output-dir", required=True)
     m.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoint")
     m.add_argument("--overwrite", action="store_true", help="start afresh even if OUTPUT_DIR holds a run")
@@ -148,6 +151,8 @@ def _check_args(args) -> None:
         raise FinetuneError(f"--warmup-ratio must be in [0, 1], got {args.warmup_ratio}")
     if args.classifier_dropout is not None and not 0 <= args.classifier_dropout < 1:
         raise FinetuneError(f"--classifier-dropout must be in [0, 1), got {args.classifier_dropout}")
+    if args.dropout is not None and not 0 <= args.dropout < 1:
+        raise FinetuneError(f"--dropout must be in [0, 1), got {args.dropout}")
     metric = args.metric or METRICS[args.task][0]
     if metric not in METRICS[args.task]:
         raise FinetuneError(f"--metric {metric!r} is not a {args.task} metric; use one of "
@@ -438,6 +443,8 @@ def _train(args) -> int:
         changes = {}
         if args.classifier_dropout is not None:
             changes["classifier_dropout_prob"] = args.classifier_dropout
+        if args.dropout is not None:
+            changes.update(hidden_dropout_prob=args.dropout, attention_probs_dropout_prob=args.dropout)
         config = base_config.replace(**changes)
         if args.task in PROBLEM_TYPES:
             labels = data.labels if data.labels is not None else ["LABEL_0"]

@@ -119,7 +119,11 @@ def _stages_table(r: Report) -> str:
 
 
 def _figure1_table(r: Report) -> str:
-    curves = [r.figure1, *r.compare]
+    return figure1_table([r.figure1, *r.compare])
+
+
+def figure1_table(curves) -> str:
+    """The Figure 1 numbers of several models (Figure1 objects) as one HTML table."""
     depth = max(len(f.l2) for f in curves)
     head = "".join(f'<th colspan="2">{_e(f.model)}</th>' for f in curves)
     sub = "<th>L2</th><th>angle (°)</th>" * len(curves)
@@ -152,6 +156,7 @@ def render_html(r: Report) -> str:
         "title": _e(f"minialbert inspect: {r.model}"),
         "csp": CSP,
         "css": _asset("report.css"),
+        "charts_js": _asset("charts.js"),
         "js": _asset("report.js"),
         "data": _json_for_script(_payload(r)),
         "model": _e(r.model),
@@ -169,3 +174,10 @@ def render_html(r: Report) -> str:
     }
     # One pass over the template only: text substituted in is never scanned for placeholders again.
     return re.sub(r"\{\{(\w+)\}\}", lambda m: str(fill[m.group(1)]), _asset("report.html"))
+
+
+# Shared with `minialbert compare` (minialbert/compare/): its page uses the same CSP, stylesheet,
+# charts (charts.js), escaping and Figure 1 table as this one.
+asset = _asset
+escape = _e
+json_for_script = _json_for_script

@@ -59,57 +59,8 @@
 
   function maxOf(a) { let m = 0; for (let i = 0; i < a.length; i++) if (a[i] > m) m = a[i]; return m || 1; }
 
-  // ------------------------------------------------------------ SVG charts
-  function ticks(lo, hi, count) {
-    const span = hi - lo || 1;
-    const raw = span / count;
-    const mag = Math.pow(10, Math.floor(Math.log10(raw)));
-    const r = raw / mag;
-    const step = (r >= 7.5 ? 10 : r >= 3.5 ? 5 : r >= 1.5 ? 2 : 1) * mag;
-    const out = [];
-    for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(+v.toPrecision(12));
-    return out;
-  }
-
-  const PALETTE = ["#1f5fbf", "#d1495b", "#2a9d8f", "#e9a23b", "#6a4c93", "#577590"];
-
-  // series: [{name, values (index 0 = x 1), colour, dash}]
-  function lineChart(el, title, yLabel, series, xLabel) {
-    const W = 560, H = 320, m = { l: 60, r: 16, t: 30, b: 64 };
-    const xmax = Math.max(...series.map((s) => s.values.length));
-    let ymax = 0, ymin = 0;
-    series.forEach((s) => s.values.forEach((v) => { ymax = Math.max(ymax, v); ymin = Math.min(ymin, v); }));
-    ymax = ymax * 1.08 || 1;
-    const x = (k) => m.l + (xmax === 1 ? 0.5 : (k - 1) / (xmax - 1)) * (W - m.l - m.r);
-    const y = (v) => H - m.b - (v - ymin) / (ymax - ymin) * (H - m.t - m.b);
-    const parts = ['<svg viewBox="0 0 ' + W + " " + H + '" role="img">',
-      '<text x="' + m.l + '" y="18" font-weight="600">' + esc(title) + "</text>"];
-    const yt = ticks(ymin, ymax, 5);
-    const digits = yt.length > 1 ? Math.max(0, -Math.floor(Math.log10(yt[1] - yt[0]) + 1e-9)) : 2;
-    yt.forEach((v) => {
-      parts.push('<line class="gridline" x1="' + m.l + '" x2="' + (W - m.r) + '" y1="' + y(v) + '" y2="' + y(v) + '"/>');
-      parts.push('<text x="' + (m.l - 6) + '" y="' + (y(v) + 4) + '" text-anchor="end">' + v.toFixed(digits) + "</text>");
-    });
-    const xt = ticks(1, xmax, Math.min(xmax, 12)).filter((k) => Number.isInteger(k));
-    xt.forEach((k) => parts.push('<text x="' + x(k) + '" y="' + (H - m.b + 16) + '" text-anchor="middle">' + k + "</text>"));
-    parts.push('<line class="axis" x1="' + m.l + '" x2="' + (W - m.r) + '" y1="' + (H - m.b) + '" y2="' + (H - m.b) + '"/>');
-    parts.push('<line class="axis" x1="' + m.l + '" x2="' + m.l + '" y1="' + m.t + '" y2="' + (H - m.b) + '"/>');
-    parts.push('<text x="' + ((m.l + W - m.r) / 2) + '" y="' + (H - m.b + 32) + '" text-anchor="middle">' + esc(xLabel) + "</text>");
-    parts.push('<text transform="translate(14,' + ((m.t + H - m.b) / 2) + ') rotate(-90)" text-anchor="middle">' + esc(yLabel) + "</text>");
-    series.forEach((s, si) => {
-      const pts = s.values.map((v, k) => x(k + 1) + "," + y(v)).join(" ");
-      parts.push('<polyline fill="none" stroke="' + s.colour + '" stroke-width="2"' + (s.dash ? ' stroke-dasharray="4 4"' : "") + ' points="' + pts + '"/>');
-      if (!s.dash) {
-        s.values.forEach((v, k) => parts.push('<circle cx="' + x(k + 1) + '" cy="' + y(v) + '" r="3" fill="' + s.colour + '"><title>' +
-          esc(s.name + ": layer call " + (k + 1) + ": " + fmt(v, 4)) + "</title></circle>"));
-      }
-      const lx = m.l + (si % 2) * (W - m.l - m.r) / 2, ly = H - 12 - Math.floor(si / 2) * 14;
-      parts.push('<line x1="' + lx + '" x2="' + (lx + 18) + '" y1="' + (ly - 4) + '" y2="' + (ly - 4) + '" stroke="' + s.colour + '" stroke-width="2"' + (s.dash ? ' stroke-dasharray="4 4"' : "") + "/>");
-      parts.push('<text x="' + (lx + 24) + '" y="' + ly + '">' + esc(s.name) + "</text>");
-    });
-    parts.push("</svg>");
-    el.innerHTML = parts.join("");
-  }
+  // SVG charts: charts.js, shared with the `minialbert compare` report
+  const { PALETTE, lineChart } = window.MiniCharts;
 
   // --------------------------------------------------------- 2. Figure 1
   const curves = D.figure1.map((f, k) => ({ name: f.model, colour: PALETTE[k % PALETTE.length], l2: f.l2, angle: f.angle }));
