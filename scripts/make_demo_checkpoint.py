@@ -31,7 +31,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = minialbert.AlbertForPreTraining(config)
     with torch.no_grad():  # the usual BERT-style init: N(0, 0.02) weights
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             if p.dim() > 1:
                 p.normal_(0.0, config.initializer_range)
     model.save_pretrained(out)
