@@ -9,7 +9,7 @@ The convention (CONTRIBUTING.md, "Documentation"):
 * a block preceded by the line `<!-- docs-test: skip (reason) -->` is skipped, and the reason is
   reported; a skip marker without a reason is an error;
 * before running: the Hub ids albert-base-v2 / albert/albert-base-v2 / albert-large-v2 become the
-  demo checkpoint (scripts/make_demo_checkpoint.py; albert-base-v2's shape, random weights), and
+  demo checkpoint (so does the CLI's default model, for commands without --model) (scripts/make_demo_checkpoint.py; albert-base-v2's shape, random weights), and
   `pip install ...` / `sudo apt-get install ...` commands become `true` (the suite runs in an
   installed environment); the working directory is a fresh temporary one holding a few small
   example inputs (`EXAMPLE_FILES`) and links to the repository's scripts/, docs/ and tests/.
@@ -119,6 +119,20 @@ def blocks(page: Path) -> list[Block]:
         out.append(block)
         i = end + 1
     return out
+
+
+# Run before every bash block: the CLI's default model (albert-base-v2, when a command has no --model)
+# is the demo checkpoint too. `minialbert` is a function that adds `--model DEMO` in that case.
+BASH_PREAMBLE = """
+minialbert() {
+    case "$1" in
+        embed|similarity|fill-mask|inspect)
+            for arg in "$@"; do case "$arg" in --model|--model=*|-m) command minialbert "$@"; return;; esac; done
+            command minialbert "$@" --model "$DOCS_TEST_DEMO";;
+        *) command minialbert "$@";;
+    esac
+}
+"""
 
 
 def prepare(code: str, demo: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from docs_blocks import EXAMPLE_FILES, ROOT, blocks, pages, prepare, tally  # noqa: E402
+from docs_blocks import BASH_PREAMBLE, EXAMPLE_FILES, ROOT, blocks, pages, prepare, tally  # noqa: E402
 
 # A persistent Python process per page: one block per request line (JSON), one reply line per block.
 RUNNER = textwrap.dedent('''
@@ -60,12 +60,13 @@ def _runnable(page: str) -> bool:
 @pytest.mark.parametrize("page", [str(p) for p in pages() if _runnable(str(p))])
 def test_page_code_blocks_run(page, demo_checkpoint, tmp_path):
     cwd, env = _workdir(tmp_path), _env()
+    env["DOCS_TEST_DEMO"] = str(demo_checkpoint)
     python = None
     try:
         for block in blocks(Path(page)):
             code = prepare(block.code, str(demo_checkpoint))
             if block.kind == "bash":
-                run = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", code], cwd=cwd, env=env,
+                run = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", BASH_PREAMBLE + code], cwd=cwd, env=env,
                                      capture_output=True, text=True, timeout=600)
                 assert run.returncode == 0, f"{block.where} (bash) exited {run.returncode}:\n{code}\n" \
                                             f"--- stderr ---\n{run.stderr[-3000:]}"
