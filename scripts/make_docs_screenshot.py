@@ -18,7 +18,7 @@ def main() -> None:
     parser.add_argument("output", type=Path, help="the PNG to write")
     parser.add_argument("--width", type=int, default=1500)
     parser.add_argument("--height", type=int, default=2200)
-    parser.add_argument("--scroll-to", default=None, help="a CSS selector to scroll to first (e.g. '#2-multi-head')")
+    parser.add_argument("--anchor", default=None, help="the id of a heading to scroll to first")
     parser.add_argument("--browser", default="/usr/bin/chromium")
     args = parser.parse_args()
 
@@ -29,8 +29,9 @@ def main() -> None:
         page = browser.new_page(viewport={"width": args.width, "height": args.height})
         page.goto(args.page.resolve().as_uri())
         page.wait_for_selector(".katex", timeout=30_000)
-        if args.scroll_to:
-            page.locator(args.scroll_to).scroll_into_view_if_needed()
+        if args.anchor:
+            page.evaluate("id => document.getElementById(id).scrollIntoView()", args.anchor)
+            page.wait_for_timeout(300)
         page.screenshot(path=str(args.output), full_page=False)
         browser.close()
     print(f"wrote {args.output}")
