@@ -8,14 +8,10 @@ config_sentence_transformers.json, 2_Normalize/); `Embedder.from_pretrained` and
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .errors import CheckpointError, ConfigError
 from .hub import ModelSource
 from .jsonio import read_json
-
-if TYPE_CHECKING:
-    from .embed import Embedder
 
 SIMILARITY_FUNCTIONS = ("cosine", "dot", "euclidean", "manhattan")  # sentence-transformers' names
 
@@ -135,8 +131,9 @@ def read_sentence_transformers(source: ModelSource) -> dict:
     return found
 
 
-def sentence_transformers_files(embedder: "Embedder") -> dict[str, dict | list]:
-    """The JSON files of a sentence-transformers folder recording this Embedder's settings.
+def sentence_transformers_files(embedder) -> dict[str, dict | list]:
+    """The JSON files of a sentence-transformers folder recording `embedder`'s settings (an embed.Embedder;
+    not imported here, so that embed.py -> st_format.py stays one-way).
 
     The v2-v5 module names and pooling flags are written on purpose: later versions read them
     (v6 converts them), and so does minialbert. Keys that older versions' Pooling(**config)

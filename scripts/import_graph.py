@@ -34,12 +34,12 @@ def _type_checking_nodes(tree: ast.AST) -> set[int]:
     return skip
 
 
-def imports_of(path: Path, modules: set[str]) -> set[str]:
+def imports_of(path: Path, modules: set[str], type_checking: bool = False) -> set[str]:
     """The minialbert modules `path` imports (resolved to modules that exist; `from pkg import mod` included)."""
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    skip = _type_checking_nodes(tree)
+    skip = set() if type_checking else _type_checking_nodes(tree)
     found: set[str] = set()
     for node in ast.walk(tree):
         if id(node) in skip:
@@ -66,10 +66,10 @@ def imports_of(path: Path, modules: set[str]) -> set[str]:
     return found
 
 
-def graph() -> dict[str, set[str]]:
+def graph(type_checking: bool = False) -> dict[str, set[str]]:
     files = sorted((ROOT / PACKAGE).rglob("*.py"))
     modules = {module_name(f) for f in files}
-    edges = {module_name(f): imports_of(f, modules) for f in files}
+    edges = {module_name(f): imports_of(f, modules, type_checking) for f in files}
     return edges
 
 
@@ -114,8 +114,10 @@ def circles(edges: dict[str, set[str]]) -> list[list[str]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--edges", action="store_true", help="print every edge first")
+    parser.add_argument("--type-checking", action="store_true",
+                        help="count imports under `if TYPE_CHECKING:` too (annotations only; they never run)")
     args = parser.parse_args(argv)
-    edges = graph()
+    edges = graph(args.type_checking)
     if args.edges:
         for a in sorted(edges):
             for b in sorted(edges[a]):
