@@ -2,7 +2,7 @@
 
     mkdocs build --strict && python scripts/make_docs_screenshot.py site/learn/albert/index.html docs/learn_page.png
 
-Waits until KaTeX has typeset the equations (a `.katex` element exists), then captures the top
+Waits until KaTeX has typeset the equations (when the page has any), then captures the top
 `--height` pixels of the page. Needs the [test] extra (playwright) and /usr/bin/chromium.
 """
 
@@ -28,7 +28,9 @@ def main() -> None:
         browser = p.chromium.launch(executable_path=args.browser, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": args.width, "height": args.height})
         page.goto(args.page.resolve().as_uri())
-        page.wait_for_selector(".katex", timeout=30_000)
+        page.wait_for_load_state("load")
+        if page.locator(".arithmatex").count():  # equations on the page: wait until KaTeX has typeset them
+            page.wait_for_selector(".katex", timeout=30_000)
         if args.anchor:
             page.evaluate("id => document.getElementById(id).scrollIntoView()", args.anchor)
             page.wait_for_timeout(300)
