@@ -21,7 +21,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 INSTALL_AND_RUN = ('pip install torch==2.13.0 && pip install -e . && minialbert embed "这是一个测试句子。" '
                    '"Another sentence." --model albert-base-v2 --pooling mean')
 INSTALL_AND_TEST = ('pip install torch==2.13.0 && pip install -e ".[test,viz,stream,ray,onnx,docs]" && '
-                    "sudo apt-get install -y chromium && python -m pytest -q")
+                    "sudo apt-get update && sudo apt-get install -y chromium && python -m pytest -q")
 
 
 def test_set_up_commands_are_the_ones_ci_runs(demo_checkpoint):
