@@ -12,6 +12,10 @@ Which code runs: the last layer (layer=None or -1, the default) comes from the m
 fast.InferenceEngine, which takes its fused path for a stock model and otherwise runs the
 model's own forward (and says so once); any other `layer` needs every hidden state, so the
 model itself runs (model.py), output_hidden_states=True.
+
+The parts that do not need the Embedder live beside it: `pooling` (the seven pooling modes),
+`batching` (length-sorted batches, long-text windows), `st_format` (sentence-transformers
+folders). Their public names are importable from here too, as before the split.
 """
 
 from __future__ import annotations
@@ -21,92 +25,26 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import CheckpointError, ConfigError, MinialbertError
-from .jsonio import read_json
+from . import batching
+from .batching import LONG_TEXT_MODES, LongTextWarning, check_texts, window_spans
+from .errors import ConfigError, MinialbertError
 from .hub import ModelSource
 from .model import AlbertModel
+from .pooling import POOLINGS, pool
+from .st_format import (
+    SIMILARITY_FUNCTIONS,
+    ST_POOLING_NAMES,
+    read_sentence_transformers,
+    sentence_transformers_files,
+)
 
-POOLINGS = ("cls", "mean", "max", "pooler", "mean_sqrt_len", "weightedmean", "lasttoken")
-LONG_TEXT_MODES = ("truncate", "chunk", "error")
-SIMILARITY_FUNCTIONS = ("cosine", "dot", "euclidean", "manhattan")  # sentence-transformers' names
 BACKENDS = ("torch", "onnxruntime")
-
-
-class LongTextWarning(UserWarning):
-    """Some texts were longer than max_length and were truncated."""
-
-
-# ---------------------------------------------------------------------------- windows
-def window_spans(n: int, width: int, overlap: int) -> list[tuple[int, int]]:
-    """[start, end) spans covering n tokens, at most `width` each, consecutive windows sharing
-    `overlap` tokens (0 <= overlap < width). Long-text chunking and SQuAD's doc_stride windows
-    (finetune/squad.py) both use it."""
-    if n <= width:
-        return [(0, n)]
-    spans, start = [], 0
-    while True:
-        end = min(start + width, n)
-        spans.append((start, end))
-        if end == n:
-            return spans
-        start += width - overlap
-
-
-# ---------------------------------------------------------------------------- pooling
-def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str, pooler_output: torch.Tensor | None = None,
-         skip: int = 0) -> torch.Tensor:
-    """(batch, seq, H) token vectors + (batch, seq) mask -> (batch, H) one vector per text.
-
-    cls:           h_[CLS], the first token (BERT's sentence vector, the usual recipe)
-    mean:          sum_t m_t h_t / sum_t m_t           (padding excluded)
-    max:           max over real tokens, per dimension
-    mean_sqrt_len: sum_t m_t h_t / sqrt(sum_t m_t)    (sentence-transformers' mean_sqrt_len_tokens)
-    weightedmean:  sum_t t m_t h_t / sum_t t m_t      (t = 1, 2, ... the position; later tokens weigh more)
-    lasttoken:     h of the last real token ([SEP]: minialbert pads on the right)
-    pooler:        tanh(W h_[CLS] + b), the output of ALBERT's pooler layer
-
-    skip > 0 leaves the first `skip` tokens out of the pooling (not out of attention): that is
-    how a sentence-transformers model with include_prompt=false drops [CLS] and the prompt's
-    tokens. cls then takes the first token left in, and weightedmean keeps the positions t of
-    the full sequence, both as sentence-transformers does.
-    """
-    if mode == "pooler":
-        if pooler_output is None:
-            raise MinialbertError("pooling='pooler' needs pooler weights, and this checkpoint has none; "
-                                  "use pooling='cls' or 'mean'")
-        return pooler_output
-    if skip:
-        mask = mask.clone()
-        mask[:, :skip] = 0
-    rows = torch.arange(hidden.size(0), device=hidden.device)
-    if mode == "cls":
-        # argmax finds the first 1; a row with nothing left (a prompt as long as the sequence) gives 0
-        return hidden[:, 0] if not skip else hidden[rows, mask.argmax(dim=1)]
-    if mode == "lasttoken":
-        last = hidden.size(1) - 1 - mask.flip(1).argmax(dim=1)
-        return hidden[rows, last] * mask[rows, last].unsqueeze(-1).to(hidden.dtype)  # zeros if nothing is left
-    m = mask.unsqueeze(-1).to(hidden.dtype)
-    if mode == "max":
-        return hidden.masked_fill(m == 0, torch.finfo(hidden.dtype).min).max(dim=1).values
-    if mode == "weightedmean":
-        # positions in float32 even for half-precision runs: bfloat16 holds integers exactly only up to 256
-        acc = torch.promote_types(hidden.dtype, torch.float32)
-        positions = torch.arange(1, hidden.size(1) + 1, device=hidden.device, dtype=acc).view(1, -1, 1)
-        weights = m.to(acc) * positions
-        return ((hidden.to(acc) * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)).to(hidden.dtype)
-    total = (hidden * m).sum(dim=1)
-    count = m.sum(dim=1).clamp(min=1e-9)
-    if mode == "mean":
-        return total / count
-    if mode == "mean_sqrt_len":
-        return total / count.sqrt()
-    raise MinialbertError(f"unknown pooling {mode!r}; choose from {', '.join(POOLINGS)}")
 
 
 # ------------------------------------------------------------------ result containers
@@ -126,18 +64,6 @@ class ChunkEmbeddings:
     vectors: np.ndarray | torch.Tensor  # (n_chunks, H)
     token_spans: list[tuple[int, int]]  # [start, end) in the text's token sequence (no specials)
     weights: list[int]  # tokens per window: the weights of the combined vector
-
-
-def _check_texts(texts) -> tuple[list[str], bool]:
-    if isinstance(texts, str):
-        return [texts], True
-    if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable):
-        raise TypeError(f"texts must be a str or a list of str, got {type(texts).__name__}")
-    texts = list(texts)
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise TypeError(f"texts must be strings: item {i} is {type(t).__name__}")
-    return texts, False
 
 
 # ---------------------------------------------------------------------- the embedder
@@ -212,7 +138,7 @@ class Embedder:
                 return cls(model, AlbertTokenizer.from_pretrained(export.parent), pooling=pooling or "cls",
                            normalize=bool(normalize), max_length=max_length)
         source = ModelSource(name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
-        st = _read_sentence_transformers(source)
+        st = read_sentence_transformers(source)
         folder = source.checkpoint_folder(st.get("transformer_path", ""))
         if backend == "onnxruntime":
             from .export import build_onnx
@@ -269,7 +195,7 @@ class Embedder:
         out = Path(directory)
         self.model.save_pretrained(out)
         self.tokenizer.save_pretrained(out)
-        for name, content in _sentence_transformers_files(self).items():
+        for name, content in sentence_transformers_files(self).items():
             path = out / name
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -369,28 +295,15 @@ class Embedder:
                 "use long_text='chunk' (--long-text chunk) to embed them whole", LongTextWarning, stacklevel=4)
 
     # ---------------------------------------------------------------- running
-    # A batch closes early when the next (shorter) sequence is under this fraction of the batch's
-    # width, once the batch holds MIN_BATCH_TOKENS tokens: the long tail of a corpus then runs in
-    # small batches of similar lengths instead of padding 32 rows to its longest text.
-    SPLIT_RATIO = 0.8
-    MIN_BATCH_TOKENS = 1024
+    # see batching.plan_batches; class attributes so that a subclass or a benchmark can change them
+    SPLIT_RATIO = batching.SPLIT_RATIO
+    MIN_BATCH_TOKENS = batching.MIN_BATCH_TOKENS
 
     @classmethod
     def plan_batches(cls, lengths: Sequence[int], batch_size: int) -> list[list[int]]:
         """Indices grouped into batches, longest sequences first, each batch at most batch_size rows."""
-        if batch_size < 1:
-            raise MinialbertError(f"batch_size must be at least 1, got {batch_size}")
-        order = sorted(range(len(lengths)), key=lambda k: -lengths[k])
-        batches, start = [], 0
-        while start < len(order):
-            width, end = lengths[order[start]], start + 1
-            while end < len(order) and end - start < batch_size and (
-                lengths[order[end]] >= cls.SPLIT_RATIO * width or (end - start) * width < cls.MIN_BATCH_TOKENS
-            ):
-                end += 1
-            batches.append(order[start:end])
-            start = end
-        return batches
+        return batching.plan_batches(lengths, batch_size, split_ratio=cls.SPLIT_RATIO,
+                                     min_batch_tokens=cls.MIN_BATCH_TOKENS)
 
     def _forward_sorted(self, sequences: list[list[int]], batch_size: int, fn, progress=None):
         """Run batches in order of length (longest first) and return fn's results in input order.
@@ -515,7 +428,7 @@ class Embedder:
         callable(sequences, tokens), is called after each model batch (for callers that draw their
         own progress, such as the streaming writer in minialbert.stream).
         """
-        texts, single = _check_texts(texts)
+        texts, single = check_texts(texts)
         pooling = self._check_pooling(pooling or self.pooling)
         normalize = self.normalize if normalize is None else normalize
         if pooling == "pooler" and layer not in (None, -1):
@@ -568,7 +481,7 @@ class Embedder:
 
         With a prompt, every window starts with it and the spans count the tokens after it.
         """
-        texts, _ = _check_texts(texts)
+        texts, _ = check_texts(texts)
         pooling = self._check_pooling(pooling or self.pooling)
         normalize = self.normalize if normalize is None else normalize
         prompt = self.resolve_prompt(prompt_name, prompt)
@@ -593,7 +506,7 @@ class Embedder:
 
         Long texts are truncated to max_length (with the usual one-time warning).
         """
-        texts, _ = _check_texts(texts)
+        texts, _ = check_texts(texts)
         max_length = max_length or self.max_length
         source = [t.lower() for t in texts] if self.lowercase else texts
         enc = self.tokenizer(source, truncation=True, max_length=max_length, return_offsets_mapping=True)
@@ -649,7 +562,7 @@ class Embedder:
         """
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
-        candidates, _ = _check_texts(candidates)
+        candidates, _ = check_texts(candidates)
         if not candidates:
             return []
         if prompt_name is None and prompt is None and "query" in self.prompts:
@@ -674,154 +587,3 @@ def _dtype(dtype) -> torch.dtype | None:
     if dtype not in names:
         raise MinialbertError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16")
     return names[dtype]
-
-
-# ------------------------------------------------------------- sentence-transformers
-# A sentence-transformers model is a folder (or Hub repo) with modules.json listing its modules
-# in order. minialbert runs the three a text-embedding ALBERT uses: Transformer (the model and
-# tokenizer), Pooling and Normalize. Both layouts in use are read:
-#   v2-v5: module types "sentence_transformers.models.Pooling", 1_Pooling/config.json with boolean
-#          pooling_mode_*_tokens flags, max_seq_length in sentence_bert_config.json;
-#   v6:    types "sentence_transformers.base.modules.transformer.Transformer" and the like,
-#          "pooling_mode": "mean" (a string or a list), max length in tokenizer_config.json,
-#          prompts and similarity_fn_name in config_sentence_transformers.json.
-
-# sentence-transformers' pooling mode names -> minialbert's
-ST_POOLINGS = {"cls": "cls", "max": "max", "mean": "mean", "mean_sqrt_len_tokens": "mean_sqrt_len",
-               "weightedmean": "weightedmean", "lasttoken": "lasttoken"}
-ST_POOLING_NAMES = {ours: theirs for theirs, ours in ST_POOLINGS.items()}
-# the boolean flags of v2-v5 configs, in the order sentence-transformers concatenates the modes
-ST_POOLING_FLAGS = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max",
-                    "pooling_mode_mean_tokens": "mean", "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
-                    "pooling_mode_weightedmean_tokens": "weightedmean", "pooling_mode_lasttoken": "lasttoken"}
-ST_MODULES = ("Transformer", "Pooling", "Normalize")
-
-
-def _st_pooling_mode(cfg: dict, where: Path) -> str:
-    """The one pooling mode of a 1_Pooling/config.json, in minialbert's name."""
-    mode = cfg.get("pooling_mode")
-    if mode is None:  # v2-v5 flags; none set means sentence-transformers' default, mean
-        mode = [name for flag, name in ST_POOLING_FLAGS.items() if cfg.get(flag)] or "mean"
-    modes = [mode] if isinstance(mode, str) else list(mode) if isinstance(mode, (list, tuple)) else None
-    if not modes or not all(isinstance(m, str) for m in modes):
-        raise ConfigError(f"{where}: pooling_mode must be a mode name or a list of them, got {mode!r}")
-    if len(modes) > 1:
-        raise ConfigError(f"{where}: pooling combines {' + '.join(modes)}; minialbert supports one pooling mode per "
-                          "model, not concatenated ones")
-    if modes[0] not in ST_POOLINGS:
-        raise ConfigError(f"{where}: unknown pooling mode {modes[0]!r} (sentence-transformers has "
-                          f"{', '.join(ST_POOLINGS)})")
-    return ST_POOLINGS[modes[0]]
-
-
-def _st_transformer_config(source: ModelSource, path: str) -> dict:
-    """max_length and lower-casing from the Transformer module's sentence_bert_config.json."""
-    prefix = f"{path}/" if path else ""
-    cfg_path = source.file(prefix + "sentence_bert_config.json", required=False)
-    if cfg_path is None:  # the name sentence-transformers v0.x wrote for ALBERT models
-        cfg_path = source.file(prefix + "sentence_albert_config.json", required=False)
-    if cfg_path is None:
-        return {}
-    cfg = read_json(cfg_path)
-    task = cfg.get("transformer_task", "feature-extraction")
-    if task != "feature-extraction":
-        raise ConfigError(f"{cfg_path}: transformer_task {task!r} is not supported (minialbert embeds with "
-                          "the plain encoder, 'feature-extraction')")
-    found: dict = {"lowercase": bool(cfg.get("do_lower_case", False))}
-    # As sentence-transformers: a model_max_length given to the tokenizer wins over max_seq_length;
-    # with neither, the tokenizer's own model_max_length (tokenizer_config.json) applies.
-    tokenizer_kwargs = cfg.get("processor_kwargs") or cfg.get("tokenizer_args") or {}
-    max_length = tokenizer_kwargs.get("model_max_length") if isinstance(tokenizer_kwargs, dict) else None
-    max_length = max_length or cfg.get("max_seq_length")
-    if max_length:
-        found["max_length"] = int(max_length)
-    return found
-
-
-def _read_sentence_transformers(source: ModelSource) -> dict:
-    """Defaults from a sentence-transformers layout (modules.json), or {} for a plain checkpoint."""
-    modules_path = source.file("modules.json", required=False)
-    if modules_path is None:
-        return {}
-    modules = read_json(modules_path, expect=list)
-    if not all(isinstance(m, dict) for m in modules):
-        raise CheckpointError(f"{modules_path}: expected a list of modules")
-    found: dict = {}
-    st_config = source.file("config_sentence_transformers.json", required=False)
-    if st_config is not None:
-        cfg = read_json(st_config)
-        model_type = cfg.get("model_type", "SentenceTransformer")
-        if model_type != "SentenceTransformer":
-            raise ConfigError(f"{source.name} is a sentence-transformers {model_type}, not a SentenceTransformer "
-                              "embedding model; minialbert embeds with SentenceTransformer models only")
-        prompts = cfg.get("prompts") or {}
-        if not isinstance(prompts, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in prompts.items()):
-            raise ConfigError(f"{st_config}: prompts must map names to texts")
-        found["prompts"] = prompts
-        found["default_prompt_name"] = cfg.get("default_prompt_name")
-        found["similarity_fn_name"] = cfg.get("similarity_fn_name")
-        if found["similarity_fn_name"] not in (None, *SIMILARITY_FUNCTIONS):
-            raise ConfigError(f"{st_config}: similarity_fn_name {found['similarity_fn_name']!r} is not supported "
-                              f"(minialbert has {', '.join(SIMILARITY_FUNCTIONS)})")
-    for module in sorted(modules, key=lambda m: m.get("idx", 0)):
-        type_name = str(module.get("type", ""))
-        # "sentence_transformers.models.Pooling" (v2-v5), "...sentence_transformer.modules.pooling.Pooling" (v6)
-        kind = type_name.rsplit(".", 1)[-1] if type_name.split(".", 1)[0] == "sentence_transformers" else None
-        path = str(module.get("path", "")).strip("/")
-        if kind == "Transformer":
-            found["transformer_path"] = path
-            found.update(_st_transformer_config(source, path))
-        elif kind == "Pooling":
-            cfg_path = source.file(f"{path}/config.json")
-            cfg = read_json(cfg_path)
-            found["pooling"] = _st_pooling_mode(cfg, cfg_path)
-            found["include_prompt"] = bool(cfg.get("include_prompt", True))
-            found["dimension"] = cfg.get("embedding_dimension", cfg.get("word_embedding_dimension"))
-        elif kind == "Normalize":
-            cfg_path = source.file(f"{path}/config.json", required=False) if path else None  # v6 writes one
-            cfg = read_json(cfg_path) if cfg_path is not None else {}
-            if cfg.get("module_input_name", "sentence_embedding") != "sentence_embedding":
-                raise ConfigError(f"{cfg_path}: Normalize of {cfg['module_input_name']!r} is not supported "
-                                  "(minialbert normalizes the sentence embedding only)")
-            found["normalize"] = True
-        else:
-            raise ConfigError(f"{source.name}: sentence-transformers module {type_name!r} is not supported "
-                              "(minialbert handles Transformer, Pooling and Normalize)")
-    if "pooling" not in found:
-        raise ConfigError(f"{source.name}: modules.json has no Pooling module, so the model gives no sentence "
-                          "vector; minialbert needs Transformer + Pooling (+ Normalize)")
-    return found
-
-
-def _sentence_transformers_files(embedder: "Embedder") -> dict[str, dict | list]:
-    """The JSON files of a sentence-transformers folder recording this Embedder's settings.
-
-    The v2-v5 module names and pooling flags are written on purpose: later versions read them
-    (v6 converts them), and so does minialbert. Keys that older versions' Pooling(**config)
-    would reject are written only when they matter: the weightedmean/lasttoken flags when that
-    is the mode, include_prompt when it is False.
-    """
-    modules = [
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-    ]
-    files: dict[str, dict | list] = {}
-    if embedder.normalize:
-        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
-        files["2_Normalize/config.json"] = {}
-    mode = ST_POOLING_NAMES[embedder.pooling]
-    files["modules.json"] = modules
-    files["sentence_bert_config.json"] = {"max_seq_length": embedder.max_length, "do_lower_case": embedder.lowercase}
-    files["1_Pooling/config.json"] = {
-        "word_embedding_dimension": embedder.dim,
-        **{flag: name == mode for flag, name in ST_POOLING_FLAGS.items()
-           if name in ("cls", "max", "mean", "mean_sqrt_len_tokens") or name == mode},
-        **({} if embedder.include_prompt else {"include_prompt": False}),
-    }
-    files["config_sentence_transformers.json"] = {
-        "model_type": "SentenceTransformer",
-        "prompts": embedder.prompts,
-        "default_prompt_name": embedder.default_prompt_name,
-        "similarity_fn_name": embedder.similarity_fn_name,
-    }
-    return files

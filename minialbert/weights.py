@@ -148,7 +148,7 @@ def load_state_dict_into(model: nn.Module, state: dict[str, torch.Tensor], *, st
     # A task model (AlbertForPreTraining, AlbertForMaskedLM) holds its encoder under "albert.".
     is_base = not any(name.startswith("albert.") for name, _ in model.named_parameters())
     wanted: dict[str, str] = {}  # checkpoint key -> our parameter name
-    for name, param in model.named_parameters():  # shared parameters appear once
+    for name, _ in model.named_parameters():  # shared parameters appear once
         key = checkpoint_name(name)
         if is_base:
             key = prefix + key

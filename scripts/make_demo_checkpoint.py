@@ -89,7 +89,7 @@ def make_demo(out: Path, corpus: str | None = None, vocab_size: int = VOCAB_SIZE
         torch.manual_seed(0)
         model = minialbert.AlbertForPreTraining(config)
         with torch.no_grad():  # the usual BERT-style init: N(0, 0.02) weights
-            for name, p in model.named_parameters():
+            for p in model.parameters():
                 if p.dim() > 1:
                     p.normal_(0.0, config.initializer_range)
         model.save_pretrained(out)

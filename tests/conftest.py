@@ -116,3 +116,16 @@ def online_env(tmp_path: Path, endpoint: str, **extra: str) -> dict:
     env.update(HF_ENDPOINT=endpoint, HF_HUB_CACHE=str(tmp_path / "cache"), HF_HOME=str(tmp_path / "hf"),
                HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1", **extra)
     return env
+
+
+@pytest.fixture(scope="session")
+def demo_checkpoint(tmp_path_factory) -> Path:
+    """scripts/make_demo_checkpoint.py's folder (albert-base-v2's shape, random weights), made once per session."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("demo") / "demo-albert"
+    made = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "scripts" / "make_demo_checkpoint.py"),
+                           str(out)], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    return out

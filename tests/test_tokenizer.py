@@ -420,7 +420,7 @@ def test_special_ids_and_sizes():
 
 
 def _code_points():
-    for cp in (*range(0, 0xD800), *range(0xE000, 0x20000), *range(0x2F800, 0x2FA20), *range(0xE0000, 0xE0200)):
+    for cp in (*range(0xD800), *range(0xE000, 0x20000), *range(0x2F800, 0x2FA20), *range(0xE0000, 0xE0200)):
         yield cp
 
 

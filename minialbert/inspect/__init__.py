@@ -9,23 +9,23 @@
     report.save("inspect-report")                # report.html, figure1.csv/.json, PNGs with matplotlib
     report                                       # in Jupyter: the interactive report, inline
 
-The numbers (`analysis`) need only torch and numpy. `render` writes the self-contained HTML
+The numbers (`analysis`) need only torch and numpy, and import none of the renderers; `report`
+joins them: `Report` is the analysis plus its output methods. `render` writes the self-contained HTML
 page (inline JS and SVG, no network); `plots` draws PNGs with matplotlib (the `viz` extra).
 """
 
 from .analysis import (
     GRID_TOKEN_LIMIT,
+    Analysis,
     CodeRef,
     Figure1,
     ParameterPart,
-    Report,
     Stage,
-    analyze,
     figure1_numbers,
 )
-from .output import make_report
+from .report import Report, analyze, make_report
 
 __all__ = [
-    "GRID_TOKEN_LIMIT", "CodeRef", "Figure1", "ParameterPart", "Report", "Stage", "analyze", "figure1_numbers",
+    "GRID_TOKEN_LIMIT", "Analysis", "CodeRef", "Figure1", "ParameterPart", "Report", "Stage", "analyze", "figure1_numbers",
     "make_report",
 ]

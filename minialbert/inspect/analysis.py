@@ -1,6 +1,6 @@
 """The numbers behind `minialbert inspect`: one text through the reference model, every step kept.
 
-Everything here is plain torch + numpy; nothing draws. `analyze` runs
+Everything here is plain torch + numpy; nothing draws. `compute` (what `analyze` calls) runs
 `AlbertModel.forward(..., output_hidden_states=True, output_attentions=True)` once, with
 forward hooks that only record what the model computes (they change nothing), and derives:
 
@@ -191,10 +191,10 @@ def parameter_map(c: AlbertConfig, has_pooler: bool = True) -> list[ParameterPar
 
 # -------------------------------------------------------------------------------- report
 @dataclass
-class Report:
-    """Everything `minialbert inspect` shows, as arrays. n = tokens (with [CLS] and [SEP]),
-    L' = layer calls (num_hidden_layers x inner_group_num), D = L' + 1 depths (0 = after the
-    E->H projection)."""
+class Analysis:
+    """Everything `minialbert inspect` shows, as arrays (`report.Report` adds the output methods).
+    n = tokens (with [CLS] and [SEP]), L' = layer calls (num_hidden_layers x inner_group_num),
+    D = L' + 1 depths (0 = after the E->H projection)."""
 
     model: str
     text: str
@@ -247,48 +247,6 @@ class Report:
 
     def figure1_rows(self) -> list[dict]:
         return [row for f in [self.figure1, *self.compare] for row in f.rows()]
-
-    # ------------------------------------------------------------------ output
-    def to_html(self) -> str:
-        """The self-contained report page (inline JS/CSS/data; it requests nothing)."""
-        from .render import render_html
-
-        return render_html(self)
-
-    def save(self, directory: str | os.PathLike, *, png: bool | None = None) -> list[Path]:
-        """Write report.html, figure1.csv, figure1.json and (with matplotlib) PNGs into `directory`.
-
-        png=None draws PNGs when matplotlib is installed, and otherwise skips them with a
-        `VizWarning`; png=True requires matplotlib; png=False skips them. Returns the paths written.
-        """
-        from .output import write_report
-
-        return write_report(self, directory, png=png)
-
-    def save_html(self, path: str | os.PathLike) -> Path:
-        """Write only the HTML page to `path` (a file name, or a directory to hold report.html)."""
-        from .output import write_html
-
-        return write_html(self, path)
-
-    def _repr_html_(self) -> str:
-        # An iframe with srcdoc: notebooks (Jupyter, VS Code, Colab) run scripts inside it, which
-        # they do not do for script tags inserted into the output cell itself.
-        import html
-
-        return (f'<iframe srcdoc="{html.escape(self.to_html(), quote=True)}" '
-                'style="width:100%;height:900px;border:1px solid #ccc" sandbox="allow-scripts"></iframe>')
-
-    def show(self):
-        """Display the report inline in Jupyter (IPython needed); returns the display object."""
-        try:
-            from IPython.display import HTML, display
-        except ImportError:
-            raise MinialbertError("show() needs IPython (a Jupyter notebook); use report.save(DIR) "
-                                  "and open report.html instead") from None
-        obj = HTML(self._repr_html_())
-        display(obj)
-        return obj
 
 
 # ------------------------------------------------------------------------------ analyzing
@@ -449,11 +407,12 @@ def _similarity(hidden: np.ndarray) -> np.ndarray:
     return np.einsum("dih,djh->dij", unit, unit).astype(np.float32)
 
 
-def analyze(model, text: str, *, tokenizer=None, name: str | None = None, token: int | str | None = None,
+def compute(model, text: str, *, tokenizer=None, name: str | None = None, token: int | str | None = None,
             compare: Any = None, max_length: int | None = None, revision: str | None = None,
             cache_dir: str | os.PathLike | None = None, local_files_only: bool = False,
-            device: str | torch.device | None = None) -> Report:
-    """Run `text` through `model` once and return every number the report shows.
+            device: str | torch.device | None = None) -> Analysis:
+    """Run `text` through `model` once and return every number the report shows
+    (`minialbert.inspect.analyze` returns the same as a `Report`, which can also save and show itself).
 
     model: a checkpoint directory or Hub repo id, an `Embedder`, or an `AlbertModel` /
       `AlbertForPreTraining` (then pass `tokenizer`).
@@ -480,7 +439,7 @@ def analyze(model, text: str, *, tokenizer=None, name: str | None = None, token:
     spans = [None if s else (int(a), int(b)) for s, (a, b) in zip(special, enc["offset_mapping"])]
     if full > len(ids):
         warnings.warn(f"the text has {full} tokens; only the first {max_length} are inspected",
-                      LongTextWarning, stacklevel=2)
+                      LongTextWarning, stacklevel=3)
 
     out, hidden, captured = _forward(albert, ids, record=True)
     attentions = np.stack([a[0].float().cpu().numpy() for a in out.attentions])
@@ -492,7 +451,7 @@ def analyze(model, text: str, *, tokenizer=None, name: str | None = None, token:
     else:
         listed = compare if isinstance(compare, (list, tuple)) else ([] if compare is None else [compare])
         others = [(_name(other, None, f"compare {k + 1}"), other) for k, other in enumerate(listed)]
-    return Report(
+    return Analysis(
         model=label, text=text, config=albert.config, pieces=pieces, ids=id_array, spans=spans, special=special,
         n_tokens_full=full, max_length=max_length,
         embeddings=captured["embedded"][0].float().cpu().numpy(),

@@ -16,7 +16,8 @@ from pathlib import Path
 from ..errors import MinialbertError
 from ..files import atomic_write
 from . import plots
-from .analysis import Report
+from .analysis import Analysis
+from .render import render_html
 
 FIGURE1_DEFINITION = (
     "for each layer call l: the mean over the text's tokens ([CLS] and [SEP] included) of ||h_l - h_(l-1)||_2 "
@@ -28,7 +29,7 @@ class VizWarning(UserWarning):
     """PNGs were skipped because matplotlib is not installed."""
 
 
-def figure1_csv(report: Report) -> str:
+def figure1_csv(report: Analysis) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["model", "layer_call", "l2", "angle_deg"], lineterminator="\n")
     writer.writeheader()
@@ -36,7 +37,7 @@ def figure1_csv(report: Report) -> str:
     return buf.getvalue()
 
 
-def figure1_json(report: Report) -> str:
+def figure1_json(report: Analysis) -> str:
     doc = {
         "text": report.text,
         "definition": FIGURE1_DEFINITION,
@@ -78,11 +79,11 @@ def _write(path: Path, data: bytes) -> None:
     atomic_write(path, write)
 
 
-def write_report(report: Report, directory: str | os.PathLike, *, png: bool | None = None) -> list[Path]:
+def write_report(report: Analysis, directory: str | os.PathLike, *, png: bool | None = None) -> list[Path]:
     """report.html, figure1.csv, figure1.json and the PNGs in `directory` (created if needed)."""
     _check_png(png)
     files = {
-        "report.html": report.to_html().encode("utf-8"),
+        "report.html": render_html(report).encode("utf-8"),
         "figure1.csv": figure1_csv(report).encode("utf-8"),
         "figure1.json": figure1_json(report).encode("utf-8"),
     }
@@ -99,25 +100,10 @@ def write_report(report: Report, directory: str | os.PathLike, *, png: bool | No
     return written
 
 
-def write_html(report: Report, path: str | os.PathLike) -> Path:
+def write_html(report: Analysis, path: str | os.PathLike) -> Path:
     """The page alone: to `path`, or to `path`/report.html when `path` is a directory."""
     target = Path(path)
     if target.is_dir() or str(path).endswith(("/", os.sep)):
         target = _directory(target) / "report.html"
-    _write(target, report.to_html().encode("utf-8"))
+    _write(target, render_html(report).encode("utf-8"))
     return target
-
-
-def make_report(model, text: str, directory: str | os.PathLike, *, png: bool | None = None,
-                **analyze_kwargs) -> tuple[Report, list[Path]]:
-    """analyze() + save() in one call, checking the text and the directory before loading the model.
-
-    This is what `minialbert inspect` runs. Returns the report and the paths written.
-    """
-    from .analysis import _check_text, analyze
-
-    _check_text(text)
-    check_directory(directory)
-    _check_png(png)
-    report = analyze(model, text, **analyze_kwargs)
-    return report, write_report(report, directory, png=png)

@@ -10,7 +10,7 @@ import io
 
 import numpy as np
 
-from .analysis import Report
+from .analysis import Analysis
 
 VIZ_HINT = "pip install 'minialbert[viz]'"
 
@@ -29,7 +29,7 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def figure1(report: Report) -> bytes:
+def figure1(report: Analysis) -> bytes:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(10, 3.8))
@@ -59,7 +59,7 @@ def _mosaic(maps: np.ndarray) -> np.ndarray:
     return out
 
 
-def attention_grid(report: Report) -> bytes:
+def attention_grid(report: Analysis) -> bytes:
     from matplotlib.figure import Figure
 
     att = report.attentions
@@ -80,7 +80,7 @@ def attention_grid(report: Report) -> bytes:
     return _png(fig)
 
 
-def special_tokens(report: Report) -> bytes:
+def special_tokens(report: Analysis) -> bytes:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7, 3.6))
@@ -96,7 +96,7 @@ def special_tokens(report: Report) -> bytes:
     return _png(fig)
 
 
-def similarity(report: Report) -> bytes:
+def similarity(report: Analysis) -> bytes:
     from matplotlib.figure import Figure
 
     k = report.token
@@ -113,7 +113,7 @@ def similarity(report: Report) -> bytes:
     return _png(fig)
 
 
-def parameters(report: Report) -> bytes:
+def parameters(report: Analysis) -> bytes:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(9, 2.8))
@@ -142,6 +142,6 @@ CHARTS = {
 }
 
 
-def render_pngs(report: Report) -> dict[str, bytes]:
+def render_pngs(report: Analysis) -> dict[str, bytes]:
     """File name -> PNG bytes for every chart (matplotlib must be installed)."""
     return {name: draw(report) for name, draw in CHARTS.items()}

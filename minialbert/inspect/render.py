@@ -16,7 +16,7 @@ from importlib import resources
 
 import numpy as np
 
-from .analysis import Report
+from .analysis import Analysis
 
 # Arrays with more entries than this are stored with 8 bits instead of 16 to keep the page small.
 SIXTEEN_BIT_LIMIT = 2_500_000  # 12 layers x 12 heads x 128 x 128 = 2.36 M still gets 16 bits
@@ -45,7 +45,7 @@ def quantize(array: np.ndarray, lo: float, hi: float, bits: int | None = None) -
             "data": base64.b64encode(q.tobytes()).decode("ascii")}
 
 
-def _payload(r: Report) -> dict:
+def _payload(r: Analysis) -> dict:
     c = r.config
     heads, calls = r.attentions.shape[1], r.attentions.shape[0]
     # The quantization range is the data's own (attention rarely reaches 1 over long texts), so the
@@ -95,7 +95,7 @@ def _source_block(code) -> str:
     return "\n".join(rows)
 
 
-def _tokens_table(r: Report) -> str:
+def _tokens_table(r: Analysis) -> str:
     rows = []
     for k, (piece, i, span) in enumerate(zip(r.pieces, r.ids, r.spans)):
         chars = r.text[span[0]:span[1]] if span else ""
@@ -105,7 +105,7 @@ def _tokens_table(r: Report) -> str:
     return "\n".join(rows)
 
 
-def _stages_table(r: Report) -> str:
+def _stages_table(r: Analysis) -> str:
     rows = []
     for s in r.stages:
         code = s.code
@@ -118,7 +118,7 @@ def _stages_table(r: Report) -> str:
     return "\n".join(rows)
 
 
-def _figure1_table(r: Report) -> str:
+def _figure1_table(r: Analysis) -> str:
     return figure1_table([r.figure1, *r.compare])
 
 
@@ -136,7 +136,7 @@ def figure1_table(curves) -> str:
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
-def _params_table(r: Report) -> str:
+def _params_table(r: Analysis) -> str:
     rows = [f"<tr><td>{_e(p.name)}</td><td>{_e(p.albert_formula)}</td><td>{p.albert:,}</td>"
             f"<td>{_e(p.bert_formula)}</td><td>{p.bert:,}</td></tr>" for p in r.parameters]
     albert, bert = sum(p.albert for p in r.parameters), sum(p.bert for p in r.parameters)
@@ -144,7 +144,7 @@ def _params_table(r: Report) -> str:
     return "\n".join(rows)
 
 
-def render_html(r: Report) -> str:
+def render_html(r: Analysis) -> str:
     c = r.config
     calls, heads = r.attentions.shape[:2]
     notices = "".join(f'<p class="notice">{_e(n)}</p>' for n in r.notices)

@@ -29,7 +29,7 @@ _PUNCTUATION = set('!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~')
 
 
 def is_start_piece(piece: str) -> bool:
-    return piece.startswith("▁") or piece.startswith("<") or piece in _PUNCTUATION or piece in "–£€"
+    return piece.startswith(("▁", "<")) or piece in _PUNCTUATION or piece in "–£€"
 
 
 def word_start_table(pieces: list[str]) -> np.ndarray:

@@ -79,7 +79,7 @@ class Lamb(torch.optim.Optimizer):
 
 
 def _no_decay(name: str) -> bool:
-    return name.endswith(".bias") or ".norm." in name or name.endswith("mlm_head.bias")
+    return name.endswith((".bias", "mlm_head.bias")) or ".norm." in name
 
 
 def make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float,

@@ -236,7 +236,7 @@ class AlbertTokenizer:
         return [self._vocab.get(t, self.unk_token_id) for t in tokens]
 
     def convert_ids_to_tokens(self, ids: int | Sequence[int], skip_special_tokens: bool = False) -> str | list[str]:
-        if isinstance(ids, int) or (hasattr(ids, "ndim") and getattr(ids, "ndim") == 0):
+        if isinstance(ids, int) or (hasattr(ids, "ndim") and ids.ndim == 0):
             return self._id_to_piece(int(ids))
         special = set(self.all_special_ids) if skip_special_tokens else ()
         return [self._id_to_piece(int(i)) for i in ids if int(i) not in special]

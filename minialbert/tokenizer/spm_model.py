@@ -95,7 +95,7 @@ class SpmModel:
         for field, wire, value in _fields(data):
             if field == 1 and wire == 2:
                 piece, score, ptype = "", 0.0, NORMAL
-                for f, w, v in _fields(value):
+                for f, _w, v in _fields(value):
                     if f == 1:
                         piece = v.decode("utf-8")
                     elif f == 2:
