@@ -339,6 +339,13 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------- distill
+def cmd_distill(args: argparse.Namespace) -> int:
+    from .pretrain.distill import main as distill_main
+
+    return int(distill_main(args.rest) or 0)
+
+
 # ---------------------------------------------------------------------- pretrain
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from .pretrain.train import main as pretrain_main
@@ -665,7 +672,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, func, text in (("pretrain", cmd_pretrain, "pre-train an ALBERT from scratch (MLM + SOP; see --help)"),
                              ("finetune", cmd_finetune, "fine-tune a task head: classify, regression, multilabel, "
-                                                        "tag, qa (see --help)")):
+                                                        "tag, qa (see --help)"),
+                             ("distill", cmd_distill, "train a smaller/shallower student to mimic a teacher "
+                                                      "(KL + hidden-state MSE, the pretrain loop; see --help)")):
         p = sub.add_parser(name, help=text, add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.set_defaults(func=func)
@@ -673,7 +682,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-PASSTHROUGH = {"pretrain": cmd_pretrain, "finetune": cmd_finetune}  # commands with their own argument parser
+PASSTHROUGH = {"pretrain": cmd_pretrain, "finetune": cmd_finetune, "distill": cmd_distill}  # commands with their own argument parser
 
 
 def main(argv: list[str] | None = None) -> int:
