@@ -298,3 +298,11 @@ def test_prune_a_classifier_on_its_task_data(ckpt, tmp_path, capsys):
     assert code == 0, err
     pruned = AlbertForSequenceClassification.from_pretrained(tmp_path / "out")
     assert pruned.config.layer_attention_heads == [3] and pruned.config.id2label == {0: "neg", 1: "pos"}
+
+
+def test_parameter_count_of_a_pruned_config():
+    from minialbert.params import count_parameters
+
+    model = _tiny(AlbertModel, num_hidden_groups=3, inner_group_num=2, num_hidden_layers=6)
+    pruned = prune_model(model, [[0], [1, 2], [0, 1, 2], [3], [0, 3], [2]], [list(range(k)) for k in (5, 9, 37, 1, 20, 7)])
+    assert count_parameters(pruned.config).model == sum(p.numel() for p in pruned.parameters())

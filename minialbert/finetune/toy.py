@@ -140,3 +140,38 @@ def write_base_checkpoint(directory: str | Path, *, vocab_file: str | Path, hidd
     model.save_pretrained(directory)
     shutil.copy(vocab_file, directory / "spiece.model")
     return directory
+
+
+# A task that needs more than one layer: key-value lookup (an "induction head" task). The text
+# binds four distinct keys to values ("many life their model ..."), then asks for one key after
+# the marker ("... hidden their"); the label is the value that followed that key. Finding the
+# earlier copy of the key and reading the word after it takes two attention steps (a one-layer
+# model is near chance, 1/3); the surface words alone say nothing about the label.
+LOOKUP_KEYS = ("many", "make", "between", "take", "more", "same", "their", "well", "such", "most", "another", "were")
+LOOKUP_VALUES = ("life", "model", "year")
+
+
+def lookup_rows(n: int, seed: int, pairs: int = 4) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        keys = rng.sample(LOOKUP_KEYS, pairs)
+        values = [rng.choice(LOOKUP_VALUES) for _ in keys]
+        asked = rng.randrange(pairs)
+        words = [w for kv in zip(keys, values) for w in kv] + [MARKER, keys[asked]]
+        rows.append({"text": " ".join(words), "label": values[asked]})
+    return rows
+
+
+def write_lookup(directory: str | Path, n_train: int = 3000, n_dev: int = 300, seed: int = 0) -> tuple[Path, Path]:
+    """train.csv and dev.csv (text,label) of the key-value lookup task."""
+    directory = Path(directory)
+    paths = []
+    for name, n, s in (("train.csv", n_train, seed), ("dev.csv", n_dev, seed + 1)):
+        path = directory / name
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["text", "label"])
+            w.writeheader()
+            w.writerows(lookup_rows(n, s))
+        paths.append(path)
+    return paths[0], paths[1]
