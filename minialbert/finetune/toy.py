@@ -163,7 +163,8 @@ def lookup_rows(n: int, seed: int, pairs: int = 4) -> list[dict]:
     return rows
 
 
-def write_lookup(directory: str | Path, n_train: int = 3000, n_dev: int = 300, seed: int = 0) -> tuple[Path, Path]:
+def write_lookup(directory: str | Path, n_train: int = 3000, n_dev: int = 300, seed: int = 0,
+                 pairs: int = 4) -> tuple[Path, Path]:
     """train.csv and dev.csv (text,label) of the key-value lookup task."""
     directory = Path(directory)
     paths = []
@@ -172,6 +173,6 @@ def write_lookup(directory: str | Path, n_train: int = 3000, n_dev: int = 300, s
         with open(path, "w", encoding="utf-8", newline="") as f:
             w = csv.DictWriter(f, fieldnames=["text", "label"])
             w.writeheader()
-            w.writerows(lookup_rows(n, s))
+            w.writerows(lookup_rows(n, s, pairs))
         paths.append(path)
     return paths[0], paths[1]
