@@ -652,8 +652,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                               "weights on CPUs without VNNI)")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("prune", help="remove the least important attention heads and FFN neurons (Michel et al. "
-                                     "2019 importance on your data); writes a smaller checkpoint")
+    p = sub.add_parser("prune", allow_abbrev=False,
+                       help="remove the least important attention heads and FFN neurons (Michel et al. "
+                            "2019 importance on your data); writes a smaller checkpoint")
     p.add_argument("model_pos", metavar="MODEL", help="checkpoint with an MLM head or a sequence-classification head")
     p.add_argument("--heads", type=int, default=None, metavar="K", help="attention heads to remove from each layer")
     p.add_argument("--ffn-fraction", type=float, default=None, metavar="F",

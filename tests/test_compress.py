@@ -306,3 +306,19 @@ def test_parameter_count_of_a_pruned_config():
     model = _tiny(AlbertModel, num_hidden_groups=3, inner_group_num=2, num_hidden_layers=6)
     pruned = prune_model(model, [[0], [1, 2], [0, 1, 2], [3], [0, 3], [2]], [list(range(k)) for k in (5, 9, 37, 1, 20, 7)])
     assert count_parameters(pruned.config).model == sum(p.numel() for p in pruned.parameters())
+
+
+def test_inspect_compares_teacher_with_shallow_and_pruned_variants(ckpt, tmp_path, capsys):
+    shallow, pruned = tmp_path / "shallow", tmp_path / "pruned"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TransformersIncompatibleWarning)
+        AlbertModel.from_pretrained(ckpt, num_layer_calls=2).save_pretrained(shallow)
+        prune_model(AlbertModel.from_pretrained(ckpt), [[1, 2]], [list(range(10))]).save_pretrained(pruned)
+    for d in (shallow, pruned):
+        shutil.copy(SPM, d / "spiece.model")
+    out = tmp_path / "report"
+    code, stdout, err = run(["inspect", "the cat sat", "--model", pruned, "--compare", ckpt, "--compare", shallow,
+                             "--output", out, "--no-png", "--quiet"], capsys)
+    assert code == 0, err
+    fig = (out / "figure1.csv").read_text()
+    assert str(shallow.name) in fig or "shallow" in fig

@@ -143,20 +143,20 @@ def write_base_checkpoint(directory: str | Path, *, vocab_file: str | Path, hidd
 
 
 # A task that needs more than one layer: key-value lookup (an "induction head" task). The text
-# binds four distinct keys to values ("many life their model ..."), then asks for one key after
-# the marker ("... hidden their"); the label is the value that followed that key. Finding the
-# earlier copy of the key and reading the word after it takes two attention steps (a one-layer
-# model is near chance, 1/3); the surface words alone say nothing about the label.
-LOOKUP_KEYS = ("many", "make", "between", "take", "more", "same", "their", "well", "such", "most", "another", "were")
-LOOKUP_VALUES = ("life", "model", "year")
+# binds distinct keys to distinct values ("many life their model ..."), then asks for one key
+# after the marker ("... hidden their"); the label is the value that followed that key. Finding
+# the earlier copy of the key and reading the word after it takes two attention steps; the words
+# alone say nothing (every value present is equally likely: chance is 1 / pairs).
+LOOKUP_KEYS = ("many", "make", "between", "take", "more", "same", "their", "well")
+LOOKUP_VALUES = ("life", "model", "year", "time")
 
 
-def lookup_rows(n: int, seed: int, pairs: int = 4) -> list[dict]:
+def lookup_rows(n: int, seed: int, pairs: int = 3) -> list[dict]:
     rng = random.Random(seed)
     rows = []
     for _ in range(n):
         keys = rng.sample(LOOKUP_KEYS, pairs)
-        values = [rng.choice(LOOKUP_VALUES) for _ in keys]
+        values = rng.sample(LOOKUP_VALUES, pairs)
         asked = rng.randrange(pairs)
         words = [w for kv in zip(keys, values) for w in kv] + [MARKER, keys[asked]]
         rows.append({"text": " ".join(words), "label": values[asked]})
@@ -164,7 +164,7 @@ def lookup_rows(n: int, seed: int, pairs: int = 4) -> list[dict]:
 
 
 def write_lookup(directory: str | Path, n_train: int = 3000, n_dev: int = 300, seed: int = 0,
-                 pairs: int = 4) -> tuple[Path, Path]:
+                 pairs: int = 3) -> tuple[Path, Path]:
     """train.csv and dev.csv (text,label) of the key-value lookup task."""
     directory = Path(directory)
     paths = []
