@@ -322,3 +322,18 @@ def test_inspect_compares_teacher_with_shallow_and_pruned_variants(ckpt, tmp_pat
     assert code == 0, err
     fig = (out / "figure1.csv").read_text()
     assert str(shallow.name) in fig or "shallow" in fig
+
+
+def test_lookup_task_label_is_the_value_after_the_asked_key():
+    from minialbert.finetune.toy import MARKER, lookup_rows
+
+    rows = lookup_rows(200, seed=0)
+    for row in rows:
+        words = row["text"].split()
+        assert words[-2] == MARKER
+        pairs = dict(zip(words[0:-2:2], words[1:-2:2]))
+        assert len(pairs) == 3 and len(set(pairs.values())) == 3  # distinct keys and values: no shortcut
+        assert row["label"] == pairs[words[-1]]
+    # every present value equally likely to be the answer: the position of the answer is uniform
+    positions = [row["text"].split()[:-2:2].index(row["text"].split()[-1]) for row in rows]
+    assert all(40 <= positions.count(k) <= 95 for k in range(3))
