@@ -155,7 +155,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--workdir", required=True, help="where the task, teacher and variants are written (reused)")
     p.add_argument("--layer-calls", type=int, default=6, help="the teacher's layer calls")
-    p.add_argument("--epochs", type=float, default=8)
+    p.add_argument("--epochs", type=float, default=6)
     p.add_argument("--train-examples", type=int, default=6000)
     p.add_argument("--distill-steps", type=int, default=400)
     p.add_argument("--reps", type=int, default=15, help="timed repetitions per variant and shape")
@@ -193,7 +193,7 @@ def main() -> int:
         rows[name]["tokens_per_s_8x128"] = 8 * 128 / speed[name]["8x128"]
         rows[name]["latency_ms_1x16"] = speed[name]["1x16"] * 1e3
 
-    print(f"\n## Trade-off on the key-value lookup task (dev set of {len(texts)}, chance 1/3)\n")
+    print(f"\n## Trade-off on the word-after-the-marker task (dev set of {len(texts)}, chance 1/3)\n")
     print("| variant | dev accuracy | parameters | tokens/s 8x128 | latency 1x16 (ms) | file (MB) |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, r in rows.items():

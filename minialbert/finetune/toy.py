@@ -142,12 +142,11 @@ def write_base_checkpoint(directory: str | Path, *, vocab_file: str | Path, hidd
     return directory
 
 
-# A task that needs more than one layer: key-value lookup (an "induction head" task). The text
-# binds distinct keys to distinct values ("many life their model ..."), then asks for one key
-# after the marker ("... hidden their"); the label is the value that followed that key. Finding
-# the earlier copy of the key and reading the word after it takes two attention steps; the words
-# alone say nothing (every value present is equally likely: chance is 1 / pairs).
-LOOKUP_KEYS = ("many", "make", "between", "take", "more", "same", "their", "well")
+# A task that needs more than one layer: which word follows the marker? A sentence of filler
+# words holds `pairs` distinct value words at random places; one of them right after the marker
+# "hidden". The label is that value. Every value present is equally likely to be the answer
+# (chance 1 / pairs), so the words alone say nothing: a token must first learn that the marker
+# precedes it (one attention step), and [CLS] must then read that token (a second step).
 LOOKUP_VALUES = ("life", "model", "year", "time")
 
 
@@ -155,10 +154,12 @@ def lookup_rows(n: int, seed: int, pairs: int = 3) -> list[dict]:
     rng = random.Random(seed)
     rows = []
     for _ in range(n):
-        keys = rng.sample(LOOKUP_KEYS, pairs)
         values = rng.sample(LOOKUP_VALUES, pairs)
         asked = rng.randrange(pairs)
-        words = [w for kv in zip(keys, values) for w in kv] + [MARKER, keys[asked]]
+        words = _fillers(rng, 4, 10)
+        for k in [k for k in range(pairs) if k != asked] + [asked]:  # the marker's pair last: nothing splits it
+            at = rng.randint(0, len(words))
+            words[at:at] = [MARKER, values[k]] if k == asked else [values[k]]
         rows.append({"text": " ".join(words), "label": values[asked]})
     return rows
 
