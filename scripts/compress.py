@@ -41,7 +41,7 @@ import torch  # noqa: E402
 
 from minialbert import AlbertModel, AlbertTokenizer, InferenceEngine  # noqa: E402
 from minialbert.cli import main as cli  # noqa: E402
-from minialbert.finetune.toy import write_base_checkpoint, write_lookup  # noqa: E402
+from minialbert.finetune.toy import write_base_checkpoint, write_classification, write_lookup  # noqa: E402
 from minialbert.model import AlbertForSequenceClassification  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -88,8 +88,10 @@ def dev_accuracy(model, tokenizer, texts, labels, int8=False) -> float:
     return right / len(texts)
 
 
-def timed(engines: dict, shapes: dict, reps: int, vocab: int) -> dict:
-    """{name: {shape: median seconds}}, every engine and shape interleaved in each repetition."""
+def timed(engines: dict, shapes: dict, reps: int, vocab: int, clock=time.perf_counter) -> dict:
+    """{name: {shape: median seconds}}, every engine and shape interleaved in each repetition.
+    clock=time.thread_time (with one torch thread) counts this thread's CPU time only, which a
+    busy machine disturbs far less than wall time."""
     g = torch.Generator().manual_seed(0)
     inputs = {s: torch.randint(5, vocab, s, generator=g) for s in shapes.values()}
     times = {n: {s: [] for s in shapes} for n in engines}
@@ -100,9 +102,9 @@ def timed(engines: dict, shapes: dict, reps: int, vocab: int) -> dict:
         for _ in range(reps):
             for name, engine in engines.items():
                 for label, s in shapes.items():
-                    t0 = time.perf_counter()
+                    t0 = clock()
                     engine(inputs[s])
-                    times[name][label].append(time.perf_counter() - t0)
+                    times[name][label].append(clock() - t0)
     return {n: {label: statistics.median(v) for label, v in d.items()} for n, d in times.items()}
 
 
@@ -114,14 +116,17 @@ def build_variants(work: Path, args) -> dict:
     """Every variant as a checkpoint directory (the int8 row reuses its source's)."""
     task = work / "task"
     task.mkdir(parents=True, exist_ok=True)
-    train, dev = write_lookup(task, n_train=args.train_examples, n_dev=300)
+    if args.task == "lookup":
+        train, dev = write_lookup(task, n_train=args.train_examples, n_dev=300)
+    else:
+        train, dev = write_classification(task, n_train=args.train_examples, n_dev=300)
     teacher = work / "teacher"
     if not (teacher / "model.safetensors").exists():
         base = write_base_checkpoint(work / "base", vocab_file=SPM, hidden_size=64, num_layers=args.layer_calls,
                                      num_heads=4, intermediate_size=256, embedding_size=32,
                                      max_position_embeddings=128)
         run_cli(["finetune", "--task", "classify", "--model", base, "--train", train, "--dev", dev,
-                 "--output-dir", teacher, "--lr", "2e-3", "--epochs", args.epochs, "--batch-size", 32,
+                 "--output-dir", teacher, "--lr", args.lr, "--epochs", args.epochs, "--batch-size", 16,
                  "--max-length", 24, "--device", "cpu", "--quiet", "--overwrite"])
     variants = {"teacher": teacher}
     fewer = args.layer_calls // 2
@@ -154,18 +159,27 @@ def build_variants(work: Path, args) -> dict:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--workdir", required=True, help="where the task, teacher and variants are written (reused)")
+    p.add_argument("--task", choices=["lookup", "groups"], default="lookup",
+                   help="lookup: the word after the marker (two attention steps; see toy.lookup_rows); groups: "
+                        "toy.py's one-step marker-word classification")
+    p.add_argument("--lr", type=float, default=3e-3, help="the teacher's fine-tuning learning rate")
     p.add_argument("--layer-calls", type=int, default=6, help="the teacher's layer calls")
-    p.add_argument("--epochs", type=float, default=6)
+    p.add_argument("--epochs", type=float, default=3)
     p.add_argument("--train-examples", type=int, default=6000)
     p.add_argument("--distill-steps", type=int, default=400)
     p.add_argument("--reps", type=int, default=15, help="timed repetitions per variant and shape")
     p.add_argument("--base-reps", type=int, default=7, help="repetitions of the albert-base-size ratios")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
+                   help="cpu: this thread's CPU time (default; needs --threads 1), wall: elapsed time")
     p.add_argument("--json", default=None, help="also write the results here")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.clock == "cpu" and args.threads != 1:
+        p.error("--clock cpu measures one thread: use --threads 1 (or --clock wall)")
+    clock = time.thread_time if args.clock == "cpu" else time.perf_counter
     work = Path(args.workdir)
-    print(f"# CPU: {cpu_description()}", flush=True)
+    print(f"# CPU: {cpu_description()}; clock: {args.clock}", flush=True)
     with contextlib.redirect_stdout(io.StringIO()):
         variants, dev = build_variants(work, args)
     texts, labels = read_dev(dev)
@@ -188,12 +202,14 @@ def main() -> int:
         pass
     engines = {name: InferenceEngine(models[name]) for name in models}
     engines[int8_name] = InferenceEngine(models[best], int8=True)
-    speed = timed(engines, {"8x128": (8, 128), "1x16": (1, 16)}, args.reps, models["teacher"].config.vocab_size)
+    speed = timed(engines, {"8x128": (8, 128), "1x16": (1, 16)}, args.reps, models["teacher"].config.vocab_size, clock)
     for name in rows:
         rows[name]["tokens_per_s_8x128"] = 8 * 128 / speed[name]["8x128"]
         rows[name]["latency_ms_1x16"] = speed[name]["1x16"] * 1e3
 
-    print(f"\n## Trade-off on the word-after-the-marker task (dev set of {len(texts)}, chance 1/3)\n")
+    what = "word-after-the-marker" if args.task == "lookup" else "marker-word group"
+    print(f"\n## Trade-off on the {what} task (dev set of {len(texts)}, chance 1/3), teacher: "
+          f"{args.layer_calls} layer calls, H=64, 4 heads, FFN 256\n")
     print("| variant | dev accuracy | parameters | tokens/s 8x128 | latency 1x16 (ms) | file (MB) |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, r in rows.items():
@@ -212,7 +228,7 @@ def main() -> int:
     six = AlbertModel(config.replace(num_layer_calls=6)).eval()
     six.load_state_dict(full.state_dict())
     base_speed = timed({"12 calls": InferenceEngine(full), "50% FFN": InferenceEngine(half_ffn),
-                        "6 calls": InferenceEngine(six)}, {"8x128": (8, 128)}, args.base_reps, config.vocab_size)
+                        "6 calls": InferenceEngine(six)}, {"8x128": (8, 128)}, args.base_reps, config.vocab_size, clock)
     ffn_ratio = base_speed["12 calls"]["8x128"] / base_speed["50% FFN"]["8x128"]
     calls_ratio = base_speed["12 calls"]["8x128"] / base_speed["6 calls"]["8x128"]
     print("\n## Engine speed ratios at albert-base size, 8x128 (medians, interleaved)\n")
