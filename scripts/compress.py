@@ -2,7 +2,7 @@
 """The compression trade-off table (issue 23): what each way of making ALBERT smaller or faster
 costs in accuracy and buys in speed, on a generated task.
 
-    python scripts/compress.py --workdir /tmp/compress --epochs 4 --train-examples 2000   # ~10 min, 2 busy cores
+    python scripts/compress.py --workdir /tmp/compress            # ~10 min on 2 busy cores
     python scripts/compress.py --workdir /tmp/compress --json compress-results.json
 
 1. Generates a task and fine-tunes a small ALBERT (6 layer calls, H=64, 4 heads) on it from random
@@ -167,9 +167,9 @@ def main() -> int:
                         "toy.py's one-step marker-word classification")
     p.add_argument("--lr", type=float, default=3e-3, help="the teacher's fine-tuning learning rate")
     p.add_argument("--layer-calls", type=int, default=6, help="the teacher's layer calls")
-    p.add_argument("--epochs", type=float, default=3)
-    p.add_argument("--train-examples", type=int, default=6000)
-    p.add_argument("--distill-steps", type=int, default=400)
+    p.add_argument("--epochs", type=float, default=4)
+    p.add_argument("--train-examples", type=int, default=2000)
+    p.add_argument("--distill-steps", type=int, default=300)
     p.add_argument("--reps", type=int, default=15, help="timed repetitions per variant and shape")
     p.add_argument("--base-reps", type=int, default=7, help="repetitions of the albert-base-size ratios")
     p.add_argument("--threads", type=int, default=1)
