@@ -28,7 +28,6 @@ checks pruned == masked to 1e-5).
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,9 +83,10 @@ def _gate_grads(module: nn.Linear, groups: int, store: list) -> torch.utils.hook
 def compute_importance(model: nn.Module, batches, loss_fn) -> Importance:
     """Michel et al.'s head importance (and the same for FFN neurons) of `model` on `batches`.
 
-    loss_fn(model, batch) -> scalar loss of that batch, summed over its examples' mean losses is
-    not required: the score of an example is |d L / d xi| of the batch loss, which for a mean-reduced
-    loss is the example's own gradient scaled by 1/batch (the ranking is unchanged).
+    loss_fn(model, batch) -> the batch's scalar loss. Each example's term is |d L / d xi| of its
+    share of that loss (with a mean over the batch's scored tokens, each example weighs by its
+    number of scored tokens; the tests check this against autograd through explicit gates). The gradients
+    are read with tensor hooks on W^O's and W_2's inputs, removed afterwards; the model is not changed.
     """
     layers = distinct_layers(model)
     was_training = model.training

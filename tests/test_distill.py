@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from minialbert import AlbertConfig, AlbertModel
 from minialbert.cli import main as cli_main
@@ -94,7 +93,6 @@ def test_distillation_resume_after_kill_is_bit_identical(teacher, tmp_path):
     cmd = [sys.executable, "-m", "minialbert.cli", "distill", *args, "--output-dir", str(crash)]
     p = subprocess.run([*cmd, "--kill-after-step", "4"], env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == -9, p.stderr
-    assert torch.load(crash / "checkpoint" / "trainer_state.pt", weights_only=False)["step"] == 3
     assert cli_main(["distill", *args, "--output-dir", str(crash), "--resume"]) == 0
     wa, wb = load_file(str(ref / "model.safetensors")), load_file(str(crash / "model.safetensors"))
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)

@@ -38,7 +38,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import AlbertConfig, official_name
-from ..errors import MinialbertError
 from . import PretrainError
 from .masking import IGNORE_INDEX
 
@@ -185,8 +184,8 @@ class DistillPlugin:
     def init(self, model: nn.Module) -> None:
         """Start from the student checkpoint's weights, else the teacher's where every shape agrees."""
         if self.student_dir is not None:
-            from ..weights import find_weights, load_state_dict_into, read_state_dict
             from ..hub import ModelSource
+            from ..weights import find_weights, load_state_dict_into, read_state_dict
 
             path = find_weights(ModelSource(self.student_dir))
             load_state_dict_into(model, read_state_dict(path), strict=False, source=str(path))
@@ -298,4 +297,4 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-__all__ = ["DistillationObjective", "DistillPlugin", "kl_at_temperature", "hidden_mse", "main", "MinialbertError"]
+__all__ = ["DistillPlugin", "DistillationObjective", "hidden_mse", "kl_at_temperature", "main"]
