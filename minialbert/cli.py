@@ -58,6 +58,12 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     _hub_args(p)
 
 
+def _layer_calls_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--layer-calls", type=int, default=None, metavar="N", dest="layer_calls",
+                   help="run N calls of the shared layer(s) instead of the checkpoint's num_hidden_layers "
+                        "(fewer = faster; see docs/guides/compression.md)")
+
+
 def _hub_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
     p.add_argument("--cache-dir", default=None, help="Hugging Face cache directory (default: HF_HUB_CACHE)")
@@ -117,6 +123,7 @@ def _embedder(args: argparse.Namespace):
     return Embedder.from_pretrained(
         args.model, revision=args.revision, cache_dir=args.cache_dir, local_files_only=args.offline, device=args.device,
         dtype=args.dtype, max_length=args.max_length, backend=args.backend, int8=args.int8,
+        num_layer_calls=args.layer_calls,
     )
 
 
@@ -169,6 +176,9 @@ def _embed_to_directory(args: argparse.Namespace) -> int:
             raise MinialbertError("--backend onnxruntime does not apply to --ray: Ray actors run the PyTorch model "
                                   "(--int8 for int8)")
         _check_int8(args)
+        if args.layer_calls is not None:
+            raise MinialbertError("--layer-calls does not apply to --ray yet: save a checkpoint with num_layer_calls "
+                                  "in its config.json and give that as --model")
 
         summary = embed_with_ray(
             args.input, args.output, model=args.model, revision=args.revision, cache_dir=args.cache_dir,
@@ -264,7 +274,8 @@ def cmd_fill_mask(args: argparse.Namespace) -> int:
     from .fill_mask import FillMask
 
     fill = FillMask.from_pretrained(args.model, revision=args.revision, cache_dir=args.cache_dir,
-                                    local_files_only=args.offline, device=args.device)
+                                    local_files_only=args.offline, device=args.device,
+                                    num_layer_calls=args.layer_calls)
     results = fill(args.text, top_k=args.top_k)
     if args.json:
         print(json.dumps([[p.__dict__ for p in preds] for preds in results], ensure_ascii=False))
@@ -302,10 +313,37 @@ def cmd_export(args: argparse.Namespace) -> int:
     elif args.int8_weights != "u8" or args.per_tensor or args.reduce_range:
         raise MinialbertError("--int8-weights, --per-tensor and --reduce-range only apply with --int8")
     path = export_onnx(args.model_pos, args.output, int8=int8, revision=args.revision, cache_dir=args.cache_dir,
-                       local_files_only=args.offline)
+                       local_files_only=args.offline, num_layer_calls=args.layer_calls)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB"
           + (f", int8 {int8.describe()}" if int8 else ", float32") + "), tokenizer files beside it", file=sys.stderr)
     return 0
+
+
+# ------------------------------------------------------------------------------- prune
+def cmd_prune(args: argparse.Namespace) -> int:
+    from .prune import prune_checkpoint
+
+    summary = prune_checkpoint(args.model_pos, args.output, heads=args.heads, ffn_fraction=args.ffn_fraction,
+                               data=args.data, batch_size=args.batch_size, max_length=args.max_length,
+                               max_examples=args.max_examples, seed=args.seed, revision=args.revision,
+                               cache_dir=args.cache_dir, local_files_only=args.offline)
+    before, after = summary["parameters_before"], summary["parameters_after"]
+    if not args.quiet:
+        heads = ", ".join(str(len(h)) for h in summary["heads_kept"])
+        print(f"scored on {summary['examples']} examples; kept heads per layer: {heads}; FFN neurons per layer: "
+              f"{', '.join(map(str, summary['intermediate_kept']))}; parameters {before:,} -> {after:,} "
+              f"({after / before:.1%})", file=sys.stderr)
+        if summary["note"]:
+            print(f"minialbert prune: note: {summary['note']}", file=sys.stderr)
+    print(summary["output"])
+    return 0
+
+
+# ----------------------------------------------------------------------- distill
+def cmd_distill(args: argparse.Namespace) -> int:
+    from .pretrain.distill import main as distill_main
+
+    return int(distill_main(args.rest) or 0)
 
 
 # ---------------------------------------------------------------------- pretrain
@@ -338,6 +376,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 def _task_args(p: argparse.ArgumentParser, max_length_default: int = 512) -> None:
     _model_args(p)
+    _layer_calls_arg(p)
     p.add_argument("--output", "-o", metavar="FILE", help="FILE.jsonl, .json, .csv or .tsv (written atomically; "
                    "default: JSON lines on stdout)")
     p.add_argument("--batch-size", type=int, default=32)
@@ -351,7 +390,8 @@ def _task_args(p: argparse.ArgumentParser, max_length_default: int = 512) -> Non
 
 def _pipeline(cls, args: argparse.Namespace):
     return cls.from_pretrained(args.model, revision=args.revision, cache_dir=args.cache_dir,
-                               local_files_only=args.offline, device=args.device, dtype=args.dtype)
+                               local_files_only=args.offline, device=args.device, dtype=args.dtype,
+                               num_layer_calls=args.layer_calls)
 
 
 def _emit(args: argparse.Namespace, rows: list[dict]) -> None:
@@ -495,6 +535,7 @@ def _add_task_commands(sub) -> None:
 
 def _embed_args(p: argparse.ArgumentParser) -> None:
     _model_args(p)
+    _layer_calls_arg(p)
     p.add_argument("--input", "-i", metavar="FILE",
                    help="one text per line, or .jsonl with --field; '-' or nothing piped = stdin")
     p.add_argument("--field", default=None, help="JSON field holding the text in .jsonl input (default: text)")
@@ -583,6 +624,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fill-mask", help="predict the words behind [MASK] with the MLM head")
     p.add_argument("text", help='a text with one or more [MASK], e.g. "Paris is the [MASK] of France."')
     _model_args(p)
+    _layer_calls_arg(p)
     p.add_argument("--top-k", "-k", type=int, default=5)
     p.add_argument("--device", default=None)
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
@@ -611,6 +653,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model_pos", metavar="MODEL", help="checkpoint directory or Hub repo id")
     p.add_argument("output", metavar="OUT.onnx", help="the file to write; the tokenizer files go beside it")
     _hub_args(p)
+    _layer_calls_arg(p)
     p.add_argument("--int8", action="store_true", help="int8 weights, dynamic int8 activations (about a third "
                                                       "of the float32 file)")
     p.add_argument("--int8-weights", choices=["u8", "s8"], default="u8",
@@ -621,11 +664,32 @@ def build_parser() -> argparse.ArgumentParser:
                                                               "weights on CPUs without VNNI)")
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser("prune", allow_abbrev=False,
+                       help="remove the least important attention heads and FFN neurons (Michel et al. "
+                            "2019 importance on your data); writes a smaller checkpoint")
+    p.add_argument("model_pos", metavar="MODEL", help="checkpoint with an MLM head or a sequence-classification head")
+    p.add_argument("--heads", type=int, default=None, metavar="K", help="attention heads to remove from each layer")
+    p.add_argument("--ffn-fraction", type=float, default=None, metavar="F",
+                   help="share of FFN neurons to remove from each layer, in (0, 1)")
+    p.add_argument("--data", required=True, metavar="FILE",
+                   help="texts to score on (one per line / .jsonl; MLM loss), or a finetune table with labels for a "
+                        "fine-tuned classifier (task loss)")
+    p.add_argument("--output", "-o", required=True, metavar="DIR", help="new checkpoint directory")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-length", type=int, default=128, help="tokens per example while scoring")
+    p.add_argument("--max-examples", type=int, default=512, help="score on at most this many examples")
+    p.add_argument("--seed", type=int, default=0, help="which word pieces are masked for the MLM loss")
+    _hub_args(p)
+    p.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+    p.set_defaults(func=cmd_prune)
+
     for name, func, text in (("pretrain", cmd_pretrain, "pre-train an ALBERT from scratch (MLM + SOP; see --help)"),
                              ("finetune", cmd_finetune, "fine-tune a task head: classify, regression, multilabel, "
                                                         "tag, qa (see --help)"),
                              ("glue", cmd_glue, "fine-tune and score a model on the GLUE tasks (see --help)"),
-                             ("compare", cmd_compare, "pre-training and GLUE runs side by side in one HTML page")):
+                             ("compare", cmd_compare, "pre-training and GLUE runs side by side in one HTML page"),
+                             ("distill", cmd_distill, "train a smaller/shallower student to mimic a teacher "
+                                                      "(KL + hidden-state MSE, the pretrain loop; see --help)")):
         p = sub.add_parser(name, help=text, add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.set_defaults(func=func)
@@ -664,7 +728,7 @@ def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 
 
 PASSTHROUGH = {"pretrain": cmd_pretrain, "finetune": cmd_finetune, "glue": cmd_glue,  # commands with their own
-               "compare": cmd_compare}  # argument parser
+               "compare": cmd_compare, "distill": cmd_distill}  # argument parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,6 +55,15 @@ class AlbertConfig:
     eos_token_id: int | None = 3
     # minialbert extension for ablations: which blocks are shared across layers (see model.py).
     sharing: str = "all"
+    # minialbert extension (docs/guides/compression.md): how many layer calls to run; None = the
+    # checkpoint's num_hidden_layers. Use `config.layer_call_count` for the value in effect.
+    num_layer_calls: int | None = None
+    # minialbert extension written by `minialbert prune`: the shapes of each *distinct* layer module
+    # (sharing="all": G * inner_group_num entries, group by group; sharing="none": one per layer).
+    # None = every layer has num_attention_heads heads and intermediate_size FFN neurons. A pruned
+    # layer keeps head_dim = hidden_size / num_attention_heads, so its attention is heads * head_dim wide.
+    layer_attention_heads: list[int] | None = None
+    layer_intermediate_sizes: list[int] | None = None
     # Task heads (fine-tuning), with transformers' names. num_labels is the head's width; it
     # follows id2label when that is given. id2label/label2id default to LABEL_0, LABEL_1, ...
     num_labels: int | None = None  # None = len(id2label), else 2 (transformers' default)
@@ -150,6 +159,7 @@ class AlbertConfig:
                 f"config: sharing={self.sharing!r} needs num_hidden_groups=1 and inner_group_num=1 "
                 "(groups are ALBERT's own 'all' sharing)"
             )
+        self._validate_compression()
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout_prob"):
             p = getattr(self, name)
             if p is None and name == "classifier_dropout_prob":
@@ -163,6 +173,69 @@ class AlbertConfig:
             raise ConfigError("config: problem_type single_label_classification needs num_labels >= 2 "
                               "(use regression for one output)")
 
+    def _validate_compression(self) -> None:
+        calls = self.num_layer_calls
+        if calls is not None:
+            if not isinstance(calls, int) or isinstance(calls, bool) or calls < 1:
+                raise ConfigError(f"config: num_layer_calls must be a positive integer, got {calls!r}")
+            if self.sharing != "all" and calls > self.num_hidden_layers:
+                raise ConfigError(
+                    f"config: num_layer_calls={calls} exceeds the {self.num_hidden_layers} distinct layers of "
+                    f"sharing={self.sharing!r}; only ALBERT's shared layers (sharing='all') can run more calls"
+                )
+            if self.sharing == "all" and calls < self.num_hidden_groups:
+                raise ConfigError(
+                    f"config: num_layer_calls={calls} is fewer than num_hidden_groups={self.num_hidden_groups}; "
+                    "some parameter groups would never run"
+                )
+        distinct = self.num_distinct_layers
+        for name, full in (("layer_attention_heads", self.num_attention_heads),
+                           ("layer_intermediate_sizes", self.intermediate_size)):
+            sizes = getattr(self, name)
+            if sizes is None:
+                continue
+            if self.sharing in ("attention", "ffn"):
+                raise ConfigError(f"config: {name} (a pruned model) needs sharing 'all' or 'none', "
+                                  f"not {self.sharing!r}")
+            if (not isinstance(sizes, (list, tuple)) or len(sizes) != distinct
+                    or any(not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= full for v in sizes)):
+                raise ConfigError(f"config: {name} must list {distinct} integer(s) in [1, {full}] "
+                                  f"(one per distinct layer), got {sizes!r}")
+            setattr(self, name, list(sizes))
+
+    @property
+    def layer_call_count(self) -> int:
+        """How many layer calls the encoder runs: num_layer_calls, or num_hidden_layers when unset."""
+        return self.num_hidden_layers if self.num_layer_calls is None else self.num_layer_calls
+
+    @property
+    def num_distinct_layers(self) -> int:
+        """How many layer modules the encoder stores (ALBERT base: 1)."""
+        return self.num_hidden_groups * self.inner_group_num if self.sharing == "all" else self.num_hidden_layers
+
+    def layer_heads(self, index: int) -> int:
+        """Attention heads of the index-th distinct layer (fewer than num_attention_heads once pruned)."""
+        return self.num_attention_heads if self.layer_attention_heads is None else self.layer_attention_heads[index]
+
+    def layer_intermediate_size(self, index: int) -> int:
+        """FFN width of the index-th distinct layer (smaller than intermediate_size once pruned)."""
+        return self.intermediate_size if self.layer_intermediate_sizes is None else self.layer_intermediate_sizes[index]
+
+    def transformers_incompatibility(self) -> str | None:
+        """Why transformers' AlbertModel would not load (or would run differently) a checkpoint with
+        this config, in one line; None when it loads it as minialbert runs it."""
+        reasons = []
+        if self.sharing != "all":
+            reasons.append(f"sharing={self.sharing!r}")
+        if self.layer_attention_heads is not None or self.layer_intermediate_sizes is not None:
+            reasons.append("pruned layer shapes (layer_attention_heads / layer_intermediate_sizes)")
+        if self.layer_call_count != self.num_hidden_layers:
+            reasons.append(f"num_layer_calls={self.layer_call_count} (transformers would run "
+                           f"num_hidden_layers={self.num_hidden_layers} calls)")
+        if not reasons:
+            return None
+        return "transformers cannot load this checkpoint as minialbert runs it: " + "; ".join(reasons)
+
     @property
     def classifier_dropout(self) -> float:
         """The dropout probability in front of a task head."""
@@ -173,8 +246,11 @@ class AlbertConfig:
         return self.hidden_size // self.num_attention_heads
 
     def group_index(self, layer: int) -> int:
-        """Which parameter group the layer-th call uses: ALBERT's floor(i / (L / G))."""
-        return int(layer / (self.num_hidden_layers / self.num_hidden_groups))
+        """Which parameter group the layer-th call uses: ALBERT's floor(i / (L / G)), with L the
+        number of calls that run (layer_call_count). With num_layer_calls = N != L the group schedule
+        is stretched over the N calls, in order: each group keeps its share (N / G calls); with G = 1
+        (every official checkpoint) every call runs the one shared group."""
+        return int(layer / (self.layer_call_count / self.num_hidden_groups))
 
     # ------------------------------------------------------------ json in/out
     @classmethod
@@ -218,7 +294,8 @@ class AlbertConfig:
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.extra)
         for f in dataclasses.fields(self):
-            if f.name in ("extra", "sharing", "num_labels", "id2label", "label2id", "problem_type"):
+            if f.name in ("extra", "sharing", "num_labels", "id2label", "label2id", "problem_type",
+                          "num_layer_calls", "layer_attention_heads", "layer_intermediate_sizes"):
                 continue
             data[f.name] = getattr(self, f.name)
         # Labels as transformers v5 writes them: only when they differ from its defaults (2 labels
@@ -229,6 +306,12 @@ class AlbertConfig:
             data["label2id"] = dict(self.label2id)
         if self.problem_type is not None:
             data["problem_type"] = self.problem_type
+        # minialbert's compression fields, only when they change something (stock configs are unchanged).
+        if self.layer_call_count != self.num_hidden_layers:
+            data["num_layer_calls"] = self.layer_call_count
+        for name in ("layer_attention_heads", "layer_intermediate_sizes"):
+            if getattr(self, name) is not None:
+                data[name] = list(getattr(self, name))
         data["model_type"] = "albert"
         if self.sharing != "all":
             # transformers cannot build these models; the key makes that explicit.

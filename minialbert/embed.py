@@ -111,14 +111,19 @@ class Embedder:
                         cache_dir: str | os.PathLike | None = None, local_files_only: bool = False,
                         device: str | torch.device | None = None, dtype: torch.dtype | str | None = None,
                         pooling: str | None = None, normalize: bool | None = None,
-                        max_length: int | None = None, backend: str = "torch", int8: bool = False) -> "Embedder":
+                        max_length: int | None = None, backend: str = "torch", int8: bool = False,
+                        num_layer_calls: int | None = None) -> "Embedder":
         """backend="onnxruntime" (the `[onnx]` extra) runs an ONNX export instead of the PyTorch model:
         name_or_path is then a folder holding one (`minialbert export onnx`) or the .onnx file itself;
         a PyTorch checkpoint is exported in memory (float32). Last layer and pooler only, CPU, float32.
 
         int8=True runs last-layer outputs through the inference engine's int8 GEMMs
         (InferenceEngine(model, int8=True): x86 CPU, float32; mean-pooled cosine to float32
-        >= 0.9997 on the benchmark corpus). For int8 ONNX Runtime, load an `--int8` export."""
+        >= 0.9997 on the benchmark corpus). For int8 ONNX Runtime, load an `--int8` export.
+
+        num_layer_calls=N runs N calls of the shared layer(s) instead of the checkpoint's count
+        (AlbertModel.from_pretrained's; docs/guides/compression.md). An ONNX export folder has its
+        depth built in: export with `--layer-calls N` instead."""
         from .tokenizer import AlbertTokenizer
 
         if backend not in BACKENDS:
@@ -134,6 +139,9 @@ class Embedder:
 
             export = onnx_backend.find_export(name_or_path) if Path(name_or_path).exists() else None
             if export is not None:  # an export folder: the .onnx file and the tokenizer files
+                if num_layer_calls is not None:
+                    raise MinialbertError("num_layer_calls does not apply to an ONNX export (its depth is fixed in "
+                                          "the graph); export with `minialbert export onnx ... --layer-calls N`")
                 model = onnx_backend.OnnxAlbert(export).to(device, _dtype(dtype))
                 return cls(model, AlbertTokenizer.from_pretrained(export.parent), pooling=pooling or "cls",
                            normalize=bool(normalize), max_length=max_length)
@@ -143,9 +151,11 @@ class Embedder:
         if backend == "onnxruntime":
             from .export import build_onnx
 
-            model = onnx_backend.OnnxAlbert(build_onnx(AlbertModel.from_pretrained(folder))).to(device, _dtype(dtype))
+            model = onnx_backend.OnnxAlbert(build_onnx(AlbertModel.from_pretrained(
+                folder, num_layer_calls=num_layer_calls))).to(device, _dtype(dtype))
         else:
-            model = AlbertModel.from_pretrained(folder, dtype=_dtype(dtype), device=device)
+            model = AlbertModel.from_pretrained(folder, dtype=_dtype(dtype), device=device,
+                                                num_layer_calls=num_layer_calls)
         tokenizer = AlbertTokenizer.from_pretrained(folder)
         if st.get("dimension") not in (None, model.config.hidden_size):
             raise ConfigError(f"{source.name}: the Pooling module expects {st['dimension']}-d token vectors but the "

@@ -295,13 +295,15 @@ def build_onnx(model: nn.Module, *, int8: bool | Int8Options = False):
 
 
 def export_onnx(model: nn.Module | str | os.PathLike, path: str | os.PathLike, *, int8: bool | Int8Options = False,
-                tokenizer=None, revision: str | None = None, cache_dir=None, local_files_only: bool = False) -> Path:
+                tokenizer=None, revision: str | None = None, cache_dir=None, local_files_only: bool = False,
+                num_layer_calls: int | None = None) -> Path:
     """Write `model` as ONNX to `path` (atomically); return the path.
 
     model: a stock minialbert model, or a checkpoint folder / Hub id to load (its tokenizer is
     then written beside the export). tokenizer: an AlbertTokenizer (or a folder to load one
     from) to write beside the export when `model` is a module. int8: True for the default
-    Int8Options (uint8 weights, per channel), or an Int8Options.
+    Int8Options (uint8 weights, per channel), or an Int8Options. num_layer_calls: the depth to
+    export when loading a checkpoint (default: its own; a module exports as it is configured).
     """
     from .files import atomic_write
     from .tokenizer import AlbertTokenizer
@@ -314,10 +316,13 @@ def export_onnx(model: nn.Module | str | os.PathLike, path: str | os.PathLike, *
 
         source = model
         model = AlbertModel.from_pretrained(source, revision=revision, cache_dir=cache_dir,
-                                            local_files_only=local_files_only)
+                                            local_files_only=local_files_only, num_layer_calls=num_layer_calls)
         if tokenizer is None:
             tokenizer = AlbertTokenizer.from_pretrained(source, revision=revision, cache_dir=cache_dir,
                                                         local_files_only=local_files_only)
+    elif num_layer_calls is not None:
+        raise ExportError("num_layer_calls applies when exporting a checkpoint path; a loaded model exports as its "
+                          "config says (load it with from_pretrained(..., num_layer_calls=N))")
     elif isinstance(tokenizer, (str, os.PathLike)):
         tokenizer = AlbertTokenizer.from_pretrained(tokenizer)
     proto = build_onnx(model, int8=int8)

@@ -34,14 +34,14 @@ class FillMask:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, *, revision=None, cache_dir=None,
-                        local_files_only=False, device=None) -> "FillMask":
+                        local_files_only=False, device=None, num_layer_calls=None) -> "FillMask":
         from .tokenizer import AlbertTokenizer
 
         source = ModelSource(name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
         folder = source.checkpoint_folder()
         # AlbertForMaskedLM reads the MLM head from AlbertForMaskedLM and AlbertForPreTraining
         # checkpoints; a bare AlbertModel checkpoint has no head and is refused with the key list.
-        model = AlbertForMaskedLM.from_pretrained(folder, device=device)
+        model = AlbertForMaskedLM.from_pretrained(folder, device=device, num_layer_calls=num_layer_calls)
         return cls(model, AlbertTokenizer.from_pretrained(folder))
 
     def __call__(self, text: str, top_k: int = 5) -> list[list[MaskPrediction]]:

@@ -133,19 +133,22 @@ class Embeddings(nn.Module):
 #    out = LayerNorm( X + MultiHead(X) )
 #    M is 0 where a key is a real token and a very large negative number where it is padding,
 #    so padding gets zero attention probability.
+#    A pruned layer (minialbert prune) keeps h' < h heads: the same equations with the pruned
+#    heads' columns of W^Q, W^K, W^V and rows of W^O removed, so its attention is h' * d_k wide.
 # ---------------------------------------------------------------------------------------------
 class SelfAttention(nn.Module):
-    def __init__(self, config: AlbertConfig):
+    def __init__(self, config: AlbertConfig, num_heads: int | None = None):
         super().__init__()
         H = config.hidden_size
-        self.num_heads = config.num_attention_heads
-        self.head_dim = config.head_dim  # d_k = H / h
-        # The h per-head matrices W_i^Q (H x d_k) stacked side by side form one H x H matrix,
+        self.num_heads = config.num_attention_heads if num_heads is None else num_heads  # h
+        self.head_dim = config.head_dim  # d_k = H / num_attention_heads, also when pruned
+        A = self.num_heads * self.head_dim  # = H unless heads were pruned
+        # The h per-head matrices W_i^Q (H x d_k) stacked side by side form one H x (h d_k) matrix,
         # so one Linear computes all heads' queries at once; likewise for keys and values.
-        self.query = nn.Linear(H, H)
-        self.key = nn.Linear(H, H)
-        self.value = nn.Linear(H, H)
-        self.output = nn.Linear(H, H)  # W^O
+        self.query = nn.Linear(H, A)
+        self.key = nn.Linear(H, A)
+        self.value = nn.Linear(H, A)
+        self.output = nn.Linear(A, H)  # W^O
         self.norm = nn.LayerNorm(H, eps=config.layer_norm_eps)
         self.attention_dropout = nn.Dropout(config.attention_probs_dropout_prob)
         self.output_dropout = nn.Dropout(config.hidden_dropout_prob)
@@ -178,12 +181,14 @@ class SelfAttention(nn.Module):
 # 3. Position-wise feed-forward network, then residual + LayerNorm
 #    FFN(x) = act(x W_1 + b_1) W_2 + b_2          (the document writes ReLU; ALBERT uses GELU)
 #    out = LayerNorm( x + FFN(x) )
+#    A pruned layer keeps I' < I neurons: the pruned columns of W_1 (and b_1) and rows of W_2 removed.
 # ---------------------------------------------------------------------------------------------
 class FeedForward(nn.Module):
-    def __init__(self, config: AlbertConfig):
+    def __init__(self, config: AlbertConfig, intermediate_size: int | None = None):
         super().__init__()
-        self.up = nn.Linear(config.hidden_size, config.intermediate_size)  # W_1, b_1
-        self.down = nn.Linear(config.intermediate_size, config.hidden_size)  # W_2, b_2
+        inner = config.intermediate_size if intermediate_size is None else intermediate_size  # I
+        self.up = nn.Linear(config.hidden_size, inner)  # W_1, b_1
+        self.down = nn.Linear(inner, config.hidden_size)  # W_2, b_2
         self.act = ACTIVATIONS[config.hidden_act]
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         # The original TF ALBERT applies dropout to the FFN output; transformers does not. Both
@@ -197,10 +202,10 @@ class FeedForward(nn.Module):
 class AlbertLayer(nn.Module):
     """One Transformer encoder layer: attention sub-layer, then feed-forward sub-layer."""
 
-    def __init__(self, config: AlbertConfig):
-        super().__init__()
-        self.attention = SelfAttention(config)
-        self.feed_forward = FeedForward(config)
+    def __init__(self, config: AlbertConfig, index: int = 0):
+        super().__init__()  # index: which distinct layer this is (its shapes when pruned)
+        self.attention = SelfAttention(config, config.layer_heads(index))
+        self.feed_forward = FeedForward(config, config.layer_intermediate_size(index))
 
     def forward(
         self, x: torch.Tensor, additive_mask: torch.Tensor | None
@@ -214,7 +219,9 @@ class AlbertLayer(nn.Module):
 #
 #    ALBERT stores G = num_hidden_groups groups of inner_group_num layers. Layer call i
 #    (0 <= i < L) runs every layer of group floor(i / (L / G)). albert-base: G = 1, so the
-#    same layer runs 12 times. The modules are called in a loop, never copied, so an export
+#    same layer runs 12 times. L is config.layer_call_count: num_hidden_layers, or
+#    num_layer_calls when set (depth as a knob: N calls of the same weights; with G > 1 the
+#    group schedule is stretched over the N calls; unshared layouts run their first N layers). The modules are called in a loop, never copied, so an export
 #    (ONNX, TorchScript) keeps one copy of the shared weights.
 #
 #    For ablations (config.sharing != "all"), there is one layer per call, and only the
@@ -227,12 +234,13 @@ class Encoder(nn.Module):
         self.config = config
         self.project = nn.Linear(config.embedding_size, config.hidden_size)  # E -> H
         if config.sharing == "all":
+            inner = config.inner_group_num
             self.groups = nn.ModuleList(
-                nn.ModuleList(AlbertLayer(config) for _ in range(config.inner_group_num))
-                for _ in range(config.num_hidden_groups)
+                nn.ModuleList(AlbertLayer(config, g * inner + j) for j in range(inner))
+                for g in range(config.num_hidden_groups)
             )
         else:
-            self.layers = nn.ModuleList(AlbertLayer(config) for _ in range(config.num_hidden_layers))
+            self.layers = nn.ModuleList(AlbertLayer(config, i) for i in range(config.num_hidden_layers))
             for layer in self.layers[1:]:
                 if config.sharing == "attention":
                     layer.attention = self.layers[0].attention
@@ -242,9 +250,9 @@ class Encoder(nn.Module):
     def layer_calls(self) -> list[AlbertLayer]:
         """The layer module used by each successive call, in order (with repeats when shared)."""
         if self.config.sharing != "all":
-            return list(self.layers)
+            return list(self.layers)[:self.config.layer_call_count]
         calls = []
-        for i in range(self.config.num_hidden_layers):
+        for i in range(self.config.layer_call_count):
             calls.extend(self.groups[self.config.group_index(i)])
         return calls
 

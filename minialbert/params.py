@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from .config import AlbertConfig
 
 
-def attention_params(c: AlbertConfig) -> int:
+def attention_params(c: AlbertConfig, heads: int | None = None) -> int:
     H = c.hidden_size
-    return 4 * (H * H + H) + 2 * H  # W^Q, W^K, W^V, W^O with biases, then LayerNorm
+    A = H if heads is None else heads * c.head_dim  # narrower once heads are pruned
+    return 3 * (H * A + A) + (A * H + H) + 2 * H  # W^Q, W^K, W^V, W^O with biases, then LayerNorm
 
 
-def ffn_params(c: AlbertConfig) -> int:
-    H, I = c.hidden_size, c.intermediate_size
+def ffn_params(c: AlbertConfig, intermediate_size: int | None = None) -> int:
+    H, I = c.hidden_size, c.intermediate_size if intermediate_size is None else intermediate_size
     return (H * I + I) + (I * H + H) + 2 * H  # W_1, W_2 with biases, then LayerNorm
 
 
@@ -62,7 +63,10 @@ def count_parameters(c: AlbertConfig) -> ParameterCount:
         word_embeddings=c.vocab_size * E,
         position_and_type_embeddings=(c.max_position_embeddings + c.type_vocab_size) * E + 2 * E,
         projection=E * H + H,
-        layers=n_attn * attention_params(c) + n_ffn * ffn_params(c),
+        layers=(n_attn * attention_params(c) + n_ffn * ffn_params(c)
+                if c.layer_attention_heads is None and c.layer_intermediate_sizes is None else
+                sum(attention_params(c, c.layer_heads(i)) + ffn_params(c, c.layer_intermediate_size(i))
+                    for i in range(c.num_distinct_layers))),  # pruned: per distinct layer
         distinct_attention_blocks=n_attn,
         distinct_ffn_blocks=n_ffn,
         pooler=pooler,

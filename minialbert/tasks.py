@@ -79,7 +79,7 @@ def _texts(texts, what: str = "texts") -> tuple[list[str], bool]:
     return list(texts), False
 
 
-def _load(cls_model, name_or_path, revision, cache_dir, local_files_only, device, dtype):
+def _load(cls_model, name_or_path, revision, cache_dir, local_files_only, device, dtype, num_layer_calls=None):
     from .embed import _dtype
     from .tokenizer import AlbertTokenizer
 
@@ -88,7 +88,7 @@ def _load(cls_model, name_or_path, revision, cache_dir, local_files_only, device
     source = ModelSource(name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
     folder = source.checkpoint_folder()
     _check_architecture(cls_model.__name__, AlbertConfig.from_json(folder / "config.json"), name_or_path)
-    model = cls_model.from_pretrained(folder, device=device, dtype=_dtype(dtype))
+    model = cls_model.from_pretrained(folder, device=device, dtype=_dtype(dtype), num_layer_calls=num_layer_calls)
     return model, AlbertTokenizer.from_pretrained(folder)
 
 
@@ -142,11 +142,12 @@ class _Pipeline:
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, *, revision: str | None = None,
                         cache_dir: str | os.PathLike | None = None, local_files_only: bool = False,
-                        device: str | torch.device | None = None, dtype=None, max_length: int | None = None):
+                        device: str | torch.device | None = None, dtype=None, max_length: int | None = None,
+                        num_layer_calls: int | None = None):
         from . import model as M
 
         model, tokenizer = _load(getattr(M, cls.model_class), name_or_path, revision, cache_dir, local_files_only,
-                                 device, dtype)
+                                 device, dtype, num_layer_calls)
         return cls(model, tokenizer, max_length=max_length)
 
     @property

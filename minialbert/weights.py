@@ -264,9 +264,13 @@ def load_pretrained(
     strict: bool = True,
     config: AlbertConfig | None = None,
     ignore_mismatched_sizes: bool = False,
+    num_layer_calls: int | None = None,
     **model_kwargs: Any,
 ) -> nn.Module:
     """Build `cls` from a checkpoint directory or Hub repo, in eval mode.
+
+    num_layer_calls=N runs N calls of the shared layer(s) instead of the checkpoint's own count
+    (config.num_layer_calls; see docs/guides/compression.md); None keeps the checkpoint's.
 
     The model is created on the meta device (no random init, no memory) and the checkpoint's
     tensors are then assigned to it, so the weights exist once in memory.
@@ -274,6 +278,8 @@ def load_pretrained(
     source = ModelSource(name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
     if config is None:
         config = AlbertConfig.from_json(source.file("config.json"))
+    if num_layer_calls is not None:
+        config = config.replace(num_layer_calls=num_layer_calls)
     weights_path = find_weights(source)
     state = read_state_dict(weights_path)
     if "add_pooling_layer" in inspect.signature(cls).parameters and "add_pooling_layer" not in model_kwargs:
@@ -350,3 +356,10 @@ def save_pretrained(model: nn.Module, directory: str | os.PathLike) -> None:
     config = config.replace(extra={**config.extra, "architectures": [arch]})
     atomic_write(directory / "model.safetensors", lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
     atomic_write(directory / "config.json", lambda tmp: config.to_json(tmp))
+    incompatible = config.transformers_incompatibility()
+    if incompatible is not None and config.sharing == "all":  # sharing != "all" has always been minialbert-only
+        warnings.warn(f"{directory}: {incompatible}", TransformersIncompatibleWarning, stacklevel=3)
+
+
+class TransformersIncompatibleWarning(UserWarning):
+    """A saved checkpoint that transformers cannot load, or would run differently (one line)."""

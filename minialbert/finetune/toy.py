@@ -140,3 +140,40 @@ def write_base_checkpoint(directory: str | Path, *, vocab_file: str | Path, hidd
     model.save_pretrained(directory)
     shutil.copy(vocab_file, directory / "spiece.model")
     return directory
+
+
+# A task that needs more than one layer: which word follows the marker? A sentence of filler
+# words holds `pairs` distinct value words at random places; one of them right after the marker
+# "hidden". The label is that value. Every value present is equally likely to be the answer
+# (chance 1 / pairs), so the words alone say nothing: a token must first learn that the marker
+# precedes it (one attention step), and [CLS] must then read that token (a second step).
+LOOKUP_VALUES = ("life", "model", "year", "time")
+
+
+def lookup_rows(n: int, seed: int, pairs: int = 3) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        values = rng.sample(LOOKUP_VALUES, pairs)
+        asked = rng.randrange(pairs)
+        words = _fillers(rng, 4, 10)
+        for k in [k for k in range(pairs) if k != asked] + [asked]:  # the marker's pair last: nothing splits it
+            at = rng.randint(0, len(words))
+            words[at:at] = [MARKER, values[k]] if k == asked else [values[k]]
+        rows.append({"text": " ".join(words), "label": values[asked]})
+    return rows
+
+
+def write_lookup(directory: str | Path, n_train: int = 3000, n_dev: int = 300, seed: int = 0,
+                 pairs: int = 3) -> tuple[Path, Path]:
+    """train.csv and dev.csv (text,label) of the key-value lookup task."""
+    directory = Path(directory)
+    paths = []
+    for name, n, s in (("train.csv", n_train, seed), ("dev.csv", n_dev, seed + 1)):
+        path = directory / name
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["text", "label"])
+            w.writeheader()
+            w.writerows(lookup_rows(n, s, pairs))
+        paths.append(path)
+    return paths[0], paths[1]

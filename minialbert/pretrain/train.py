@@ -312,7 +312,13 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _train(args, dist: _Dist) -> int:
+def _train(args, dist: _Dist, plugin=None) -> int:
+    """The training loop. `plugin` (None = pre-training) swaps the objective and where the model
+    starts, nothing else: data, steps, optimizer, checkpoints and resume stay this loop's. It has
+    model_class, student_config(args, vocab_size) -> AlbertConfig, init(model) (fresh runs only: copy weights
+    in), objective(model, device) -> a module whose forward returns (loss, part1, part2, stats)
+    like PretrainingObjective's and whose log_names name part1, part2 and stats' two rates, and
+    resume_keys (args a resume must match). minialbert/pretrain/distill.py is the one plugin."""
     from ..model import AlbertForPreTraining
 
     out = Path(args.output_dir)
@@ -330,7 +336,7 @@ def _train(args, dist: _Dist) -> int:
         except Exception as e:
             raise PretrainError(f"--resume: cannot read {state_path}: {str(e).splitlines()[0][:200]}") from None
         saved = state["args"]
-        for key in _RESUME_MUST_MATCH:
+        for key in _RESUME_MUST_MATCH + (plugin.resume_keys if plugin is not None else ()):
             if saved.get(key) != getattr(args, key):
                 raise PretrainError(
                     f"--resume: {key} differs from the checkpoint ({saved.get(key)!r} there, "
@@ -365,7 +371,7 @@ def _train(args, dist: _Dist) -> int:
         config = AlbertConfig.from_dict(state["config"])
     else:
         try:
-            config = build_config(args, vocab.size)
+            config = build_config(args, vocab.size) if plugin is None else plugin.student_config(args, vocab.size)
         except ConfigError as e:
             raise PretrainError(f"pretrain: {e}") from None
     if config.vocab_size != vocab.size:
@@ -380,10 +386,13 @@ def _train(args, dist: _Dist) -> int:
     data.step_indices(0, args.global_batch)  # raises if the corpus is smaller than one global batch
 
     torch.manual_seed(args.seed)  # same initial weights on every rank
-    model = AlbertForPreTraining(config)
+    model = (AlbertForPreTraining if plugin is None else plugin.model_class)(config)
     init_albert_weights(model, config.initializer_range)
+    if plugin is not None and state is None:
+        plugin.init(model)
     model.to(dist.device)
-    objective = PretrainingObjective(model)
+    objective = PretrainingObjective(model) if plugin is None else plugin.objective(model, dist.device)
+    names = getattr(objective, "log_names", ("mlm_loss", "sop_loss", "mlm_acc", "sop_acc"))
     optimizer = make_optimizer(model, args.optimizer, args.lr, args.weight_decay,
                                (args.adam_beta1, args.adam_beta2), args.adam_eps, args.lamb_bias_correction)
     step = 0
@@ -467,17 +476,19 @@ def _train(args, dist: _Dist) -> int:
             now = time.perf_counter()
             record = {
                 "step": step, "epoch": epoch, "lr": lr,
-                "mlm_loss": total[0].item() / total[2].item(), "sop_loss": total[1].item() / total[2].item(),
-                "mlm_acc": total[3].item() / max(1.0, total[4].item()),
-                "sop_acc": total[5].item() / max(1.0, total[6].item()),
+                names[0]: total[0].item() / total[2].item(), names[1]: total[1].item() / total[2].item(),
+                names[2]: total[3].item() / max(1.0, total[4].item()),
+                names[3]: total[5].item() / max(1.0, total[6].item()),
                 "tokens_per_s": total[7].item() / (now - t0), "elapsed_s": now - start_time,
             }
+            record.pop(None, None)  # an objective with one rate names the other None
             if dist.main:
                 log_file.write(json.dumps(record) + "\n")
                 log_file.flush()
                 if not args.quiet:
-                    print(f"step {step:>6}  mlm_loss {record['mlm_loss']:.4f}  mlm_acc {record['mlm_acc']:.3f}  "
-                          f"sop_loss {record['sop_loss']:.4f}  sop_acc {record['sop_acc']:.3f}  lr {lr:.2e}  "
+                    print(f"step {step:>6}  {names[0]} {record[names[0]]:.4f}  {names[2]} {record[names[2]]:.3f}  "
+                          f"{names[1]} {record[names[1]]:.4f}  "
+                          + (f"{names[3]} {record[names[3]]:.3f}  " if names[3] else "") + f"lr {lr:.2e}  "
                           f"tok/s {record['tokens_per_s']:,.0f}", flush=True)
             window.zero_()
             tokens = 0
