@@ -105,16 +105,18 @@ def record_installed() -> dict:
     return result
 
 
-def install(version: str, target: Path) -> None:
+def install(version: str, target: Path, deps: bool = False) -> None:
     """pip-install transformers==version (or the newest for "latest") into `target`, without
-    touching this Python's packages."""
+    touching this Python's packages; with `deps`, its dependencies (tokenizers, ...) too."""
     spec = "transformers" if version == "latest" else f"transformers=={version}"
-    cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--upgrade", "--target", str(target), spec]
+    cmd = [sys.executable, "-m", "pip", "install", "-q", "--upgrade", "--target", str(target), spec]
+    if not deps:
+        cmd.insert(4, "--no-deps")
     print("$", " ".join(cmd), file=sys.stderr)
     subprocess.run(cmd, check=True)
 
 
-def record(version: str, target: str | None = None) -> dict:
+def record(version: str, target: str | None = None, deps: bool = False) -> dict:
     """The record of transformers `version` ("installed", "latest" or a release number), each
     run in a fresh subprocess that imports it from its own folder."""
     if version == "installed":
@@ -122,7 +124,7 @@ def record(version: str, target: str | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="tf-") as tmp:
         folder = Path(target) if target else Path(tmp)
         if not (folder / "transformers").is_dir() or version == "latest":
-            install(version, folder)
+            install(version, folder, deps)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), str(ROOT)])}
         with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
             out = Path(f.name)
