@@ -112,3 +112,23 @@ def test_unknown_compat_is_one_line():
     assert str(e.value) == (
         "compat must be one of 'transformers', 'transformers<5.25', 'original', not 'transformers<5.24'"
     )
+
+
+def test_folder_saved_before_the_change_keeps_its_tokenization(record_524, tmp_path, reference_transformers):
+    """A folder that minialbert saved before this change (pre-training output, Embedder or
+    tokenizer save_pretrained from a spiece.model) lists the symbols as added tokens in its
+    tokenizer_config.json, under compat 'transformers'. The files decide: it keeps tokenizing as
+    it did (as 5.24), here and in transformers 5.25."""
+    import warnings
+
+    AlbertTokenizer.from_pretrained(reference.FIXTURES / "spm", compat="transformers<5.25").save_pretrained(tmp_path)
+    path = tmp_path / "tokenizer_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["minialbert_compat"] = "transformers"  # what the old code wrote
+    path.write_text(json.dumps(config), encoding="utf-8")
+    texts = reference.cases()["symbols"]
+    want = record_524["configs"]["spm"]["symbols"]["input_ids"]
+    assert AlbertTokenizer.from_pretrained(tmp_path)(texts)["input_ids"] == want
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert reference_transformers.AlbertTokenizer.from_pretrained(str(tmp_path))(texts)["input_ids"] == want
