@@ -319,7 +319,7 @@ def _code_points():
 
 # Measured with Python 3.11 (unicodedata 14.0.0) and tokenizers 0.23: the code points where the
 # whole normalizer's output differs, split by the Rust table that differs from Python's there.
-# (NFKD, lower-casing, total); the README quotes these numbers.
+# (NFKD, lower-casing, total); docs/guides/tokenizer.md quotes these numbers.
 UNICODE_DIFFERENCES = {"default": (5, 55, 60), "keep_accents": (0, 55, 55)}
 
 
@@ -345,12 +345,12 @@ def test_unicode_tables_only_differences(kw):
     assert not unexplained, [hex(c) for c in sorted(unexplained)[:20]]
     assert unicodedata.unidata_version == "14.0.0", "numbers measured with Unicode 14.0: re-measure"
     assert (len(by_nfkd), len(by_lower), len(differ)) == UNICODE_DIFFERENCES["keep_accents" if kw else "default"]
-    if not kw:  # the examples the README names
+    if not kw:  # the examples docs/guides/tokenizer.md names
         assert {0xA7F2, 0xA7F3, 0xA7F4, 0x1F16C} <= by_nfkd and {0x1C89, 0xA7CB} <= by_lower
 
 
 def test_unicode_table_sizes():
-    """The README's count of code points whose NFKD / lower-case mapping differs between the
+    """The count (docs/guides/tokenizer.md) of code points whose NFKD / lower-case mapping differs between the
     Rust crates and Python's unicodedata (most do not change the normalizer's output)."""
     from tokenizers import normalizers
 
@@ -536,7 +536,7 @@ def test_json_only_save_pretrained_round_trip(folder, json_only_dirs, tmp_path):
 def test_json_only_settings_come_from_the_file_without_a_config(json_only_dirs, tmp_path):
     """With no tokenizer_config.json, lower-casing and accent stripping are what tokenizer.json's
     normalizer does. Reference: the `tokenizers` library running the file itself (transformers'
-    AlbertTokenizer would fall back to its defaults here; documented in the README)."""
+    AlbertTokenizer would fall back to its defaults here; documented in docs/guides/tokenizer.md)."""
     from tokenizers import Tokenizer
 
     data = json.loads((json_only_dirs["v5-spm"] / "tokenizer.json").read_text(encoding="utf-8"))
