@@ -16,6 +16,7 @@ pip access to PyPI; run it by hand or on a schedule, not in the offline test sui
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 
@@ -66,9 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         upstream = reference.record(args.transformers, args.target, deps=args.with_deps)
-    except Exception as e:  # pip or the subprocess failed: say so in one line
-        print(f"check_upstream: could not run transformers {args.transformers}: {e} "
-              "(no PyPI access? a newer dependency needed? try --with-deps)", file=sys.stderr)
+    except subprocess.CalledProcessError as e:  # pip or the subprocess failed: say so in one line
+        what = "pip install" if "pip" in e.cmd else "running it"
+        print(f"check_upstream: transformers {args.transformers}: {what} failed (exit {e.returncode}; "
+              "no PyPI access? a newer dependency needed? try --with-deps)", file=sys.stderr)
         return 2
     import tokenizers
 
