@@ -89,7 +89,7 @@ def main() -> None:
 
     cases = [
         ("single (one call per text)", lambda t: [t(x, truncation=True, max_length=512) for x in texts]),
-        ("batch (one call, 10k texts)", lambda t: t(texts, truncation=True, max_length=512)),
+        (f"batch (one call, {args.n:,} texts)", lambda t: t(texts, truncation=True, max_length=512)),
         ("batch + offsets", lambda t: t(texts, truncation=True, max_length=512, return_offsets_mapping=True)),
     ]
     k = 0 if args.clock == "wall" else 1
