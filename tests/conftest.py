@@ -39,6 +39,16 @@ def reference_transformers():
     return transformers
 
 
+def pytest_report_header(config):
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("transformers")
+    except PackageNotFoundError:
+        found = "not installed"
+    return f"transformers {found} (the parity tests expect {REFERENCE_TRANSFORMERS})"
+
+
 TINY = dict(
     vocab_size=99, embedding_size=16, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
     intermediate_size=37, max_position_embeddings=64, hidden_act="gelu_new",
