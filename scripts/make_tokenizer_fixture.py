@@ -16,7 +16,10 @@ writes, under tests/fixtures/tokenizer/:
                               with the added tokens of the real file: the five special tokens,
                               [MASK] with lstrip.
     hub_converted/            the same, with the converter's own added-token list (which also
-                              holds the user-defined symbols).
+                              holds the user-defined symbols, in 5.24 and 5.25 alike; only
+                              AlbertTokenizer's loading of a bare spiece.model changed in 5.25).
+                              After regenerating any of these, regenerate the recorded 5.24
+                              output too (scripts/tokenizer_reference.py).
 
 The corpus is synthetic (no downloads): words from a dozen scripts, numbers with commas and
 decimals, punctuation. Training takes a few seconds; the outputs are committed, so the tests

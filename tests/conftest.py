@@ -18,6 +18,37 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
+# The transformers release the reference-comparing tests expect (pinned in pyproject.toml's test
+# extra): its tokenization of ALBERT changed in 5.25 (issue 25), so a test must not pass or fail
+# by whichever version pip happened to install.
+REFERENCE_TRANSFORMERS = "5.25.0"
+
+
+@pytest.fixture(scope="session")
+def reference_transformers():
+    """transformers, checked to be the pinned reference version (use in tests that compare with it)."""
+    import transformers
+
+    if transformers.__version__ != REFERENCE_TRANSFORMERS:
+        pytest.fail(
+            f"this test compares with transformers {REFERENCE_TRANSFORMERS} (pinned in pyproject.toml's test "
+            f"extra) and found transformers {transformers.__version__}: "
+            f"pip install 'transformers=={REFERENCE_TRANSFORMERS}'",
+            pytrace=False,
+        )
+    return transformers
+
+
+def pytest_report_header(config):
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("transformers")
+    except PackageNotFoundError:
+        found = "not installed"
+    return f"transformers {found} (the parity tests expect {REFERENCE_TRANSFORMERS})"
+
+
 TINY = dict(
     vocab_size=99, embedding_size=16, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
     intermediate_size=37, max_position_embeddings=64, hidden_act="gelu_new",

@@ -51,12 +51,10 @@ def embedder(checkpoint):
 
 
 @pytest.fixture(scope="module")
-def hf_tok(checkpoint):
-    """transformers' tokenizer for the same spiece.model: the reference side never uses
-    minialbert's own tokenizer."""
-    import transformers
-
-    return transformers.AlbertTokenizer.from_pretrained(checkpoint[0])
+def hf_tok(checkpoint, reference_transformers):
+    """transformers' tokenizer (the pinned version) for the same spiece.model: the reference
+    side never uses minialbert's own tokenizer."""
+    return reference_transformers.AlbertTokenizer.from_pretrained(checkpoint[0])
 
 
 def reference_vectors(ref, tok, texts, pooling, max_length=64, layer=None):

@@ -27,10 +27,8 @@ def tok():
 
 
 @pytest.fixture(scope="module")
-def hf_tok():
-    import transformers
-
-    return transformers.AlbertTokenizer.from_pretrained(str(SPM_DIR))
+def hf_tok(reference_transformers):
+    return reference_transformers.AlbertTokenizer.from_pretrained(str(SPM_DIR))
 
 
 # ------------------------------------------------------------------------------- metrics

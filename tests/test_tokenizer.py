@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,8 @@ import transformers
 from minialbert.errors import CheckpointError, MinialbertError
 from minialbert.tokenizer import AlbertTokenizer
 
+# Every test here compares with the pinned transformers (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("reference_transformers")
 FIXTURES = Path(__file__).parent / "fixtures" / "tokenizer"
 FOLDERS = ["spm", "hub", "hub_converted"]
 
@@ -67,121 +70,8 @@ def _hf(folder: str, **kw):
 # The hard strings
 # ------------------------------------------------------------------------------------------
 
-BASE = [
-    "",
-    " ",
-    "   ",
-    "\t",
-    "\n\n",
-    "Hello, world!",
-    "The quick brown fox jumps over the lazy dog.",
-    "  leading and trailing spaces  ",
-    "runs   of    spaces\tand\ttabs\nand\r\nnewlines",
-    "ALBERT: A Lite BERT for Self-supervised Learning of Language Representations",
-    "``Quoted'' text and ``nested ``quotes'' here''",
-    "it's a ''test'' with `single` and ``` triple",
-    "1,000,000 people paid $1,234.56 (about €1.234,56) on 10, 20, and 30,",
-    "3.14159 2,5 0,5 1, 2, 3, 10,000, 100,000.00",
-    "Über straße Mädchen Größe schön fünf Brücke Äpfel Öl",
-    "İstanbul ışık çiçek güzel öğrenci şehir Türkçe IİıI",
-    "Αθήνα ελληνικά ΟΔΟΣ ΣΩΚΡΑΤΗΣ σοφός Σ",
-    "Москва русский язык привет Ёлка ёж",
-    "東京 日本語 中文 北京 学习 漢字",
-    "こんにちは カタカナ ひらがな ｶﾀｶﾅ ｶﾞｷﾞ",
-    "한국어 서울 안녕하세요 감사합니다 ᄒᆞᆫ",
-    "العربية مرحبا شكرا القاهرة ﻻ",
-    "עברית שלום",
-    "हिन्दी भाषा क्षत्रिय",
-    "ภาษาไทย สวัสดี",
-    "café naïve résumé façade coöperate jalapeño",
-    "cafe\u0301 nai\u0308ve re\u0301sume\u0301",
-    "e\u0301\u0302\u0303 a\u0308\u0304 o\u0328\u0301",
-    "\u0301 leading combining mark",
-    "ﬁnance ﬂow ｆｕｌｌｗｉｄｔｈ ①②③ ½ ™ № Ⅻ ㎏ ㍻",
-    "emoji 😀 👍🏽 👨‍👩‍👧‍👦 🏳️‍🌈 🇩🇪🇫🇷 ❤️ ☺︎ #️⃣",
-    "zero\u200bwidth\u200cnon\u200djoiner\ufeffbom",
-    "control\x00chars\x01\x02\x07\x1b\x7f\x85here",
-    "info\x1cseparators\x1d\x1e\x1fbetween",
-    "nbsp\xa0thin\u2009ideographic\u3000space\u2028line\u2029para",
-    "soft\xadhyphen and\u00a0no-break",
-    "▁already▁has▁underline ▁▁x",
-    "[MASK] [CLS] [SEP] <pad> <unk>",
-    "a[MASK]b [mask] [MASK][MASK]  [MASK]\t[MASK]",
-    "<unk><unk> ＜unk＞ [[CLS]] [CLS",
-    "(parenthesised) - dashes – and — \"quotes\" £5 €10",
-    "hello.world...end. …ellipsis",
-    "x" * 300,
-    "supercalifragilisticexpialidocious antidisestablishmentarianism",
-    "Mixed CASE WoRdS and CamelCaseIdentifiers snake_case_names",
-    "email@example.com https://example.com/path?q=1&r=2#frag",
-    "C++ C# F# .NET node.js 3D 4K 5G",
-    "tab\tseparated\tvalues\t1\t2\t3",
-    "\u0130\u0131 \u1e9e\u00df \u01c5\u01c6 \u03a3\u03c2\u03c3",
-    "\U0001d400\U0001d401 \U0001d7ce math bold",
-    "\u2126 \u212b \u2160 \u00b5 \u00c5",
-    "\u1100\u1161\u11a8 \u1100\u1161",
-    "\uac00\u11a8 \u1100\uac00",
-    "\u0915\u094d\u0937 \u0d15\u0d4d",
-    "a\ufe0f \u00a9\ufe0f \u00ae",
-    "\r\n\r\n",
-    "x\r\ny\n\rz",
-    "\u0600\u0661 \u06dd\u0662",
-    "\U000e0041\U000e0042 tags",
-    "mixed 日本 and english 中文 text 123,456",
-    "\x01abc",
-    "\ufeffBOM at the start",
-    "\x00\x01x y\x02",
-    "\u200bzero width first",
-    "\x01\u0301e\u0301 \x01",
-]
-
-POOLS = {
-    "ascii": "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789 .,;:!?'\"()-`",
-    "latin": "àáâãäåæçèéêëìíîïñòóôõöøùúûüýÿßœŁłŒĞğŞşİı ",
-    "greek": "αβγδεζηθικλμνξοπρσςτυφχψωΑΒΓΔΣΩάέήίόύώ ",
-    "cyrillic": "абвгдеёжзийклмнопрстуфхцчшщъыьэюяАБВЁЖЯ ",
-    "cjk": "東京日本語中文北京学习漢字の人大国こんにちはカタカナ ",
-    "hangul": "한국어서울안녕하세요감사합니다각힣 ",
-    "arabic": "العربيةمرحباشكراالقاهرة ",
-    "marks": "\u0300\u0301\u0302\u0308\u0327\u0328\u0331\u20d7\u0903\u093e\u05b0\u064b",
-    "space": " \t\n\r\x0b\x0c\xa0\u2003\u3000\u200b\u2028",
-    "control": "\x00\x01\x08\x1b\x1c\x1f\x7f\x85\u200e\u200f\u2060\ufeff",
-    "digits": "0123456789,,,..",
-    "emoji": "😀👍🏽🏳️‍🌈🇩🇪❤️\u200d",
-    "special": ".-()\"£€–",
-    "compat": "ﬁﬂｆｕｌｌ①½™№Ⅻ㎏ｶﾞ",
-}
-
-
-def _random_strings(n: int, seed: int) -> list[str]:
-    rng = random.Random(seed)
-    names = list(POOLS)
-    out = []
-    for _ in range(n):
-        pools = rng.sample(names, rng.randrange(1, 4))
-        alphabet = "".join(POOLS[p] for p in pools)
-        out.append("".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 60))))
-    return out
-
-
-def _number_strings() -> list[str]:
-    out = []
-    for a in (1, 2, 10, 25, 100, 500, 1999, 123456):
-        out += [f"{a},", f"{a},000", f" {a}, x", f"x{a},y", f"{a:,}.50,", f"({a},)", f"{a},,{a}"]
-    return out
-
-
-HARD_STRINGS = BASE + _number_strings() + _random_strings(360, seed=1)
-LONG_TEXTS = [
-    " ".join(["The tokenizer must truncate this long document correctly, 1,000 times."] * 120),
-    "日本語のテキスト。" * 200,
-    "word " * 700,
-]
-PAIRS = [(HARD_STRINGS[i], HARD_STRINGS[-1 - i]) for i in range(60)] + list(
-    zip(_random_strings(50, seed=2), _random_strings(50, seed=3))
-)
-
-assert len(HARD_STRINGS) >= 400 and len(PAIRS) >= 100
+# The hard strings live in tests/tokenizer_cases.py (scripts/tokenizer_reference.py uses them too).
+from tokenizer_cases import HARD_STRINGS, LONG_TEXTS, PAIRS, SYMBOL_STRINGS  # noqa: E402
 
 CONFIGS = [
     ("spm", {}),
@@ -235,19 +125,22 @@ def _mine(me, *args, **kw):
 # ------------------------------------------------------------------------------------------
 
 
+ALL_HARD = HARD_STRINGS + SYMBOL_STRINGS
+
+
 def test_hard_strings_batch(pair_of_tokenizers):
     hf, me = pair_of_tokenizers
-    ref = _ref(hf, HARD_STRINGS)
-    got = _mine(me, HARD_STRINGS)
-    bad = [s for k, s in enumerate(HARD_STRINGS) if any(ref[f][k] != got[f][k] for f in ref)]
+    ref = _ref(hf, ALL_HARD)
+    got = _mine(me, ALL_HARD)
+    bad = [s for k, s in enumerate(ALL_HARD) if any(ref[f][k] != got[f][k] for f in ref)]
     assert not bad, f"{len(bad)} mismatches, first: {bad[:3]!r}"
 
 
 def test_hard_strings_offsets(pair_of_tokenizers):
     hf, me = pair_of_tokenizers
-    ref = _ref(hf, HARD_STRINGS, return_offsets_mapping=True)
-    got = _mine(me, HARD_STRINGS, return_offsets_mapping=True)
-    bad = [s for k, s in enumerate(HARD_STRINGS) if any(ref[f][k] != got[f][k] for f in ref)]
+    ref = _ref(hf, ALL_HARD, return_offsets_mapping=True)
+    got = _mine(me, ALL_HARD, return_offsets_mapping=True)
+    bad = [s for k, s in enumerate(ALL_HARD) if any(ref[f][k] != got[f][k] for f in ref)]
     assert not bad, f"{len(bad)} mismatches, first: {bad[:3]!r}"
 
 
@@ -426,7 +319,7 @@ def _code_points():
 
 # Measured with Python 3.11 (unicodedata 14.0.0) and tokenizers 0.23: the code points where the
 # whole normalizer's output differs, split by the Rust table that differs from Python's there.
-# (NFKD, lower-casing, total); the README quotes these numbers.
+# (NFKD, lower-casing, total); docs/guides/tokenizer.md quotes these numbers.
 UNICODE_DIFFERENCES = {"default": (5, 55, 60), "keep_accents": (0, 55, 55)}
 
 
@@ -452,12 +345,12 @@ def test_unicode_tables_only_differences(kw):
     assert not unexplained, [hex(c) for c in sorted(unexplained)[:20]]
     assert unicodedata.unidata_version == "14.0.0", "numbers measured with Unicode 14.0: re-measure"
     assert (len(by_nfkd), len(by_lower), len(differ)) == UNICODE_DIFFERENCES["keep_accents" if kw else "default"]
-    if not kw:  # the examples the README names
+    if not kw:  # the examples docs/guides/tokenizer.md names
         assert {0xA7F2, 0xA7F3, 0xA7F4, 0x1F16C} <= by_nfkd and {0x1C89, 0xA7CB} <= by_lower
 
 
 def test_unicode_table_sizes():
-    """The README's count of code points whose NFKD / lower-case mapping differs between the
+    """The count (docs/guides/tokenizer.md) of code points whose NFKD / lower-case mapping differs between the
     Rust crates and Python's unicodedata (most do not change the normalizer's output)."""
     from tokenizers import normalizers
 
@@ -643,7 +536,7 @@ def test_json_only_save_pretrained_round_trip(folder, json_only_dirs, tmp_path):
 def test_json_only_settings_come_from_the_file_without_a_config(json_only_dirs, tmp_path):
     """With no tokenizer_config.json, lower-casing and accent stripping are what tokenizer.json's
     normalizer does. Reference: the `tokenizers` library running the file itself (transformers'
-    AlbertTokenizer would fall back to its defaults here; documented in the README)."""
+    AlbertTokenizer would fall back to its defaults here; documented in docs/guides/tokenizer.md)."""
     from tokenizers import Tokenizer
 
     data = json.loads((json_only_dirs["v5-spm"] / "tokenizer.json").read_text(encoding="utf-8"))
@@ -786,5 +679,6 @@ def test_single_word_added_token_refused(json_only_dirs, tmp_path):
     data = _albert_json(json_only_dirs)
     data["added_tokens"][-1]["single_word"] = True
     (tmp_path / "tokenizer.json").write_text(json.dumps(data), encoding="utf-8")
-    with pytest.raises(CheckpointError, match=r"added token '€' has single_word=true, which minialbert does not support$"):
+    name = re.escape(repr(data["added_tokens"][-1]["content"]))
+    with pytest.raises(CheckpointError, match=rf"added token {name} has single_word=true, which minialbert does not support$"):
         AlbertTokenizer.from_pretrained(tmp_path)

@@ -19,6 +19,8 @@ from minialbert.tokenizer import AlbertTokenizer
 FIXTURES = Path(__file__).parent / "fixtures" / "tokenizer"
 TOK = AlbertTokenizer.from_pretrained(FIXTURES / "spm")
 TOK_KEEP = AlbertTokenizer.from_pretrained(FIXTURES / "hub", keep_accents=True, do_lower_case=False)
+# the reference is the pinned transformers (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("reference_transformers")
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 with warnings.catch_warnings():

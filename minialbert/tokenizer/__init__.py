@@ -5,7 +5,9 @@ from transformers/models/albert/tokenization_albert.py and tokenization_utils_to
 
 1. Added tokens are cut out of the raw text first (leftmost-longest match): the special
    tokens (<pad> <unk> [CLS] [SEP] [MASK]) and, when the folder has only spiece.model, the
-   model's control and user-defined pieces (( ) " - . – £ € in ALBERT). With a tokenizer.json
+   model's control pieces. (Before transformers 5.25 also its user-defined pieces ( ) " - .
+   – £ €: compat="transformers<5.25"; 5.25 leaves them to the Unigram model, which emits them
+   whole as SentencePiece does.) With a tokenizer.json
    the added tokens are the ones listed in that file (those with normalized=true are looked
    for after step 2). Each stretch of text between them is processed on its own.
 2. Normalization of each stretch, in this order: "``" -> '"', "''" -> '"'; NFKD and removal of
@@ -27,7 +29,9 @@ on a copy of the model whose own normalization is switched off (pieces all made 
 their scores decide, exactly as in the Rust Unigram model). Offsets are tracked through every
 step with the same alignment rules as the Rust NormalizedString, so offset_mapping matches too.
 
-`compat="original"` reproduces the google-research ALBERT tokenizer instead (see the README).
+`compat="transformers<5.25"` keeps the behaviour of transformers 5.x before 5.25 and
+`compat="original"` reproduces the google-research ALBERT tokenizer instead (see
+docs/guides/tokenizer.md).
 
 The modules, in pipeline order:
 

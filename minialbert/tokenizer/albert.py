@@ -21,7 +21,7 @@ from .loading import config_for_saving, kwargs_from_config, read_vocabulary
 from .normalize import Normalizer
 from .original import original_ids
 from .segment import SPIECE_UNDERLINE, AddedToken, Segmenter
-from .symbols import CLS_TOKEN, MASK_TOKEN, PAD_TOKEN, SEP_TOKEN, UNK_TOKEN
+from .symbols import CLS_TOKEN, COMPAT_MODES, MASK_TOKEN, PAD_TOKEN, SEP_TOKEN, UNK_TOKEN
 
 
 class AlbertTokenizer:
@@ -33,11 +33,15 @@ class AlbertTokenizer:
     - do_lower_case, keep_accents: from tokenizer_config.json as in transformers; when that does
       not say, from what tokenizer.json's normalizer does; else ALBERT's True and False.
     - model_max_length (512): the default max_length for truncation and "max_length" padding.
-    - compat ("transformers"): "original" switches to the google-research ALBERT algorithm
+    - compat ("transformers"): the algorithm of transformers >= 5.25 (the pinned reference).
+      "transformers<5.25" is that of transformers 5.x before 5.25, which differs only for a
+      spiece.model without tokenizer.json: ALBERT's user-defined pieces ( ) " - . – £ € are
+      added tokens there, and the word after one starts again with "▁" (for models fine-tuned
+      with those ids). "original" switches to the google-research ALBERT algorithm
       (whitespace collapsed with str.split, sentencepiece's own normalization of the whole
       string, combining marks removed by canonical combining class, digit+comma pieces
-      re-split, special tokens in the text not recognised); see the README table. It needs
-      spiece.model.
+      re-split, special tokens in the text not recognised); it needs spiece.model. See
+      docs/guides/tokenizer.md.
     - num_threads: threads for sentencepiece's batched encoding (default: os.cpu_count()).
     """
 
@@ -60,11 +64,11 @@ class AlbertTokenizer:
         mask_token: str = MASK_TOKEN,
         num_threads: int | None = None,
     ):
-        if compat not in ("transformers", "original"):
-            raise ConfigError(f"compat must be 'transformers' or 'original', not {compat!r}")
+        if compat not in COMPAT_MODES:
+            raise ConfigError(f"compat must be one of {', '.join(map(repr, COMPAT_MODES))}, not {compat!r}")
         self.vocab_file = str(vocab_file) if vocab_file else None
         self.tokenizer_file = str(tokenizer_file) if tokenizer_file else None
-        vocab = read_vocabulary(self.vocab_file, self.tokenizer_file)
+        vocab = read_vocabulary(self.vocab_file, self.tokenizer_file, user_defined_added=compat == "transformers<5.25")
         source = self.tokenizer_file or self.vocab_file
         self.do_lower_case = bool(_first(do_lower_case, vocab.lowercase, True))
         self.keep_accents = bool(_first(keep_accents, None if vocab.strip_accents is None else not vocab.strip_accents, False))
@@ -207,7 +211,9 @@ class AlbertTokenizer:
             files["spiece.model"] = Path(self.vocab_file).read_bytes()
         if self.tokenizer_file:
             files["tokenizer.json"] = Path(self.tokenizer_file).read_bytes()
-        config = config_for_saving(self)
+        settings = {k: getattr(self, k) for k in ("do_lower_case", "keep_accents", "model_max_length", "unk_token",
+                                                  "pad_token", "cls_token", "sep_token", "mask_token")}
+        config = config_for_saving(settings, self._added.values(), self.compat)
         files["tokenizer_config.json"] = (json.dumps(config, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
         for name, data in files.items():
             atomic_write(out / name, lambda tmp, data=data: Path(tmp).write_bytes(data))

@@ -6,15 +6,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Iterable
 
 from ..errors import CheckpointError
 from ..jsonio import read_json
+from .segment import AddedToken
 from .spm_model import CONTROL, UNKNOWN, USER_DEFINED, SpmModel
 from .tokenizer_json import read_tokenizer_json
-
-if TYPE_CHECKING:
-    from .albert import AlbertTokenizer
 
 
 @dataclass
@@ -31,10 +29,21 @@ class Vocabulary:
     template_ids: tuple[int, int] | None = None  # ids tokenizer.json's template adds for [CLS], [SEP]
 
 
-def read_vocabulary(vocab_file: str | os.PathLike | None, tokenizer_file: str | os.PathLike | None) -> Vocabulary:
+def read_vocabulary(
+    vocab_file: str | os.PathLike | None,
+    tokenizer_file: str | os.PathLike | None,
+    *,
+    user_defined_added: bool = False,
+) -> Vocabulary:
     """Read spiece.model and/or tokenizer.json. As in transformers, a tokenizer.json wins for
     the pieces, scores, character map and added tokens (its digit+comma pieces score 100 lower
-    than in spiece.model: AlbertConverter)."""
+    than in spiece.model: AlbertConverter).
+
+    From spiece.model alone, the control pieces ([CLS] [SEP] [MASK]) become added tokens, as
+    transformers registers them. The user-defined pieces (( ) " - . – £ € in ALBERT) do too
+    only with `user_defined_added` (compat="transformers<5.25"): transformers 5.25 stopped
+    that for Unigram models, so they are emitted whole inside words, as SentencePiece does."""
+    added_types = (CONTROL, USER_DEFINED) if user_defined_added else (CONTROL,)
     spm_bytes = None
     vocab = None
     if vocab_file is not None:
@@ -54,11 +63,10 @@ def read_vocabulary(vocab_file: str | os.PathLike | None, tokenizer_file: str | 
             pieces=[(p, s) for p, s, _ in model.pieces],
             unk_id=next((i for i, (_, _, t) in enumerate(model.pieces) if t == UNKNOWN), None),
             charsmap=model.charsmap,
-            # transformers registers the control and user-defined pieces as added tokens
             added_tokens=[
                 {"content": p, "id": i, "special": t == CONTROL, "normalized": False}
                 for i, (p, _, t) in enumerate(model.pieces)
-                if t in (CONTROL, USER_DEFINED)
+                if t in added_types
             ],
             spm_bytes=spm_bytes,
         )
@@ -118,23 +126,21 @@ def kwargs_from_config(config: dict, tokenizer_file: str | os.PathLike | None) -
     return kwargs
 
 
-def config_for_saving(tok: "AlbertTokenizer") -> dict[str, Any]:
-    """tokenizer_config.json for `tok`, readable by transformers and by kwargs_from_config."""
+def config_for_saving(settings: dict[str, Any], added: Iterable[AddedToken], compat: str) -> dict[str, Any]:
+    """tokenizer_config.json, readable by transformers and by kwargs_from_config: `settings`
+    (do_lower_case, keep_accents, model_max_length and the special token names), the added
+    tokens, and minialbert's own key for the compat mode."""
     return {
         "tokenizer_class": "AlbertTokenizer",
-        "do_lower_case": tok.do_lower_case,
-        "keep_accents": tok.keep_accents,
+        "do_lower_case": settings["do_lower_case"],
+        "keep_accents": settings["keep_accents"],
         "remove_space": True,
-        "model_max_length": tok.model_max_length,
-        "unk_token": tok.unk_token,
-        "pad_token": tok.pad_token,
-        "cls_token": tok.cls_token,
-        "sep_token": tok.sep_token,
-        "mask_token": tok.mask_token,
+        "model_max_length": settings["model_max_length"],
+        **{k: settings[k] for k in ("unk_token", "pad_token", "cls_token", "sep_token", "mask_token")},
         "added_tokens_decoder": {
             str(t.id): {"content": t.content, "special": t.special, "lstrip": t.lstrip,
                         "rstrip": t.rstrip, "normalized": t.normalized, "single_word": False}
-            for t in sorted(tok._added.values(), key=lambda t: t.id)
+            for t in sorted(added, key=lambda t: t.id)
         },
-        "minialbert_compat": tok.compat,
+        "minialbert_compat": compat,
     }

@@ -14,6 +14,16 @@ SPECIAL_TOKENS = (PAD_TOKEN, UNK_TOKEN, CLS_TOKEN, SEP_TOKEN, MASK_TOKEN)  # ids
 CONTROL_SYMBOLS = [CLS_TOKEN, SEP_TOKEN, MASK_TOKEN]
 USER_DEFINED_SYMBOLS = ["(", ")", '"', "-", ".", "–", "£", "€"]
 
+# The tokenization algorithms AlbertTokenizer(compat=...) offers (docs/guides/tokenizer.md):
+# "transformers"       what transformers >= 5.25 does (the pinned reference, 5.25.0): a
+#                      spiece.model's user-defined pieces are ordinary pieces of the Unigram
+#                      model, emitted whole as SentencePiece does;
+# "transformers<5.25"  what transformers 5.x before 5.25 did: with spiece.model alone, the
+#                      user-defined pieces are added tokens that cut the text, and the word
+#                      after one restarts with "▁" ("a(b)" is "▁a ( ▁b )", not "▁a ( b )");
+# "original"           the google-research ALBERT tokenizer (original.py).
+COMPAT_MODES = ("transformers", "transformers<5.25", "original")
+
 
 def trainer_options() -> dict:
     """Keyword arguments for `sentencepiece.SentencePieceTrainer.train` that reproduce
