@@ -9,7 +9,7 @@ depends on the CPU: `Plan` holds the choices, and `current_plan()` makes them on
     sum of 255 x 127 products (without VNNI, vpmaddubsw saturates it at 32767 per pair).
   * int8 kernel by rows: FBGEMM (better for skinny GEMMs) below `int8_onednn_rows` rows,
     oneDNN (which fuses the epilogues) from there on. Measured: no flag predicts the crossover.
-  * fp32 weight layout by rows: below `fp32_packed_below` rows, a copy of each weight laid out
+  * fp32 / bf16 weight layout by rows: below `fp32_packed_below` rows, a copy of each weight laid out
     once for oneDNN; from there on the weight as it is. Measured.
   * bf16: whether the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX); Embedder(dtype="auto")
     and `--dtype auto` then run bfloat16. From the flags.
@@ -60,7 +60,7 @@ class Plan:
 
     int8_full_range: bool = False   # activations 0..255 (VNNI/AMX) instead of 0..127
     int8_onednn_rows: int = 128     # int8 calls of at least this many rows take oneDNN, fewer FBGEMM
-    fp32_packed_below: int = 128    # fp32 calls of fewer rows use weights laid out once for oneDNN
+    fp32_packed_below: int = 128    # fp32/bf16 calls of fewer rows use weights laid out once for oneDNN
     bf16: bool = False              # the CPU multiplies bfloat16 natively (dtype="auto" picks it)
     source: str = "fixed"           # "fixed", "measured" or "cache"
     cpu: str = ""                   # what it was chosen for
@@ -75,7 +75,7 @@ class Plan:
             f"engine plan ({self.source}) for {self.cpu or 'this CPU'}",
             f"  int8 activations:      {bits}",
             f"  int8 GEMM kernel:      FBGEMM below {self.int8_onednn_rows} rows, oneDNN (fused epilogues) from there",
-            f"  fp32 weight layout:    packed for oneDNN below {self.fp32_packed_below} rows, as stored from there",
+            f"  fp32/bf16 weights:     packed for oneDNN below {self.fp32_packed_below} rows, as stored from there",
             f"  dtype auto:            {'bfloat16 (native bf16 GEMMs)' if self.bf16 else 'float32 (no native bf16)'}",
         ])
 
@@ -141,7 +141,7 @@ def native_bf16(features: dict | None = None) -> bool:
 
 
 # ----------------------------------------------------------------------------- measuring
-def _median_time(fn, repeats: int = 5) -> float:
+def _best_time(fn, repeats: int = 5) -> float:
     """Least thread CPU time of fn() over `repeats` calls (run on one thread: see measure)."""
     fn()
     times = []
@@ -208,8 +208,8 @@ def _measure(features: dict, quantize) -> Plan:
 
             def fbgemm_faster(rows):
                 x = torch.randn(rows, 768, generator=gen)
-                fb = _median_time(lambda: quantize.linear(x, w8, onednn_rows=10**9, full_range=full_range))
-                od = _median_time(lambda: quantize.linear(x, w8, onednn_rows=1, full_range=full_range))
+                fb = _best_time(lambda: quantize.linear(x, w8, onednn_rows=10**9, full_range=full_range))
+                od = _best_time(lambda: quantize.linear(x, w8, onednn_rows=1, full_range=full_range))
                 return fb < od
 
             int8_rows = _crossover(candidates, fbgemm_faster)
@@ -223,8 +223,8 @@ def _measure(features: dict, quantize) -> Plan:
 
             def packed_faster(rows):
                 x = torch.randn(rows, 768, generator=gen)
-                p = _median_time(lambda: linear(x, packed, bias, "none", [], ""))
-                q = _median_time(lambda: linear(x, weight, bias, "none", [], ""))
+                p = _best_time(lambda: linear(x, packed, bias, "none", [], ""))
+                q = _best_time(lambda: linear(x, weight, bias, "none", [], ""))
                 return p < q
 
             fp32_rows = _crossover(candidates, packed_faster)

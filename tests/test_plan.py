@@ -206,6 +206,20 @@ def test_each_fp32_layout_equals_model_py(packed_below):
     assert (out.pooler_output - ref.pooler_output).abs().max() <= 1e-5
 
 
+def test_bf16_layouts_agree_and_stay_close_to_model_py():
+    """bf16 calls of few rows also use packed weights (where oneDNN runs bf16): the same numbers
+    as unpacked ones, and close to model.py in float32."""
+    model = _transformers_like()
+    ids, mask, tt = random_inputs(batch=2, seq=20, vocab=500, seed=5)
+    with torch.no_grad():
+        ref = model(ids, attention_mask=mask, token_type_ids=tt)
+    half = __import__("copy").deepcopy(model).to(torch.bfloat16)
+    outs = [_run(half, ids, mask, tt, plan=plan.Plan(fp32_packed_below=n)) for n in (1, 10**9)]
+    assert (outs[0].last_hidden_state.float() - outs[1].last_hidden_state.float()).abs().max() <= 0.02
+    mean_cos, pooler_cos = _cosines(outs[1], ref, mask)
+    assert mean_cos >= 0.999 and pooler_cos >= 0.99
+
+
 def test_engine_plan_is_this_machines_or_the_one_given():
     model = _transformers_like()
     assert InferenceEngine(model).plan() == plan.current_plan()
