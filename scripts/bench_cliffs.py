@@ -5,7 +5,8 @@
 On the same random albert-base-v2-sized checkpoint as scripts/bench.py (8 x 128 tokens), each
 case against the engine's steady state, in one process:
   * inference-mode load: a model loaded under torch.inference_mode() (inference-tensor
-    parameters), fp32 and int8, steady state, interleaved with a normally loaded one;
+    parameters), fp32 and int8, steady state, interleaved with a normally loaded one; and the
+    same without the engine's fix (parameters left as inference tensors), as the engine was;
   * first call at a new shape (a sequence length not seen before: oneDNN makes new primitives);
   * first call after a dtype round trip (model.to(bfloat16).to(float32): every packed weight is
     derived again);
@@ -44,7 +45,7 @@ def main(argv=None) -> int:
     import torch
 
     import bench
-    from minialbert import AlbertModel, InferenceEngine
+    from minialbert import AlbertModel, InferenceEngine, fast
     from minialbert.plan import current_plan
 
     clock = time.thread_time if args.clock == "cpu" else time.perf_counter
@@ -83,6 +84,22 @@ def main(argv=None) -> int:
         result["cases"][f"{kind} inference-mode load"] = {"steady_s": med, "speed_vs_normal": ratio}
         rows.append((f"{kind}: model loaded under inference_mode, steady", f"{1000 * med['inference-mode load']:.0f} ms",
                      f"{1000 * med['normal']:.0f} ms", f"{ratio:.2f}x"))
+
+        # The engine before the fix, for comparison: inference-tensor parameters left as they are
+        # (so every packed weight is derived again on every call), on a fresh inference-mode load.
+        with torch.inference_mode():
+            fresh = AlbertModel.from_pretrained(ckpt)
+        real = fast._ordinary_parameters
+        fast._ordinary_parameters = lambda model: None
+        try:
+            old = InferenceEngine(fresh, int8=int8)
+            timed(old)
+            before = statistics.median(timed(old) for _ in range(args.rounds))
+        finally:
+            fast._ordinary_parameters = real
+        result["cases"][f"{kind} inference-mode load, before the fix"] = {"steady_s": before}
+        rows.append((f"{kind}: the same, parameters left as inference tensors (the engine before)",
+                     f"{1000 * before:.0f} ms", f"{1000 * med['normal']:.0f} ms", f"{med['normal'] / before:.2f}x"))
 
         engine = engines["normal"]
         steady = statistics.median(timed(engine) for _ in range(args.rounds))
