@@ -16,9 +16,9 @@ from pathlib import Path
 # A side is a function (ids, mask) -> (last_hidden_state, pooler_output), tensors or arrays. Each
 # row of the README table is one side; `needs` says what CPU it is for.
 SIDE_NEEDS = {
-    "transformers fp32": "any x86-64 (AVX2 here)",
-    "minialbert fp32": "any x86-64 (AVX2 here)",
-    "minialbert int8": "x86 (FBGEMM + oneDNN int8; AVX2 here, faster with VNNI)",
+    "transformers fp32": "any x86-64",
+    "minialbert fp32": "any x86-64",
+    "minialbert int8": "x86 (FBGEMM + oneDNN int8; 8-bit activations with VNNI/AMX)",
     "ORT fp32, torch.onnx export": "any",
     "ORT fp32, minialbert export": "any",
     "ORT int8 U8U8 per-tensor": "any x86",

@@ -24,6 +24,9 @@ def _bench_module():
 @pytest.mark.parametrize("json_name, markers, sides", [
     ("bench-results.json", "", ("transformers fp32", "minialbert fp32", "minialbert int8", "ORT int8 U8U8 per-channel",
                                 "ORT int8 U8S8 per-channel", "ORT int8, minialbert export", "ORT fp32, minialbert export")),
+    ("bench-results-vnni.json", "vnni", ("transformers fp32", "minialbert fp32", "minialbert int8", "minialbert bf16",
+                                         "minialbert int8, fixed plan", "minialbert int8, inference-mode load",
+                                         "ORT int8 U8S8 per-channel", "ORT fp32, minialbert export")),
 ])
 def test_speed_page_tables_are_the_rendered_json(json_name, markers, sides):
     bench = _bench_module()
