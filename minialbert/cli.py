@@ -77,6 +77,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     from .hub import ModelSource, looks_like_path
     from .params import describe
 
+    if args.engine:
+        from .plan import current_plan, plan_cache_path
+
+        print(current_plan().describe())
+        print(f"  cache:                 {plan_cache_path()} (safe to delete; MINIALBERT_ENGINE_PLAN=fixed forces "
+              "the fixed plan)")
+        return 0
     name = args.model_pos or args.model
     if not looks_like_path(name) and official_name(name) is not None:
         config = AlbertConfig.from_preset(name)  # no download needed for the official configs
@@ -120,11 +127,14 @@ def _embedder(args: argparse.Namespace):
     from .embed import Embedder
 
     _check_int8(args)
-    return Embedder.from_pretrained(
+    embedder = Embedder.from_pretrained(
         args.model, revision=args.revision, cache_dir=args.cache_dir, local_files_only=args.offline, device=args.device,
         dtype=args.dtype, max_length=args.max_length, backend=args.backend, int8=args.int8,
         num_layer_calls=args.layer_calls,
     )
+    if embedder.dtype_note and not getattr(args, "quiet", False):
+        print(embedder.dtype_note, file=sys.stderr)  # which one --dtype auto took
+    return embedder
 
 
 def layer_arg(value: str) -> int | list[int]:
@@ -551,7 +561,8 @@ def _embed_args(p: argparse.ArgumentParser) -> None:
                    help="texts over --max-length: truncate (default), chunk into overlapping windows, or error")
     p.add_argument("--stride", type=int, default=128, help="tokens shared by consecutive windows with --long-text chunk")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cpu)")
-    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16", "auto"], default=None,
+                   help="auto: bfloat16 on CPUs with AVX512-BF16 or AMX, float32 elsewhere (says which on stderr)")
     p.add_argument("--int8", action="store_true",
                    help="int8 GEMMs for the last layer (x86 CPU; ~1.5-2x faster, cosine to float32 >= 0.999)")
     p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch",
@@ -585,6 +596,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embedding-size", type=int, default=None, help="override E (ablation)")
     p.add_argument("--sharing", choices=["all", "attention", "ffn", "none"], default=None,
                    help="override the cross-layer sharing strategy (ablation)")
+    p.add_argument("--engine", action="store_true",
+                   help="print the inference engine's kernel plan for this machine instead (no model needed)")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("embed", help="texts -> vectors (.npy, .jsonl, or JSON on stdout)")

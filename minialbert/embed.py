@@ -103,6 +103,7 @@ class Embedder:
                                   f"choose from {', '.join(SIMILARITY_FUNCTIONS)}")
         self.similarity_fn_name = similarity_fn_name
         self.from_sentence_transformers = False
+        self.dtype_note: str | None = None  # what dtype="auto" took, and why (from_pretrained)
         self._warned_long = False
 
     # ------------------------------------------------------------------ loading
@@ -123,8 +124,16 @@ class Embedder:
 
         num_layer_calls=N runs N calls of the shared layer(s) instead of the checkpoint's count
         (AlbertModel.from_pretrained's; docs/guides/compression.md). An ONNX export folder has its
-        depth built in: export with `--layer-calls N` instead."""
+        depth built in: export with `--layer-calls N` instead.
+
+        dtype="auto": bfloat16 on CPUs that multiply it natively (AVX512-BF16 or AMX; ~1.7x
+        float32, mean-pooled cosine to float32 >= 0.999 on the benchmark corpus), float32
+        elsewhere and with int8, ONNX Runtime or a non-CPU device; `embedder.dtype_note` says which."""
         from .tokenizer import AlbertTokenizer
+
+        dtype_note = None
+        if isinstance(dtype, str) and dtype == "auto":
+            dtype, dtype_note = _auto_dtype(int8, backend, device)
 
         if backend not in BACKENDS:
             raise MinialbertError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
@@ -172,6 +181,7 @@ class Embedder:
             similarity_fn_name=st.get("similarity_fn_name") or "cosine",
         )
         embedder.from_sentence_transformers = bool(st)
+        embedder.dtype_note = dtype_note
         if int8:
             from .fast import InferenceEngine
 
@@ -589,11 +599,22 @@ class Embedder:
         return [(float(scores[i]), i, candidates[i]) for i in order]
 
 
+def _auto_dtype(int8: bool, backend: str, device) -> tuple[torch.dtype, str]:
+    """dtype="auto": plan.auto_dtype() for the CPU engine; float32 where bfloat16 is not an option."""
+    from .plan import auto_dtype
+
+    if int8 or backend != "torch" or (device is not None and torch.device(device).type != "cpu"):
+        return torch.float32, "dtype auto: float32 (auto picks bfloat16 only for the PyTorch CPU path without int8)"
+    return auto_dtype()
+
+
 def _dtype(dtype) -> torch.dtype | None:
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
+    if dtype == "auto":
+        return _auto_dtype(False, "torch", None)[0]
     names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
              "float16": torch.float16, "fp16": torch.float16}
     if dtype not in names:
-        raise MinialbertError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16")
+        raise MinialbertError(f"unknown dtype {dtype!r}; use float32, bfloat16, float16 or auto")
     return names[dtype]

@@ -24,7 +24,7 @@ transformers. What it does differently, and why (measured on a 2-core AVX2 CPU, 
     epilogues: each residual add into the projection before its LayerNorm, the erf GELU / ReLU
     into the up-projection (not the tanh GELU of ALBERT v2, slower fused: see _FUSED_ACT), so
     those never make an extra pass over memory. Calls of few rows (batch-1 latency) use a copy of
-    the weight laid out once for oneDNN (see SMALL_ROWS).
+    the weight laid out once for oneDNN (below the plan's fp32_packed_below rows).
   * Q, K and V come from one GEMM against the three weight matrices stacked (3H x H); the
     stacked copy is made once per distinct attention module and cached (see `_Prepared`).
   * Attention is torch's fused scaled_dot_product_attention; q/k/v are strided views of the
@@ -34,6 +34,13 @@ transformers. What it does differently, and why (measured on a 2-core AVX2 CPU, 
   * int8=True: every encoder Linear (and the projection and pooler) through int8 GEMMs with
     dynamic int8 activations (quantize.py: oneDNN with the bias / activation / residual add
     fused for many rows, FBGEMM for few). The MLM/SOP heads stay fp32.
+  * Which kernel runs where (the int8 row crossover, 8- or 7-bit activations, the fp32 weight
+    layout by rows) is the engine's plan, chosen per machine on first use and cached (plan.py;
+    `engine.plan()`, `minialbert info --engine`; MINIALBERT_ENGINE_PLAN=fixed forces the old one).
+  * A model loaded under torch.inference_mode() has inference-tensor parameters, which have no
+    version counter, so no derived weight could be cached against them: on its first fused call
+    the engine replaces them with ordinary tensors of the same values (one copy, once; see
+    InferenceEngine). That used to cost 2.8x with int8 (everything re-derived on every call).
 
 Anything oneDNN cannot do here (other devices, other activations, non-fp32/bf16 dtypes) falls
 back to F.linear plus the activation from model.py, so the path stays exact and general.
@@ -50,6 +57,7 @@ from torch import nn
 
 from . import model as reference
 from . import quantize
+from .plan import FIXED, Plan, current_plan
 from .errors import MinialbertError, ModelInputError
 from .model import (
     ACTIVATIONS,
@@ -268,21 +276,40 @@ class InferenceEngine:
     per-channel int8 GEMMs (quantize.py; CPU, float32 models); each distinct weight is quantized
     once (the shared layer once, not once per layer call), on first use, and again when it
     changes. `packed_bytes()` says how much memory the engine's derived weights take.
+
+    plan: the kernel choices (plan.Plan); None takes this machine's (plan.current_plan(): chosen
+    on first use, cached per CPU and torch version). `plan()` returns the one in use.
+
+    Inference tensors: a model loaded or built under torch.inference_mode() has parameters
+    without version counters, so the engine could not tell when they change and would re-derive
+    every packed weight on every call. On its first fused call the engine therefore replaces such
+    parameters and buffers, in the model, by ordinary tensors with the same values (ties kept);
+    the model computes exactly what it did. To avoid that one copy, load the model outside
+    inference_mode and call it inside.
     """
 
-    def __init__(self, model: nn.Module, *, int8: bool = False):
+    def __init__(self, model: nn.Module, *, int8: bool = False, plan: Plan | None = None):
         if not isinstance(model, nn.Module):
             raise TypeError(f"InferenceEngine expects a minialbert model, got {type(model).__name__}")
         if int8 and not quantize.int8_available():
             raise MinialbertError("int8 needs PyTorch's FBGEMM and oneDNN int8 kernels (x86 CPUs); "
                                   "they are not in this torch build")
+        if plan is not None and not isinstance(plan, Plan):
+            raise TypeError(f"plan must be a minialbert.plan.Plan, got {type(plan).__name__}")
         self.model = model
         self.int8 = bool(int8)
+        self._plan = plan
         # Weights derived for this engine's kernels, made on first use (see _PackCache).
         self._packs = _PackCache()
 
     def __repr__(self) -> str:
         return f"InferenceEngine({type(self.model).__name__}, int8={self.int8})"
+
+    def plan(self) -> Plan:
+        """The kernel choices this engine runs with (this machine's, chosen on first use)."""
+        if self._plan is None:
+            self._plan = current_plan()
+        return self._plan
 
     def packed_bytes(self) -> int:
         """Bytes of the weights this engine derived (int8 packs; fp32 copies laid out for small
@@ -321,6 +348,7 @@ class InferenceEngine:
                 None if t is None else t.reshape(-1, t.shape[-1])
                 for t in (input_ids, attention_mask, token_type_ids, position_ids))
         check_inputs(base.config, input_ids, attention_mask, token_type_ids, position_ids)
+        _ordinary_parameters(model)
         out = fused_forward(base, input_ids, attention_mask, token_type_ids, position_ids, self._ops(base))
         if base is model:
             return out
@@ -328,11 +356,29 @@ class InferenceEngine:
 
     def _ops(self, base: AlbertModel):
         if not self.int8:
-            return _FloatOps(self._packs)
+            return _FloatOps(self._packs, self.plan())
         if base.device.type != "cpu" or base.dtype != torch.float32:
             raise MinialbertError(f"int8 runs float32 models on the CPU; this one is {base.dtype} on "
                                   f"{base.device}: move it with model.to('cpu', torch.float32) or use int8=False")
-        return _Int8Ops(self._packs)
+        return _Int8Ops(self._packs, self.plan())
+
+
+def _ordinary_parameters(model: nn.Module) -> None:
+    """Replace inference-tensor parameters and buffers by ordinary copies (same values, ties kept)."""
+    modules = list(model.modules())
+    if not any(t is not None and t.is_inference()
+               for m in modules for table in (m._parameters, m._buffers) for t in table.values()):
+        return
+    copies: dict[int, torch.Tensor] = {}
+    with torch.inference_mode(False):
+        for module in modules:
+            for table, make in ((module._parameters, lambda t: nn.Parameter(t.clone(), t.requires_grad)),
+                                (module._buffers, lambda t: t.clone())):
+                for name, t in list(table.items()):
+                    if t is not None and t.is_inference():
+                        if id(t) not in copies:
+                            copies[id(t)] = make(t)
+                        table[name] = copies[id(t)]
 
 
 def _run_head(model: nn.Module, out: AlbertOutput, choices: int | None):
@@ -521,21 +567,26 @@ def _rows(x: torch.Tensor) -> int:
     return x.numel() // x.shape[-1] if x.shape[-1] else 0
 
 
-# Below this many rows (tokens) a GEMM reads each weight for little arithmetic, and oneDNN spends
-# a good part of the call re-laying the weight out; a copy laid out once (oneDNN's blocked format)
-# makes batch-1 calls ~13% faster (1 x 16 on albert-base, one AVX2 core: 83 -> 72 ms), for one
-# extra fp32 copy of the weights (~28 MB for base), made on the first small call.
-SMALL_ROWS = 128
+# Below the plan's fp32_packed_below rows (tokens; 128 in the fixed plan) a GEMM reads each weight
+# for little arithmetic, and oneDNN spends a good part of the call re-laying the weight out; a copy
+# laid out once (oneDNN's blocked format) makes batch-1 calls ~13% faster (1 x 16 on albert-base,
+# one AVX2 core: 83 -> 72 ms), for one extra fp32 copy of the weights (~28 MB for base), made on
+# the first small call.
+
+
+_PACKED_DTYPES = (torch.float32, torch.bfloat16)
 
 
 class _FloatOps:
     """The three linear shapes of a layer in the model's own dtype (oneDNN when it can)."""
 
-    def __init__(self, packs: _PackCache):
+    def __init__(self, packs: _PackCache, plan: Plan = FIXED):
         self.packs = packs
+        self.small_rows = plan.fp32_packed_below
 
     def _weight(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        if _rows(x) >= SMALL_ROWS or x.dtype != torch.float32 or not _onednn_ok(x, w):
+        # fp32 and bf16 alike (bf16 at 1 x 16 on an AVX512-BF16 CPU: 40 -> 26 ms, one thread)
+        if _rows(x) >= self.small_rows or x.dtype not in _PACKED_DTYPES or not _onednn_ok(x, w):
             return w
         return self.packs.get(w, None, lambda w, _: torch.ops.mkldnn._reorder_linear_weight(w.detach(), _rows(x)))
 
@@ -553,24 +604,25 @@ class _FloatOps:
 class _Int8Ops:
     """The same three linear shapes with int8 GEMMs (quantize.py), epilogues fused where it can."""
 
-    def __init__(self, packs: _PackCache):
+    def __init__(self, packs: _PackCache, plan: Plan = FIXED):
         self.packs = packs  # the engine's: packed weights live as long as the engine
+        self.kw = {"onednn_rows": plan.int8_onednn_rows, "full_range": plan.int8_full_range}
 
     def _int8(self, module_or_prepared) -> quantize.Int8Linear:
         w, b = _weights(module_or_prepared)
         return self.packs.get(w, b, quantize.Int8Linear)
 
     def linear(self, x, module_or_prepared):
-        return quantize.linear(x, self._int8(module_or_prepared))
+        return quantize.linear(x, self._int8(module_or_prepared), **self.kw)
 
     def linear_act(self, x, module, act):
         fused = _FUSED_ACT.get(act)
         if fused is not None:
-            return quantize.linear(x, self._int8(module), fused[0])
-        return _activate(quantize.linear(x, self._int8(module)), act)
+            return quantize.linear(x, self._int8(module), fused[0], **self.kw)
+        return _activate(quantize.linear(x, self._int8(module), **self.kw), act)
 
     def linear_add(self, x, module, residual):
-        return quantize.linear_add(x, self._int8(module), residual)
+        return quantize.linear_add(x, self._int8(module), residual, **self.kw)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,10 +17,13 @@ number of rows (tokens) of the call, because each wins on one side (scripts/prof
     torch.ao.quantization.quantize_dynamic runs) below it: better at skinny GEMMs.
 Each kind is packed on first use, so a workload that only ever runs one kind holds one copy.
 
-Activations use 7 bits (0..127, "reduce_range"): CPUs without VNNI multiply uint8 x int8 with
-vpmaddubsw, which adds pairs of products in int16 and saturates with the full 0..255 range
-(a relative error of ~8% on a 768-wide product here, against ~4e-7 with 7 bits; scripts/profile_kernels.py
-checks it). Both kernels therefore see the same 7-bit activations.
+Activations are uint8 from their own min/max, in one of two ranges, a choice of the engine's
+per-machine plan (plan.py): full 8-bit (0..255) where the CPU has VNNI or AMX, whose uint8 x
+int8 products accumulate in int32 and never saturate; 7-bit (0..127, "reduce_range") elsewhere,
+because CPUs without VNNI multiply with vpmaddubsw, which adds pairs of products in int16 and
+saturates with the full range (a relative error of ~8% on a 768-wide product on an AVX2 EPYC,
+against ~4e-7 with 7 bits; scripts/profile_kernels.py checks it). Both kernels see the same
+activations. The row crossover between the kernels is the plan's too (measured per machine).
 
 Why not torchao? torchao 0.18's Int8DynamicActivationInt8WeightConfig runs with torch 2.13 on
 CPU, but in eager mode it ends in torch._int_mm, a slow reference loop on this AVX2 CPU (~0.5
@@ -36,8 +39,9 @@ import warnings
 
 import torch
 
-# Calls with at least this many rows (tokens) take oneDNN, fewer take FBGEMM (the crossover
-# measured by scripts/profile_kernels.py is between 64 and 256 rows).
+# The default for calls made without a plan: at least this many rows (tokens) take oneDNN, fewer
+# take FBGEMM (the crossover measured by scripts/profile_kernels.py on AVX2 is between 64 and 256
+# rows; the engine passes its plan's, plan.py).
 SMALL_ROWS = 128
 # The row count oneDNN lays the packed weight out for (any count works; "None" picked a slower
 # layout for the 768 x 2304 QKV weight at 1024 rows: ~140 GOP/s against ~160 with a hint).
@@ -94,39 +98,45 @@ class Int8Linear:
         return self._onednn
 
 
-def quantize_activation(x: torch.Tensor) -> tuple[torch.Tensor, float, int]:
-    """(rows, K) fp32 -> (uint8 values in 0..127, scale, zero point), from its own min and max."""
+def quantize_activation(x: torch.Tensor, full_range: bool = False) -> tuple[torch.Tensor, float, int]:
+    """(rows, K) fp32 -> (uint8 values in 0..127, or 0..255 with full_range, scale, zero point),
+    from its own min and max."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        q = torch.quantize_per_tensor_dynamic(x, torch.quint8, True)
+        q = torch.quantize_per_tensor_dynamic(x, torch.quint8, not full_range)
     # The same bytes as a plain uint8 tensor, without a copy. (q.view(torch.uint8) also gives one,
     # but a broken tensor: reductions on it crash. set_ makes an ordinary tensor on q's storage.)
     values = torch.empty(0, dtype=torch.uint8).set_(q.untyped_storage(), q.storage_offset(), q.shape, q.stride())
     return values, q.q_scale(), q.q_zero_point()
 
 
-def linear(x: torch.Tensor, w: Int8Linear, act: str = "none") -> torch.Tensor:
+def linear(x: torch.Tensor, w: Int8Linear, act: str = "none", *, onednn_rows: int | None = None,
+           full_range: bool = False) -> torch.Tensor:
     """act(x W^T + b), x (..., K) fp32 -> (..., N) fp32 through an int8 GEMM. act: "none", or
-    "relu" / "gelu" (erf), which oneDNN applies inside the GEMM."""
+    "relu" / "gelu" (erf), which oneDNN applies inside the GEMM. oneDNN from `onednn_rows` rows
+    (default SMALL_ROWS), FBGEMM below; full_range: 8-bit activations (only on VNNI/AMX CPUs)."""
     x2 = x.reshape(-1, x.shape[-1])
-    if x2.shape[0] < SMALL_ROWS:
-        y = torch.ops.quantized.linear_dynamic(x2.float(), w.fbgemm(), True)
+    if x2.shape[0] < (SMALL_ROWS if onednn_rows is None else onednn_rows):
+        y = torch.ops.quantized.linear_dynamic(x2.float(), w.fbgemm(), not full_range)
         if act != "none":
             y = torch.relu_(y) if act == "relu" else torch.ops.aten.gelu_(y)
     else:
-        qx, scale, zero_point = quantize_activation(x2.contiguous())
+        qx, scale, zero_point = quantize_activation(x2.contiguous(), full_range)
         y = torch.ops.onednn.qlinear_pointwise(qx, scale, zero_point, w.onednn(), w.scale, w._zero_points, w.bias,
                                                1.0, 0, torch.float32, act, [], "none" if act == "gelu" else "")
     return y.view(*x.shape[:-1], y.shape[-1])
 
 
-def linear_add(x: torch.Tensor, w: Int8Linear, residual: torch.Tensor) -> torch.Tensor:
-    """x W^T + b + residual through an int8 GEMM; oneDNN adds the residual in the GEMM's output stage."""
+def linear_add(x: torch.Tensor, w: Int8Linear, residual: torch.Tensor, *, onednn_rows: int | None = None,
+               full_range: bool = False) -> torch.Tensor:
+    """x W^T + b + residual through an int8 GEMM; oneDNN adds the residual in the GEMM's output
+    stage. onednn_rows, full_range: as for linear()."""
     x2 = x.reshape(-1, x.shape[-1])
-    if x2.shape[0] < SMALL_ROWS:
-        y = torch.ops.quantized.linear_dynamic(x2.float(), w.fbgemm(), True).add_(residual.reshape(x2.shape[0], -1))
+    if x2.shape[0] < (SMALL_ROWS if onednn_rows is None else onednn_rows):
+        y = torch.ops.quantized.linear_dynamic(x2.float(), w.fbgemm(), not full_range)
+        y.add_(residual.reshape(x2.shape[0], -1))
     else:
-        qx, scale, zero_point = quantize_activation(x2.contiguous())
+        qx, scale, zero_point = quantize_activation(x2.contiguous(), full_range)
         y = torch.ops.onednn.qlinear_pointwise.binary(
             qx, scale, zero_point, w.onednn(), w.scale, w._zero_points, residual.reshape(x2.shape[0], -1).contiguous(),
             w.bias, 1.0, 0, torch.float32, 1.0, 0, "add", 1.0, "none", [], "")

@@ -1,7 +1,8 @@
 """minialbert vs transformers vs ONNX Runtime, fp32 and int8, side by side in one process.
 
     python scripts/bench.py [--quick] [--json bench.json] [--markdown]
-    python scripts/bench.py --from-json scripts/bench-results.json --readme README.md
+    python scripts/bench.py --from-json scripts/bench-results.json --page docs/guides/speed.md
+    python scripts/bench.py --from-json scripts/bench-results-vnni.json --page docs/guides/speed.md --markers vnni
 
 It lives outside the package because it needs transformers and onnxruntime (the `bench`
 extra) and the test fixtures' tokenizer; minialbert itself imports neither. Prints the CPU model
@@ -42,6 +43,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
+sys.path.insert(0, str(REPO / "scripts"))  # bench_report.py, when imported from elsewhere
+
+from bench_report import markdown_table, render_readme  # noqa: E402  (the tables, from a run's JSON)
 
 # ----------------------------------------------------------------------------- inputs
 _WORDS = (
@@ -160,23 +164,6 @@ def build_checkpoint(directory: Path) -> Path:
 
 
 # ------------------------------------------------------------------------ sides
-# A side is a function (ids, mask) -> (last_hidden_state, pooler_output), tensors or arrays. Each
-# row of the README table is one side; `needs` says what CPU it is for.
-SIDE_NEEDS = {
-    "transformers fp32": "any x86-64 (AVX2 here)",
-    "minialbert fp32": "any x86-64 (AVX2 here)",
-    "minialbert int8": "x86 (FBGEMM + oneDNN int8; AVX2 here, faster with VNNI)",
-    "ORT fp32, torch.onnx export": "any",
-    "ORT fp32, minialbert export": "any",
-    "ORT int8 U8U8 per-tensor": "any x86",
-    "ORT int8 U8U8 per-channel": "any x86",
-    "ORT int8 U8S8 per-tensor": "VNNI for full accuracy (saturates on AVX2)",
-    "ORT int8 U8S8 per-channel": "VNNI for full accuracy (saturates on AVX2)",
-    "ORT int8 U8U8 per-channel, unshared": "any x86",
-    "ORT int8, minialbert export": "any x86",
-}
-
-
 def _load_sides(ckpt: Path, threads: int):
     import torch
     import transformers
@@ -339,20 +326,43 @@ def onnx_files(ckpt: Path, ours, work: Path, quick: bool, log) -> dict:
     return files
 
 
-def build_sides(ours, theirs, onnx_paths: dict, threads: int) -> dict:
-    """Every side of the table: name -> fn(ids, mask)."""
+def build_sides(ours, theirs, onnx_paths: dict, threads: int, ckpt: Path | None = None) -> dict:
+    """Every side of the table: name -> fn(ids, mask). Besides the engine with this machine's plan
+    (minialbert/plan.py): bf16 where the CPU has native bf16, the engine with the plan forced to
+    the fixed (AVX2-tuned) choices when this machine's differs, and int8 over a model loaded
+    under torch.inference_mode() (the cliff of issue 22)."""
+    import copy
+
+    import torch
+
     from minialbert.fast import InferenceEngine
+    from minialbert.model import AlbertModel
+    from minialbert.plan import FIXED, current_plan, native_bf16
     from minialbert.quantize import int8_available
 
     def as_pair(out):
         return out.last_hidden_state, out.pooler_output
 
-    fp32 = InferenceEngine(ours)  # what the Embedder runs: the fused path for a stock model
+    def engine_side(engine):
+        return lambda ids, mask: as_pair(engine(ids, attention_mask=mask))
+
+    plan = current_plan()
+    fixed = dict(plan=FIXED) if plan != FIXED else None
+    # what the Embedder runs: the fused path for a stock model
     sides = {"transformers fp32": lambda ids, mask: as_pair(theirs(input_ids=ids, attention_mask=mask)),
-             "minialbert fp32": lambda ids, mask: as_pair(fp32(ids, attention_mask=mask))}
+             "minialbert fp32": engine_side(InferenceEngine(ours))}
+    if native_bf16():
+        sides["minialbert bf16"] = engine_side(InferenceEngine(copy.deepcopy(ours).to(torch.bfloat16)))
+    if fixed:
+        sides["minialbert fp32, fixed plan"] = engine_side(InferenceEngine(ours, **fixed))
     if int8_available():
-        int8 = InferenceEngine(ours, int8=True)
-        sides["minialbert int8"] = lambda ids, mask: as_pair(int8(ids, attention_mask=mask))
+        sides["minialbert int8"] = engine_side(InferenceEngine(ours, int8=True))
+        if fixed:
+            sides["minialbert int8, fixed plan"] = engine_side(InferenceEngine(ours, int8=True, **fixed))
+        if ckpt is not None:
+            with torch.inference_mode():
+                loaded = AlbertModel.from_pretrained(ckpt)
+            sides["minialbert int8, inference-mode load"] = engine_side(InferenceEngine(loaded, int8=True))
     for name, path in onnx_paths.items():
         sides[name] = _ort_side(_session(path, threads))
     return sides
@@ -420,7 +430,8 @@ def accuracy(ckpt: Path, sides: dict, ours, n_texts: int, log, bf16: bool = True
             mask[r, :len(row)] = 1
         batches.append((ids, mask))
     every = dict(sides)
-    if bf16:  # emulated (slow) on CPUs without bf16 instructions: accuracy only, not timed
+    emulated = "minialbert bf16" not in sides  # timed (native) sides run on the whole corpus
+    if bf16 and emulated:  # emulated (slow) on CPUs without bf16 instructions: accuracy only, not timed
         engine = InferenceEngine(copy.deepcopy(ours).to(torch.bfloat16))
         every["minialbert bf16"] = lambda ids, mask: (lambda o: (o.last_hidden_state, o.pooler_output))(
             engine(ids, attention_mask=mask))
@@ -431,7 +442,7 @@ def accuracy(ckpt: Path, sides: dict, ours, n_texts: int, log, bf16: bool = True
             means, pools, diff = [], [], 0.0
             # bf16 is emulated on most CPUs (~7x slower): its cosines come from the 32 shortest texts.
             pairs = list(zip(batches, refs))
-            for (ids, mask), ref in (pairs[-2:] if name == "minialbert bf16" else pairs):
+            for (ids, mask), ref in (pairs[-2:] if name == "minialbert bf16" and emulated else pairs):
                 hidden, pooled = fn(ids, mask)
                 hidden = torch.as_tensor(hidden).float()
                 means.append(F.cosine_similarity(_pool_mean(hidden, mask), _pool_mean(ref.last_hidden_state, mask), dim=-1))
@@ -617,149 +628,6 @@ def _row(title: str, stats: dict, unit: str, base: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def markdown_table(result: dict) -> str:
-    """The README tables, from a bench JSON: the model-level table (one row per side), then the
-    corpus and cold-start rows. scripts/bench.py --readme rewrites the README's copy from the JSON."""
-    m = result["machine"]
-    lines = [f"Measured on: {m['cpu']} ({m.get('cpu_flags', '')}), {m['logical_cpus']} logical CPUs, "
-             f"{result['threads']} thread(s), {'CPU time of the calling thread' if result.get('clock') == 'cpu' else 'wall clock'}, torch {m['torch']}, onnxruntime {m.get('onnxruntime')}, transformers "
-             f"{m.get('transformers')}; load average {', '.join(f'{x:.1f}' for x in m.get('load_average_at_start', []))} "
-             f"at the start (a shared machine). `{result.get('command', 'python scripts/bench.py')}`. Tokens/s "
-             "(1 x 16: ms per call), median over rounds, and the ratio to minialbert fp32 measured in the same "
-             "rounds; cosines against model.py on the benchmark corpus.", ""]
-    model = result.get("model", {})
-    shapes = list(model)
-    acc = result.get("accuracy", {}).get("sides", {})
-    header = "| side | CPU it needs | " + " | ".join(
-        f"{k} {'latency' if k == '1x16' else 'tok/s'}" for k in shapes) + " | cos mean-pooled | cos pooler |"
-    lines += [header, "|---|---|" + "---:|" * len(shapes) + "---:|---:|"]
-    names = list(next(iter(model.values()))) if model else []
-    for name in names:
-        cells = []
-        for k in shapes:
-            s = model[k].get(name, {})
-            base = model[k].get("minialbert fp32", {}).get("median")
-            if "median" not in s:
-                cells.append("-")
-            elif k == "1x16":
-                cells.append(f"{s['latency_ms']:.1f} ms ({s['median'] / base:.2f}x)")
-            else:
-                cells.append(f"{s['median']:.0f} ({s['median'] / base:.2f}x)")
-        a = acc.get(name)
-        cos = [f"{a['cos_min_mean_pooled']:.5f}", f"{a['cos_min_pooler']:.5f}"] if a else ["", ""]
-        lines.append(f"| {name} | {SIDE_NEEDS.get(name, '')} | " + " | ".join(cells + cos) + " |")
-    if "minialbert bf16" in acc:
-        a = acc["minialbert bf16"]
-        lines.append("| minialbert bf16 (not timed) | AVX512-BF16 / AMX to be fast | " + " | ".join(["-"] * len(shapes))
-                     + f" | {a['cos_min_mean_pooled']:.5f} | {a['cos_min_pooler']:.5f} |")
-    mem = result.get("memory")
-    if mem:
-        lines += ["", "| memory | RSS growth (load + run) | file |", "|---|---:|---:|"]
-        files = mem["files_mb"]
-        lines.append(f"| model.safetensors | | {files['model.safetensors']:.1f} MB |")
-        for name, p in mem["processes"].items():
-            derived = f" (of which {p['derived_mb']:.1f} MB packed by the engine)" if p["derived_mb"] else ""
-            f = files.get(name)
-            lines.append(f"| {name} | {p['rss_growth_mb']:.1f} MB{derived} | {f'{f:.1f} MB' if f else ''} |")
-    corpus_ = result.get("corpus")
-    cold = result.get("cold_start")
-    if corpus_ or cold:
-        lines += ["", "| workload | side | median | min-max | vs transformers |", "|---|---|---|---|---|"]
-    if corpus_:
-        stats = corpus_["sides"]
-        base = stats["transformers given order"]["median"]
-        for name, s in stats.items():
-            lines.append(f"| corpus {corpus_['corpus']['texts']} texts | {name} | {s['median']:.1f} tok/s | "
-                         f"{s['min']:.1f}-{s['max']:.1f} | {s['median'] / base:.2f}x |")
-    if cold:
-        for name in ("transformers", "minialbert"):
-            lines.append(f"| cold start | {name} | {cold[name]['wall_s_median']:.2f} s, "
-                         f"{cold[name]['peak_rss_mb_median']:.0f} MB RSS | {cold[name]['wall_s_min']:.2f}-"
-                         f"{cold[name]['wall_s_max']:.2f} s | "
-                         + (f"{cold['ratios']['wall']:.2f}x wall, {cold['ratios']['rss']:.2f}x RSS |"
-                            if name == "minialbert" else "1.00x |"))
-    return "\n".join(lines)
-
-
-README_START, README_END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
-GOALS_START, GOALS_END = "<!-- bench-goals:start -->", "<!-- bench-goals:end -->"
-ORT_INT8 = ("ORT int8 U8U8 per-channel", "ORT int8 U8S8 per-channel", "ORT int8 U8U8 per-tensor",
-            "ORT int8 U8S8 per-tensor")
-
-
-def goals_table(result: dict) -> str:
-    """Issue 14's goals against a full run's JSON, as a markdown table (the README's copy)."""
-    m, acc, mem = result["model"], result["accuracy"]["sides"], result["memory"]
-
-    def tok(shape, side):
-        return m[shape][side]["median"]
-
-    def lat(side):
-        return m["1x16"][side]["latency_ms"]
-
-    def met(ok):
-        return "yes" if ok else "no"
-
-    ours8, ours = "minialbert int8", "minialbert fp32"
-    rows = []
-    r = tok("32x128", ours8) / tok("32x128", ours)
-    rows.append(("int8 32x128 >= 1.8x minialbert fp32", f"{r:.2f}x; 8x128 {tok('8x128', ours8) / tok('8x128', ours):.2f}x, "
-                 f"8x512 {tok('8x512', ours8) / tok('8x512', ours):.2f}x", met(r >= 1.8)))
-    best = max(ORT_INT8, key=lambda s: tok("32x128", s))
-    rows.append(("int8 32x128 >= best ORT dynamic int8",
-                 ", ".join(f"{tok('32x128', ours8) / tok('32x128', s):.2f}x {s.removeprefix('ORT int8 ')}" for s in ORT_INT8),
-                 met(tok("32x128", ours8) >= tok("32x128", best))))
-    a = acc[ours8]
-    rows.append(("int8 cosines >= 0.999 mean-pooled, >= 0.998 pooler",
-                 f"{a['cos_min_mean_pooled']:.5f}, {a['cos_min_pooler']:.5f}",
-                 met(a["cos_min_mean_pooled"] >= 0.999 and a["cos_min_pooler"] >= 0.998)))
-    ort8 = [lat(s) for s in ORT_INT8 + ("ORT int8, minialbert export",)]
-    rows.append(("int8 1x16 latency <= ORT int8", f"{lat(ours8):.1f} ms vs {min(ort8):.1f}-{max(ort8):.1f} ms",
-                 met(lat(ours8) <= min(ort8))))
-    ort32 = ("ORT fp32, minialbert export", "ORT fp32, torch.onnx export")
-    r1 = min(lat(s) for s in ort32) / lat(ours)
-    r8 = tok("8x128", ours) / max(tok("8x128", s) for s in ort32)
-    rows.append(("fp32 1x16 and 8x128 >= 1.0x ORT fp32", f"{r1:.2f}x and {r8:.2f}x of the faster ORT fp32",
-                 met(r1 >= 1 and r8 >= 1)))
-    rows.append(("fp32 32x128 and 8x512 kept", f"{tok('32x128', ours) / tok('32x128', 'transformers fp32'):.2f}x and "
-                 f"{tok('8x512', ours) / tok('8x512', 'transformers fp32'):.2f}x transformers here (the issue's table: "
-                 "1.37x, 1.42x); transformers' own speed moves between runs, so see the direct comparison below",
-                 "see below"))
-    proc, files = mem["processes"], mem["files_mb"]
-    rm = proc[ours8]["rss_growth_mb"] / proc[ours]["rss_growth_mb"]
-    rows.append(("int8 resident size <= 0.5x fp32", f"{rm:.2f}x (the fp32 weights stay, so the model remains callable)",
-                 met(rm <= 0.5)))
-    fp32_file = files["ORT fp32, minialbert export"]
-    rows.append(("ONNX export <= 1.1x model.safetensors", f"{fp32_file:.1f} MB vs {files['model.safetensors']:.1f} MB",
-                 met(fp32_file <= 1.1 * files["model.safetensors"])))
-    un, me = "ORT int8 U8U8 per-channel, unshared", "ORT int8, minialbert export"
-    speed = [tok(s, me) / tok(s, un) for s in ("32x128", "8x128", "8x512")] + [lat(un) / lat(me)]
-    rows.append(("ONNX --int8 <= 0.5x the fp32 export, at least as fast as unshared",
-                 f"{files[me]:.1f} MB ({files[me] / fp32_file:.2f}x); " + ", ".join(
-                     f"{v:.2f}x ({s})" for v, s in zip(speed, ("32x128", "8x128", "8x512", "1x16"))) + " the unshared variant",
-                 met(files[me] <= 0.5 * fp32_file and min(speed) >= 1)))
-    rows.append(("the whole table in under 15 minutes", f"{result['seconds'] / 60:.1f} min for this run "
-                 f"({result['command']})", met(result["seconds"] <= 900)))
-    return "\n".join(["| goal | measured | met? |", "|---|---|---|"] + [f"| {g} | {v} | {ok} |" for g, v, ok in rows])
-
-
-def _replace_block(text: str, start: str, end: str, body: str, readme: Path) -> str:
-    if start not in text or end not in text:
-        raise SystemExit(f"{readme} has no {start} ... {end} block")
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    return head + start + "\n" + body + "\n" + end + tail
-
-
-def render_readme(result: dict, readme: Path) -> None:
-    """Replace the README's table and goals (between the bench-table and bench-goals markers)
-    with markdown_table(result) and goals_table(result)."""
-    text = readme.read_text(encoding="utf-8")
-    text = _replace_block(text, README_START, README_END, markdown_table(result), readme)
-    text = _replace_block(text, GOALS_START, GOALS_END, goals_table(result), readme)
-    readme.write_text(text, encoding="utf-8")
-
-
 def machine() -> dict:
     import torch
 
@@ -813,7 +681,10 @@ def main(argv=None) -> int:
                         "runs on the calling thread too); wall (default): elapsed time")
     p.add_argument("--shapes", help="comma list of batch x seq shapes to time instead of the default, e.g. 32x128")
     p.add_argument("--markdown", action="store_true", help="also print the README tables")
-    p.add_argument("--readme", metavar="README.md", help="with --from-json: rewrite that README's table from the JSON")
+    p.add_argument("--readme", "--page", dest="readme", metavar="PAGE.md",
+                   help="with --from-json: rewrite that page's tables from the JSON (docs/guides/speed.md)")
+    p.add_argument("--markers", default="", metavar="NAME",
+                   help="with --readme: the bench-table-NAME / bench-goals-NAME blocks (default: bench-table / bench-goals)")
     p.add_argument("--from-json", metavar="FILE", help="measure nothing; render FILE (see --readme, --markdown)")
     args = p.parse_args(argv)
 
@@ -823,7 +694,7 @@ def main(argv=None) -> int:
     if args.from_json:
         result = json.loads(Path(args.from_json).read_text())
         if args.readme:
-            render_readme(result, Path(args.readme))
+            render_readme(result, Path(args.readme), args.markers)
             log(f"rewrote the tables in {args.readme} from {args.from_json}")
         if args.markdown or not args.readme:
             log(markdown_table(result))
@@ -848,9 +719,14 @@ def main(argv=None) -> int:
               "command": "python scripts/bench.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     log(f"scripts/bench.py on {result['machine']['cpu']} ({result['machine']['cpu_flags']}), "
         f"{args.threads} threads, {args.clock} clock, checkpoint {ckpt}")
+    from minialbert.plan import current_plan
+
+    plan = current_plan()
+    result["plan"] = plan.as_dict()
+    log(plan.describe())
     ours, theirs = _load_sides(ckpt, args.threads)
     onnx_paths = {} if "onnx" in skip else onnx_files(ckpt, ours, work / ckpt.name, args.quick, log)
-    sides = build_sides(ours, theirs, onnx_paths, args.threads)
+    sides = build_sides(ours, theirs, onnx_paths, args.threads, ckpt)
     if "model" not in skip:
         log("model level (tokens/s; median (min-max), ratio to minialbert fp32)")
         shapes = SHAPES_QUICK if args.quick else SHAPES_FULL

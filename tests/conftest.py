@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,10 @@ import torch
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+# The engine's per-machine plan (minialbert/plan.py) is cached for this session only (subprocesses
+# included), never in the user's cache directory.
+os.environ["MINIALBERT_CACHE_DIR"] = tempfile.mkdtemp(prefix="minialbert-test-cache-")
+os.environ.pop("MINIALBERT_ENGINE_PLAN", None)
 
 # The transformers release the reference-comparing tests expect (pinned in pyproject.toml's test
 # extra): its tokenization of ALBERT changed in 5.25 (issue 25), so a test must not pass or fail

@@ -1,5 +1,6 @@
-"""The README's benchmark and goals tables are rendered from the committed JSON (scripts/bench-results.json)
-by scripts/bench.py, never typed by hand: this fails when the two drift apart."""
+"""The speed guide's benchmark and goals tables (docs/guides/speed.md) are rendered from the committed
+JSON files (scripts/bench-results*.json) by scripts/bench.py (bench_report.py), never typed by hand: this fails when
+they drift apart."""
 
 from __future__ import annotations
 
@@ -7,26 +8,36 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[1]
+PAGE = ROOT / "docs" / "guides" / "speed.md"
 
 
 def _bench_module():
-    spec = importlib.util.spec_from_file_location("bench_script", ROOT / "scripts" / "bench.py")
+    spec = importlib.util.spec_from_file_location("bench_report_script", ROOT / "scripts" / "bench_report.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_readme_table_is_the_rendered_json():
+@pytest.mark.parametrize("json_name, markers, sides", [
+    ("bench-results.json", "", ("transformers fp32", "minialbert fp32", "minialbert int8", "ORT int8 U8U8 per-channel",
+                                "ORT int8 U8S8 per-channel", "ORT int8, minialbert export", "ORT fp32, minialbert export")),
+    ("bench-results-vnni.json", "vnni", ("transformers fp32", "minialbert fp32", "minialbert int8", "minialbert bf16",
+                                         "minialbert int8, fixed plan", "minialbert int8, inference-mode load",
+                                         "ORT int8 U8S8 per-channel", "ORT fp32, minialbert export")),
+])
+def test_speed_page_tables_are_the_rendered_json(json_name, markers, sides):
     bench = _bench_module()
-    result = json.loads((ROOT / "scripts" / "bench-results.json").read_text(encoding="utf-8"))
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = readme.split(bench.README_START, 1)[1].split(bench.README_END, 1)[0]
+    result = json.loads((ROOT / "scripts" / json_name).read_text(encoding="utf-8"))
+    page = PAGE.read_text(encoding="utf-8")
+    (t0, t1), (g0, g1) = bench.markers(markers)
+    block = page.split(t0, 1)[1].split(t1, 1)[0]
     assert block.strip() == bench.markdown_table(result).strip()
-    goals = readme.split(bench.GOALS_START, 1)[1].split(bench.GOALS_END, 1)[0]
-    assert goals.strip() == bench.goals_table(result).strip()
+    goals = page.split(g0, 1)[1].split(g1, 1)[0]
+    assert goals.strip() == bench.goals_for(result).strip()
     # The table names the machine it was measured on, and every side of the issue's table.
     assert result["machine"]["cpu"] in block and result["machine"]["cpu_flags"] in block
-    for side in ("transformers fp32", "minialbert fp32", "minialbert int8", "ORT int8 U8U8 per-channel",
-                 "ORT int8 U8S8 per-channel", "ORT int8, minialbert export", "ORT fp32, minialbert export"):
+    for side in sides:
         assert f"| {side} |" in block

@@ -4,7 +4,7 @@ Also the README's headline table (`headline_table`): `python docs/hooks/benchmar
 rewrites it between its markers, and tests/test_readme.py checks that the README holds exactly that.
 
 The page's prose is written by hand; each `<!-- bench:NAME -->` line in it is replaced by a table that
-scripts/bench.py's own renderers make from the JSON (`markdown_table`, `goals_table`: the same functions
+scripts/bench_report.py's renderers (bench.py's tables) make from the JSON (`markdown_table`, `goals_table`: the same functions
 `python scripts/bench.py --from-json ... --readme README.md` uses). A marker without a renderer, or a
 renderer that fails on the JSON, is a build warning (an error under `mkdocs build --strict`).
 """
@@ -57,7 +57,7 @@ def render_readme(readme: Path) -> None:
 def _bench_module():
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
-        spec = importlib.util.spec_from_file_location("minialbert_bench_script", ROOT / "scripts" / "bench.py")
+        spec = importlib.util.spec_from_file_location("minialbert_bench_report", ROOT / "scripts" / "bench_report.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         return module
@@ -76,7 +76,7 @@ def on_page_markdown(markdown: str, page, config, files):
             continue
         render = getattr(bench, function, None)
         if render is None:
-            log.warning(f"scripts/bench.py has no {function}() for {marker}; update docs/hooks/benchmarks.py")
+            log.warning(f"scripts/bench_report.py has no {function}() for {marker}; update docs/hooks/benchmarks.py")
             continue
         markdown = markdown.replace(marker, render(result))
     if "<!-- bench:" in markdown:
