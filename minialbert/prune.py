@@ -71,7 +71,9 @@ def _gate_grads(module: nn.Linear, groups: int, store: list) -> torch.utils.hook
         if not x.requires_grad:
             return
 
-        def on_grad(g, x=x.detach()):
+        detached = x.detach()
+
+        def on_grad(g, x=detached):
             b = x.shape[0]
             store.append((x * g).reshape(b, -1, groups, x.shape[-1] // groups).sum(dim=(1, 3)).detach())
 

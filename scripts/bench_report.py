@@ -11,6 +11,7 @@ Plain Python: imports nothing from torch, minialbert or the benchmark sides.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 # A side is a function (ids, mask) -> (last_hidden_state, pooler_output), tensors or arrays. Each
@@ -242,3 +243,30 @@ def render_readme(result: dict, readme: Path, name: str = "") -> None:
     text = _replace_block(text, t0, t1, markdown_table(result), readme)
     text = _replace_block(text, g0, g1, goals_for(result), readme)
     readme.write_text(text, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print a run's tables, or write them into a page between its markers (what bench.py --from-json does,
+    without importing the benchmark's sides)."""
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(description="Render scripts/bench.py's tables from a run's JSON.", allow_abbrev=False)
+    ap.add_argument("results", type=Path, help="a run's JSON, e.g. scripts/bench-results.json")
+    ap.add_argument("--page", type=Path, default=None, help="write the tables between this page's markers")
+    ap.add_argument("--markers", default="", help="the markers' name (bench-table-NAME); default: the unnamed pair")
+    args = ap.parse_args(argv)
+    try:
+        result = json.loads(args.results.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        print(f"bench_report.py: error: cannot read {args.results}: {e}", file=sys.stderr)
+        return 1
+    if args.page is None:
+        print(markdown_table(result) + "\n\n" + goals_for(result))
+    else:
+        render_readme(result, args.page, args.markers)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -37,7 +37,7 @@ def differences(upstream: dict, compat: str, show: int) -> list[tuple[str, str, 
     for folder, kwargs in reference.CONFIGS:
         name = reference.config_name(folder, kwargs)
         tok = AlbertTokenizer.from_pretrained(reference.FIXTURES / folder, compat=compat, **kwargs)
-        mine = reference.encode_all(lambda texts, pairs=None, **kw: tok(texts, pairs, **kw))
+        mine = reference.encode_all(lambda texts, pairs=None, tok=tok, **kw: tok(texts, pairs, **kw))
         theirs = upstream["configs"][name]
         for set_name, fields in theirs.items():
             counts = {f: sum(a != b for a, b in zip(mine[set_name][f], fields[f], strict=True)) for f in fields}
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, set_name, n, counts, _ in rows:
         print(f"| {name} | {set_name} | {n} | " + " | ".join(str(counts.get(f, "")) for f in fields) + " |")
     total = sum(sum(c.values()) for _, _, _, c, _ in rows)
-    for name, set_name, _, counts, examples in rows:
+    for name, set_name, _, _counts, examples in rows:
         if examples:
             print(f"\n{name} / {set_name}:")
             for e in examples:

@@ -99,7 +99,7 @@ def timed(engines: dict, shapes: dict, reps: int, vocab: int, clock=time.perf_co
     inputs = {s: torch.randint(5, vocab, s, generator=g) for s in shapes.values()}
     times = {n: {s: [] for s in shapes} for n in engines}
     with torch.inference_mode():
-        for name, engine in engines.items():  # warm-up (packs, caches)
+        for engine in engines.values():  # warm-up (packs, caches)
             for s in shapes.values():
                 engine(inputs[s])
         for _ in range(reps):

@@ -38,9 +38,9 @@ def from_zip(url: str = GLUE_URL) -> dict[str, bytes]:
             archive = zipfile.ZipFile(io.BytesIO(r.read()))
         return {name: archive.read(f"SST-2/{name}") for name in FILES}
     except urllib.error.URLError as e:  # no network, DNS, refused, HTTP 404, ...
-        raise DownloadError(f"cannot download {url}: {getattr(e, 'reason', e)} (this script needs network access)")
+        raise DownloadError(f"cannot download {url}: {getattr(e, 'reason', e)} (this script needs network access)") from None
     except (OSError, zipfile.BadZipFile, KeyError) as e:
-        raise DownloadError(f"cannot read GLUE's SST-2.zip from {url}: {_first_line(e)}")
+        raise DownloadError(f"cannot read GLUE's SST-2.zip from {url}: {_first_line(e)}") from None
 
 
 def from_datasets() -> dict[str, bytes]:
@@ -51,7 +51,7 @@ def from_datasets() -> dict[str, bytes]:
     try:
         ds = load_dataset("nyu-mll/glue", "sst2")
     except (OSError, ConnectionError) as e:
-        raise DownloadError(f"cannot download nyu-mll/glue (sst2): {_first_line(e)}")
+        raise DownloadError(f"cannot download nyu-mll/glue (sst2): {_first_line(e)}") from None
     files = {}
     for split, name in (("train", "train.tsv"), ("validation", "dev.tsv")):
         # GLUE's layout: a header, no quoting (sentences hold no tabs)

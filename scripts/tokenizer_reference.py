@@ -97,7 +97,7 @@ def record_installed() -> dict:
     for folder, kwargs in CONFIGS:
         tok = transformers.AlbertTokenizer.from_pretrained(str(FIXTURES / folder), **kwargs)
 
-        def tokenize(texts, pairs=None, **kw):
+        def tokenize(texts, pairs=None, tok=tok, **kw):
             enc = tok(texts, pairs, return_token_type_ids=True, return_attention_mask=True, **kw)
             return {k: enc[k] for k in enc}
 

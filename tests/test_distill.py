@@ -96,7 +96,9 @@ def test_distillation_resume_after_kill_is_bit_identical(teacher, tmp_path):
     assert cli_main(["distill", *args, "--output-dir", str(crash), "--resume"]) == 0
     wa, wb = load_file(str(ref / "model.safetensors")), load_file(str(crash / "model.safetensors"))
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
-    kl = lambda d: {r["step"]: r["kl"] for r in map(json.loads, (d / "log.jsonl").read_text().splitlines()) if "kl" in r}
+    def kl(d):
+        return {r["step"]: r["kl"] for r in map(json.loads, (d / "log.jsonl").read_text().splitlines()) if "kl" in r}
+
     assert kl(ref) == kl(crash)
 
 

@@ -103,12 +103,12 @@ def test_metrics_match_sklearn_and_scipy_on_the_predictions_files(official_run):
     out, results = official_run
     assert not results["errors"]
     assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(results))
-    for key, task in TASKS.items():
+    for key in TASKS:
         rows = [json.loads(line) for line in (out / key / "dev_predictions.jsonl").read_text().splitlines()]
         assert {tuple(sorted(r)) for r in rows} <= {("idx", "label", "prediction"), ("idx", "label", "prediction", "split")}
         got = results["tasks"][key]["metrics"]
 
-        def cols(split=None):
+        def cols(split=None, rows=rows):
             chosen = [r for r in rows if split is None or r["split"] == split]
             return [r["label"] for r in chosen], [r["prediction"] for r in chosen]
 

@@ -97,7 +97,7 @@ def test_a_failed_finetune_leaves_no_output_folder(tmp_path, capsys):
 
 def test_the_readme_way_to_run_an_int8_export_beside_a_float32_one(tmp_path, capsys):
     """An export folder may hold model.onnx and model-int8.onnx: the folder picks model.onnx, and
-    the README's command names the int8 file. Needs the [onnx] extra (fails without it, as
+    the speed guide's command names the int8 file. Needs the [onnx] extra (fails without it, as
     tests/test_export.py does)."""
     import numpy as np
     import onnxruntime  # noqa: F401
@@ -115,7 +115,7 @@ def test_the_readme_way_to_run_an_int8_export_beside_a_float32_one(tmp_path, cap
     int8 = Embedder.from_pretrained(folder / "model-int8.onnx", backend="onnxruntime")
     assert int8.model.int8 != "none"
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "guides" / "speed.md").read_text(encoding="utf-8")
     [line] = [x for x in readme.splitlines() if re.match(r"minialbert embed .*model-int8\.onnx", x)]
     argv = line.split("#")[0].split()[1:]
     argv = [str(folder / "model-int8.onnx") if a == "albert-onnx/model-int8.onnx" else a.strip('"') for a in argv]

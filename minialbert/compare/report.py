@@ -150,7 +150,7 @@ def options_tables(runs: list[Run]) -> str:
 
 # --------------------------------------------------------------------------------- page
 def _figure1(runs: list[Run], text: str, device) -> tuple[list, list[str]]:
-    from ..inspect.analysis import analyze
+    from ..inspect.report import analyze
 
     seen, models, notices = set(), [], []
     for r in runs:

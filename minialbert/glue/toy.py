@@ -92,10 +92,10 @@ def _official_files(key: str, rows: dict[str, list[dict]]) -> dict[str, str]:
 def _splits(key: str, n_train: int, n_dev: int, n_test: int, seed: int) -> dict[str, list[dict]]:
     task = TASKS[key]
     out = {"train": task_rows(key, n_train, seed)}
-    for k, (name, file, _) in enumerate(task.dev):
+    for k, (_name, file, _) in enumerate(task.dev):
         out[file[:-4]] = task_rows(key, n_dev, seed + 1 + k)
     if n_test:
-        for k, (name, file, _) in enumerate(task.test):
+        for k, (_name, file, _) in enumerate(task.test):
             out[file[:-4]] = task_rows(key, n_test, seed + 10 + k)
     return out
 

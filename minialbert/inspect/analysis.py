@@ -353,7 +353,6 @@ def _forward(model, ids: list[int], record: bool):
 
 
 def _stages(model, captured, out, n: int) -> list[Stage]:
-    c = model.config
     heads, calls = out.attentions[0].shape[1], len(out.attentions)  # fewer than num_attention_heads once pruned
     q = tuple(captured["query"].shape)
     m, tok = model_module, tokenizer_module
