@@ -327,7 +327,7 @@ def create_app(embedder, options: ServeOptions, searcher=None):
     async def embed_texts(texts: list[str], *, normalize: bool, truncate: bool, key=None) -> tuple[np.ndarray, int]:
         batcher: Batcher = state["batcher"]
         _fits_queue(texts, options.max_queue)
-        lengths = batcher.token_lengths(texts)
+        lengths = await asyncio.to_thread(batcher.token_lengths, texts)  # tokenizing is CPU work: off the loop
         too_long = [i for i, n in enumerate(lengths) if n > max_length]
         if too_long and not truncate:
             i = too_long[0]

@@ -75,7 +75,7 @@ def file_bytes(write) -> int:
         return os.path.getsize(path)
 
 
-def run_faiss_hnsw(base, queries, k, M=32, ef_construction=80, ef_search=64):
+def run_faiss_hnsw(base, queries, k, M=32, ef_construction=100, ef_search=128):
     import faiss
 
     t = time.perf_counter()
@@ -89,16 +89,17 @@ def run_faiss_hnsw(base, queries, k, M=32, ef_construction=80, ef_search=64):
             "bytes": file_bytes(lambda p: faiss.write_index(index, p)), "found": found, "p50_ms": p50, "p99_ms": p99}
 
 
-def run_faiss_ivfpq(base, queries, k, nprobe=32, rerank=4):
+def run_faiss_ivfpq(base, queries, k, nprobe=32, rerank=10):
     import faiss
 
     n, dim = base.shape
     nlist = int(min(4 * np.sqrt(n), n // 39))
     t = time.perf_counter()
     quantizer = faiss.IndexFlatIP(dim)
-    index = faiss.IndexIVFPQ(quantizer, dim, nlist, dim // 8, 8, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.IndexIVFPQ(quantizer, dim, nlist, dim // 4, 8, faiss.METRIC_INNER_PRODUCT)
+    index.cp.niter = index.pq.cp.niter = 10  # as minialbert's ivf-pq kind
     rng = np.random.default_rng(0)
-    sample = base[np.sort(rng.choice(n, min(n, 64 * nlist), replace=False))]
+    sample = base[np.sort(rng.choice(n, min(n, max(64 * nlist, 39 * 256), 100_000), replace=False))]
     index.train(sample)
     index.add(base)
     build = time.perf_counter() - t
@@ -111,11 +112,11 @@ def run_faiss_ivfpq(base, queries, k, nprobe=32, rerank=4):
         return cand[np.argsort(-scores, kind="stable")[:k]][None, :]
 
     found, p50, p99 = latencies(search, queries, k)
-    return {"engine": f"faiss IVF{nlist},PQ{dim // 8} nprobe={nprobe} rerank x{rerank}", "build_s": build,
+    return {"engine": f"faiss IVF{nlist},PQ{dim // 4} nprobe={nprobe} rerank x{rerank}", "build_s": build,
             "bytes": file_bytes(lambda p: faiss.write_index(index, p)), "found": found, "p50_ms": p50, "p99_ms": p99}
 
 
-def run_usearch(base, queries, k, M=32, ef_construction=80, ef_search=64, dtype="f32"):
+def run_usearch(base, queries, k, M=32, ef_construction=100, ef_search=128, dtype="f32"):
     from usearch.index import Index
 
     t = time.perf_counter()
