@@ -265,7 +265,7 @@ def cmd_index(args: argparse.Namespace) -> int:
                     threads=args.threads, M=args.M, ef_construction=args.ef_construction, ef_search=args.ef_search,
                     nlist=args.nlist, pq_m=args.pq_m, nprobe=args.nprobe, rerank=args.rerank)
     if not args.quiet:
-        what = (f"added {s.added:,} vectors" if args.update else f"indexed {s.count:,} vectors")
+        what = (f"added {s.added:,} vector(s)" if args.update else f"indexed {s.count:,} vector(s)")
         print(f"{what} ({s.kind}, {s.count:,} in all) in {s.seconds:.1f} s: {s.path}", file=sys.stderr)
         for note in s.notes:
             print(f"minialbert index: note: {note}", file=sys.stderr)

@@ -172,22 +172,31 @@ class ExactIndex:
         return cls(np.arange(len(vectors), dtype=np.int64) if ids is None else ids, vectors, metric, norms)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        import torch
-
-        q = torch.from_numpy(_prepare_queries(self.metric, queries))
+        q = _prepare_queries(self.metric, queries)
         n = len(self.vectors)
         k = min(k, n)
-        best_s = torch.full((len(q), k), -float("inf"))
-        best_i = torch.zeros((len(q), k), dtype=torch.int64)
+        best_s = np.full((len(q), 0), -np.inf, np.float32)
+        best_r = np.zeros((len(q), 0), np.int64)
         for s in range(0, n, CHUNK_ROWS):
-            block = torch.from_numpy(np.array(self.vectors[s:s + CHUNK_ROWS], dtype=np.float32))  # one chunk in RAM
-            norms = torch.from_numpy(np.array(self.norms[s:s + CHUNK_ROWS])) if self.norms is not None else None
-            scores = _scores_from(self.metric, q, block, norms)
-            v, i = torch.topk(scores, min(k, scores.shape[1]), dim=1)
-            cat_s, cat_i = torch.cat([best_s, v], 1), torch.cat([best_i, i + s], 1)
-            best_s, j = torch.topk(cat_s, k, dim=1)  # ties: the lower row first, as topk keeps order
-            best_i = torch.gather(cat_i, 1, j)
-        return best_s.numpy(), self.ids[best_i.numpy()]
+            block = self.vectors[s:s + CHUNK_ROWS]  # a view of the memory map: pages in, no copy
+            if self.metric in ("cosine", "dot"):
+                scores = q @ block.T
+                if self.norms is not None:
+                    scores /= np.asarray(self.norms[s:s + CHUNK_ROWS])[None, :]
+            else:
+                import torch
+
+                scores = _scores_from(self.metric, torch.from_numpy(q), torch.from_numpy(np.array(block))).numpy()
+            rows = np.broadcast_to(np.arange(s, s + scores.shape[1], dtype=np.int64), scores.shape)
+            cat_s, cat_r = np.concatenate([best_s, scores], 1), np.concatenate([best_r, rows], 1)
+            if cat_s.shape[1] > k:
+                keep = np.argpartition(-cat_s, k - 1, axis=1)[:, :k]
+                cat_s, cat_r = np.take_along_axis(cat_s, keep, 1), np.take_along_axis(cat_r, keep, 1)
+            best_s, best_r = cat_s, cat_r
+        # best first; equal scores: the lower row first (a stable order, as a sort of all scores gives)
+        order = np.array([np.lexsort((r, -sc)) for sc, r in zip(best_s, best_r)]).reshape(best_s.shape)
+        best_s, best_r = np.take_along_axis(best_s, order, 1), np.take_along_axis(best_r, order, 1)
+        return best_s.astype(np.float32), self.ids[best_r]
 
 
 # --------------------------------------------------------------------------- building
@@ -376,6 +385,8 @@ def build_index(vectors_dir: str | os.PathLike, *, kind: str = "exact", output: 
     record["created_by"] = f"minialbert {__version__}"
     text = json.dumps(record, indent=1, ensure_ascii=False) + "\n"
     atomic_write(out / INDEX_MANIFEST, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    if kind == "exact":
+        (out / ANN_FILE).unlink(missing_ok=True)  # left by an earlier index of another kind
     return IndexSummary(out, kind, count, added, rebuilt, time.perf_counter() - t0, notes)
 
 

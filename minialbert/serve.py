@@ -195,7 +195,7 @@ class Batcher:
             try:
                 with warnings.catch_warnings(), torch.inference_mode():
                     warnings.simplefilter("ignore")
-                    vectors = self.embedder.embed(texts, batch_size=len(texts), **dict(key[:-1]))
+                    vectors = self.embedder.embed(texts, batch_size=len(texts), max_length=key[-1], **dict(key[:-1]))
                 error = None
             except Exception as e:  # noqa: BLE001 - handed to the waiting requests as a 500/400
                 vectors, error = None, e
