@@ -35,6 +35,8 @@ _EXPORTS = {
     "embed_file": "stream",
     "load_vectors": "shards",
     "iter_vectors": "shards",
+    "Searcher": "search",
+    "build_index": "search",
     "MinialbertError": "errors",
     "CheckpointError": "errors",
     "ConfigError": "errors",

@@ -277,6 +277,111 @@ def cmd_similarity(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------- index / search / serve
+def cmd_index(args: argparse.Namespace) -> int:
+    from .search import build_index
+
+    s = build_index(args.vectors, kind=args.kind, output=args.output, metric=args.metric, update=args.update,
+                    threads=args.threads, M=args.M, ef_construction=args.ef_construction, ef_search=args.ef_search,
+                    nlist=args.nlist, pq_m=args.pq_m, nprobe=args.nprobe, rerank=args.rerank)
+    if not args.quiet:
+        what = (f"added {s.added:,} vector(s)" if args.update else f"indexed {s.count:,} vector(s)")
+        print(f"{what} ({s.kind}, {s.count:,} in all) in {s.seconds:.1f} s: {s.path}", file=sys.stderr)
+        for note in s.notes:
+            print(f"minialbert index: note: {note}", file=sys.stderr)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    import json
+
+    from .search import Searcher
+
+    queries = _read_input(args, args.queries)
+    searcher = Searcher.from_index(args.index, model=args.model, device=args.device, threads=args.threads,
+                                   local_files_only=args.offline, cache_dir=args.cache_dir)
+    hits = searcher.search(queries, k=args.top_k, with_text=args.with_text)
+    for i, query in enumerate(queries):
+        rows = hits.rows(i)
+        if args.json:
+            print(json.dumps({"query": query, "hits": rows}, ensure_ascii=False))
+            continue
+        if len(queries) > 1:
+            print(f"# {query}")
+        for row in rows:
+            text = f"\t{row['text']}" if "text" in row else ""
+            print(f"{row['score']:.4f}\t{row['id']}{text}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import ServeOptions, serve
+
+    return serve(ServeOptions(
+        model=args.model, index=args.index, host=args.host, port=args.port, int8=args.int8, backend=args.backend,
+        max_batch_tokens=args.max_batch_tokens, max_queue=args.max_queue, api_key=args.api_key,
+        max_body_bytes=args.max_body_bytes, max_inputs=args.max_inputs, device=args.device, revision=args.revision,
+        cache_dir=args.cache_dir, local_files_only=args.offline, log_level=args.log_level))
+
+
+def _add_search_commands(sub) -> None:
+    p = sub.add_parser("index", help="build a vector index over `embed --output DIR/` shards ([search] extra for "
+                                     "hnsw/ivf-pq)", allow_abbrev=False)
+    p.add_argument("vectors", metavar="VECTORS_DIR", help="a directory written by `minialbert embed --output DIR/`")
+    p.add_argument("--kind", choices=["exact", "hnsw", "ivf-pq"], default="exact",
+                   help="exact (no extra; chunked matrix products), hnsw (FAISS graph) or ivf-pq (FAISS, compressed)")
+    p.add_argument("--output", "-o", default=None, metavar="INDEX_DIR", help="default: VECTORS_DIR/index")
+    p.add_argument("--update", action="store_true",
+                   help="add the shards written since the index was built (after `embed --resume` on more input)")
+    p.add_argument("--metric", choices=["cosine", "dot", "euclidean", "manhattan"], default=None,
+                   help="default: the model's (sentence-transformers' similarity_fn_name), else cosine")
+    p.add_argument("--threads", type=int, default=None, help="FAISS threads (default: all cores)")
+    p.add_argument("--M", type=int, default=None, help="hnsw: links per node (default 32)")
+    p.add_argument("--ef-construction", type=int, default=None, help="hnsw: build beam (default 100)")
+    p.add_argument("--ef-search", type=int, default=None, help="hnsw: search beam (default 128)")
+    p.add_argument("--nlist", type=int, default=None, help="ivf-pq: inverted lists (default 4 sqrt(n))")
+    p.add_argument("--pq-m", type=int, default=None, help="ivf-pq: sub-quantizers, divides dim (default dim/4: dim bytes per vector)")
+    p.add_argument("--nprobe", type=int, default=None, help="ivf-pq: lists visited per query (default 32)")
+    p.add_argument("--rerank", type=int, default=None, help="ivf-pq: k x RERANK candidates re-scored exactly "
+                                                            "(default 10)")
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="nearest stored texts to a query, from an index", allow_abbrev=False)
+    p.add_argument("queries", nargs="*", metavar="QUERY", help="query texts (or --input FILE / stdin)")
+    p.add_argument("--index", required=True, metavar="DIR", help="an index directory (or the vectors directory "
+                                                                 "holding index/)")
+    p.add_argument("--top-k", "-k", type=int, default=10)
+    p.add_argument("--with-text", action="store_true", default=None, help="print the texts (needs embed --with-text)")
+    p.add_argument("--json", action="store_true", help="one JSON line per query: {query, hits: [{id, score, text}]}")
+    p.add_argument("--model", "-m", default=None, help="default: the model the index records")
+    _hub_args(p)
+    p.add_argument("--input", "-i", metavar="FILE", help="queries, one per line")
+    p.add_argument("--field", default=None, help="JSON field of .jsonl --input")
+    p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("serve", help="an HTTP embedding server (OpenAI and TEI APIs; [serve] extra)",
+                       allow_abbrev=False)
+    _model_args(p)
+    p.add_argument("--index", default=None, metavar="DIR", help="also serve POST /search over this index")
+    p.add_argument("--host", default="127.0.0.1", help="default: %(default)s (loopback only)")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--int8", action="store_true", help="int8 GEMMs for the last layer (x86 CPU)")
+    p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch")
+    p.add_argument("--device", default=None)
+    p.add_argument("--max-batch-tokens", type=int, default=16384,
+                   help="tokens (padded) per merged model batch (default %(default)s)")
+    p.add_argument("--max-queue", type=int, default=256, help="texts waiting before 503 (default %(default)s)")
+    p.add_argument("--max-inputs", type=int, default=512, help="texts per request before 413 (default %(default)s)")
+    p.add_argument("--max-body-bytes", type=int, default=4 * 2**20, help="request body before 413 (default 4 MiB)")
+    p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (default: none; also "
+                                                   "MINIALBERT_API_KEY)")
+    p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(func=cmd_serve)
+
+
 # -------------------------------------------------------------------------- fill-mask
 def cmd_fill_mask(args: argparse.Namespace) -> int:
     import json
@@ -707,6 +812,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.set_defaults(func=func)
     _add_task_commands(sub)
+    _add_search_commands(sub)
     return no_abbreviations(parser)
 
 
@@ -758,7 +864,7 @@ def main(argv: list[str] | None = None) -> int:
         parser = _command_parser(parser, args)
         if unknown:  # reported with the subcommand's usage, as argparse does for its other errors
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    if getattr(args, "top_k", 1) is not None and getattr(args, "top_k", 1) < 1:
+    if args.command != "search" and getattr(args, "top_k", 1) is not None and getattr(args, "top_k", 1) < 1:
         parser.error("--top-k must be at least 1")
     if getattr(args, "batch_size", 1) < 1:
         parser.error("--batch-size must be at least 1")

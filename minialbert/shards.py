@@ -97,6 +97,7 @@ class OutputDirectory:
         self._lock_file = lock_file
         self.completed: dict[int, dict] = {s["window"]: s for s in manifest["shards"]}
         self.redone: list[str] = []  # shards found damaged on open, to be written again
+        self.grown: dict[int, dict] = {}  # partial last windows that grew: {window: what they extend}
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -174,8 +175,10 @@ class OutputDirectory:
         return sum(s["rows"] for s in self.manifest["shards"])
 
     def write_shard(self, window: int, ids: np.ndarray, vectors: np.ndarray, texts: Sequence[str] | None,
-                    texts_sha256: str) -> dict:
-        """Write shard `window` durably, then name it in the manifest. Rows must be in id order."""
+                    texts_sha256: str, extends: dict | None = None) -> dict:
+        """Write shard `window` durably, then name it in the manifest. Rows must be in id order.
+
+        extends = {"rows", "texts_sha256"}: this shard replaces one whose texts were its first rows."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -197,6 +200,8 @@ class OutputDirectory:
         shard = {"window": window, "file": name, "first_id": int(ids[0]) if n else None, "rows": int(n),
                  "bytes": data.size, "sha256": hashlib.sha256(memoryview(data)).hexdigest(),
                  "texts_sha256": texts_sha256}
+        if extends is not None:
+            shard["extends"] = extends
         self.completed[window] = shard
         self.manifest["shards"] = [self.completed[k] for k in sorted(self.completed)]
         self._save()

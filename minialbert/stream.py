@@ -165,19 +165,32 @@ def open_output(output, model: dict, options: dict, inp: TextInput, *, resume: b
                                resume=resume)
     if out.complete:
         before = out.manifest["input"]
-        if before.get("size") != inp.size:
+        if resume and inp.size > (before.get("size") or 0):
+            # the input grew (texts appended): embed the new texts; the windows' checksums
+            # prove that the old ones are unchanged (check_window)
+            out.update(complete=False, total_rows=None, input=input_record(inp))
+        elif before.get("size") != inp.size:
             out.close()
             raise OutputDirError(f"{output} holds a complete run made from an input of {before.get('size'):,} bytes; "
                                  f"{inp.name} now has {inp.size:,}; write the new input to another directory")
     return out
 
 
-def check_window(out: OutputDirectory, window: int, digest: str) -> bool:
-    """True if `window` is already done; refuses an input whose texts changed under a done window."""
+def check_window(out: OutputDirectory, window: int, digest: str, texts: list[str] | None = None) -> bool:
+    """True if `window` is already done; refuses an input whose texts changed under a done window.
+
+    A partial last window that has grown (texts appended to the input, then --resume) is not
+    done: it is embedded again whole, and its new shard records `extends` (the rows and texts
+    checksum it began with), so that `minialbert index --update` adds only the new rows.
+    """
     shard = out.completed.get(window)
     if shard is None:
         return False
     if shard["texts_sha256"] != digest:
+        rows = shard["rows"]
+        if texts is not None and rows < len(texts) and texts_digest(texts[:rows]) == shard["texts_sha256"]:
+            out.grown[window] = shard.get("extends") or {"rows": rows, "texts_sha256": shard["texts_sha256"]}
+            return False
         first = shard["first_id"]
         raise OutputDirError(f"the input's texts {first:,}-{first + shard['rows'] - 1:,} differ from those "
                              f"{out.path / shard['file']} was made from: the input changed since that run; "
@@ -349,7 +362,7 @@ def embed_file(embedder, source: str | os.PathLike, output: str | os.PathLike, *
         while texts:
             bar.estimate(stream.index, stream.bytes_read, inp.size)
             digest = texts_digest(texts)
-            if check_window(out, k, digest):
+            if check_window(out, k, digest, texts):
                 bar.skip(len(texts))
             else:
                 ids = np.arange(k * W, k * W + len(texts), dtype=np.int64)
@@ -358,7 +371,8 @@ def embed_file(embedder, source: str | os.PathLike, output: str | os.PathLike, *
                     vectors = embedder.embed(texts, progress=bar.batch, **kwargs)
                 except MinialbertError as e:  # e.g. long_text="error": its text number counts from the window
                     raise type(e)(f"{e} (text numbers count from id {k * W:,}, where window {k} starts)") from None
-                shard = out.write_shard(k, ids, vectors, texts if options["with_text"] else None, digest)
+                shard = out.write_shard(k, ids, vectors, texts if options["with_text"] else None, digest,
+                                        extends=out.grown.get(k))
                 summary.count(len(texts), bar.tokens - tokens_before)
                 bar.window_done(len(texts), shard["file"])
             k += 1
