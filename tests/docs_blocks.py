@@ -136,10 +136,10 @@ minialbert() {
 
 
 def prepare(code: str, demo: str) -> str:
-    """The text as run: Hub ids -> the demo checkpoint, installs -> `true`."""
+    """The text as run: Hub ids -> the demo checkpoint, installs (and their trailing comment) -> `true`."""
     code = HUB_IDS.sub(demo, code)
-    code = re.sub(r"(?m)(^|&&\s*|;\s*)(?:sudo\s+)?(?:python\s+-m\s+)?pip\s+install\b[^&;\n]*", r"\1true ", code)
-    code = re.sub(r"(?m)(^|&&\s*|;\s*)(?:sudo\s+|\$SUDO\s+)?apt-get\s+(?:update|install)\b[^&;\n]*", r"\1true ", code)
+    code = re.sub(r"(?m)(^|&&\s*|;\s*)(?:sudo\s+)?(?:python\s+-m\s+)?pip\s+install\b[^&;\n#]*(?:#[^\n]*)?", r"\1true ", code)
+    code = re.sub(r"(?m)(^|&&\s*|;\s*)(?:sudo\s+|\$SUDO\s+)?apt-get\s+(?:update|install)\b[^&;\n#]*(?:#[^\n]*)?", r"\1true ", code)
     return code
 
 
