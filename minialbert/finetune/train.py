@@ -44,7 +44,7 @@ from ..errors import MinialbertError
 from . import FinetuneError
 from .data import TASKS, check_labels, collate, collect_labels, encode_examples, encode_tagged, \
     read_examples, read_tagged
-from ..pretrain.train import _rng_state, _set_rng_state  # the same RNG bookkeeping as pre-training
+from ..training import rng_state as _rng_state, set_rng_state as _set_rng_state  # shared with pre-training
 from .metrics import accuracy, entity_f1, macro_f1, matthews_corrcoef, pearson, spearman, squad_scores
 
 CHECKPOINT_DIR = "checkpoint"
@@ -363,7 +363,7 @@ def _load_state(path: Path, args) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Entry point (scripts/finetune.py, `minialbert finetune`). Bad flags print the usage and exit
     2, as in every command; other user mistakes raise MinialbertError (one line, exit 1)."""
-    from ..cli import attach_negative_values
+    from ..argv import attach_negative_values
 
     parser = build_parser()
     args = parser.parse_args(attach_negative_values(parser, sys.argv[1:] if argv is None else list(argv)))
