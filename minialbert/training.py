@@ -159,7 +159,7 @@ def bf16_native(device: torch.device) -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def compile_module(module: nn.Module, enabled: bool) -> nn.Module:
+def compile_module(module: nn.Module, enabled: bool, backend: str = "inductor") -> nn.Module:
     """torch.compile(module), or the module itself.
 
     torch.compile traces the module's *current* Python: model.py's forward, or a subclass's,
@@ -169,7 +169,7 @@ def compile_module(module: nn.Module, enabled: bool) -> nn.Module:
     """
     if not enabled:
         return module
-    return torch.compile(module)
+    return torch.compile(module, backend=backend)
 
 
 def train_flops_per_token(model: nn.Module, seq_len: int) -> float:
