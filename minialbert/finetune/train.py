@@ -44,7 +44,8 @@ from ..errors import MinialbertError
 from . import FinetuneError
 from .data import TASKS, check_labels, collate, collect_labels, encode_examples, encode_tagged, \
     read_examples, read_tagged
-from ..training import rng_state as _rng_state, set_rng_state as _set_rng_state  # shared with pre-training
+from ..training import Dist, autocast, compile_module, run_distributed  # shared with pre-training
+from ..training import rng_state as _rng_state, set_rng_state as _set_rng_state
 from .metrics import accuracy, entity_f1, macro_f1, matthews_corrcoef, pearson, spearman, squad_scores
 
 CHECKPOINT_DIR = "checkpoint"
@@ -60,12 +61,12 @@ METRICS = {"classify": ("accuracy", "macro_f1", "mcc"), "regression": ("pearson"
 PROBLEM_TYPES = {"classify": "single_label_classification", "regression": "regression",
                  "multilabel": "multi_label_classification"}
 # Options that do not change what is computed: they may differ between a run and its --resume.
-_FREE_ON_RESUME = {"resume", "overwrite", "quiet", "kill_after_step", "threads"}
+_FREE_ON_RESUME = {"resume", "overwrite", "quiet", "kill_after_step", "threads", "compile", "compile_backend"}
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="minialbert finetune", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     d = p.add_argument_group("task and data")
     d.add_argument("--task", choices=TASKS, default="classify",
                    help="classify (one label per text), regression, multilabel, tag (BIO tags per word), "
@@ -111,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--adam-eps", type=float, default=1e-6)
     t.add_argument("--max-grad-norm", type=float, default=1.0, help="0 disables clipping")
     t.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU or GPU); weights stay fp32")
+    t.add_argument("--compile", action="store_true",
+                   help="torch.compile the model (model.py as it is, subclasses and patches included)")
+    t.add_argument("--compile-backend", default="inductor", help=argparse.SUPPRESS)  # tests: aot_eager
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     t.add_argument("--seed", type=int, default=42)
@@ -373,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(e))
     if args.threads:
         torch.set_num_threads(args.threads)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: data-parallel, one process per rank
+        return run_distributed(args.device, lambda dist: _train(args, dist), FinetuneError)
     return _train(args)
 
 
@@ -381,7 +387,7 @@ def _say(args, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def _train(args) -> int:
+def _train(args, dist: Dist | None = None) -> int:
     from .. import model as M
     from ..config import AlbertConfig
     from ..hub import ModelSource
@@ -391,7 +397,10 @@ def _train(args) -> int:
 
     out = Path(args.output_dir)
     state_path = out / CHECKPOINT_DIR / STATE_FILE
-    device = _device(args.device)
+    device = dist.device if dist is not None else _device(args.device)
+    if dist is None:
+        dist = Dist("cpu")  # one process (WORLD_SIZE unset): no process group
+    main = dist.main
     state = None
     if args.resume:
         state = _load_state(state_path, args)
@@ -416,7 +425,7 @@ def _train(args) -> int:
     data = TaskData(args, tokenizer, base_config)
     if not data.train:
         raise FinetuneError(f"{args.train}: no training examples")
-    global_batch = args.batch_size * args.grad_accum
+    global_batch = dist.world * args.batch_size * args.grad_accum
     max_steps = args.max_steps or max(1, math.ceil(args.epochs * len(data.train) / global_batch))
     warmup = args.warmup_steps if args.warmup_steps is not None else round(args.warmup_ratio * max_steps)
     if not 0 <= warmup <= max_steps:
@@ -462,24 +471,28 @@ def _train(args) -> int:
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         step, history, best = state["step"], state["history"], state["best"]
-        _set_rng_state(state["rng"], device)
+        rng = state["rng"]
+        _set_rng_state(rng[dist.rank] if isinstance(rng, list) else rng, device)
     else:
-        torch.manual_seed(args.seed + 1)  # dropout masks
-        tokenizer.save_pretrained(out)
-        (out / "train_args.json").write_text(json.dumps(vars(args), indent=2, default=str) + "\n")
-        if not data.has_dev:
-            model.save_pretrained(out)
+        torch.manual_seed(args.seed + 1 + dist.rank)  # dropout masks (rank 0 as without torchrun)
+        if main:
+            tokenizer.save_pretrained(out)
+            (out / "train_args.json").write_text(json.dumps(vars(args), indent=2, default=str) + "\n")
+            if not data.has_dev:
+                model.save_pretrained(out)
+    ddp = dist.wrap(model)  # DistributedDataParallel with torchrun, else the model itself
+    step_model = compile_module(ddp, args.compile, args.compile_backend)
     pad_id = tokenizer.pad_token_id
     order = BatchOrder(len(data.train), global_batch, args.seed)
     n_params = sum(p.numel() for p in model.parameters())
-    _say(args, f"finetune: {args.task} on {data.n_train_examples:,} examples ({len(data.train):,} inputs)"
+    _say(args if main else argparse.Namespace(quiet=True), f"finetune: {args.task} on {data.n_train_examples:,} examples ({len(data.train):,} inputs)"
                + (f", {len(data.labels)} labels" if data.labels else "")
                + f"; {n_params:,} parameters on {device.type}; {max_steps} steps of {global_batch} "
                f"({max_steps * global_batch / len(data.train):.2f} epochs), warm-up {warmup}; "
                + (f"resuming at step {step}" if step else "from the start"))
 
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.bf16 else nullcontext()
-    log = open(out / LOG_FILE, "a" if state is not None else "w", encoding="utf-8")
+    amp = autocast(device, args.bf16)
+    log = open(out / LOG_FILE if main else os.devnull, "a" if state is not None else "w", encoding="utf-8")
     start_time = time.perf_counter()
     window_loss, window_n = 0.0, 0
     last_eval = history[-1] if history else None
@@ -487,13 +500,19 @@ def _train(args) -> int:
     def save_state():
         from ..files import atomic_write
 
+        rngs = dist.gather(_rng_state(device))
+        if not main:
+            return
         state = {"step": step, "config": config.to_dict(), "model": model.state_dict(),
-                 "optimizer": optimizer.state_dict(), "rng": _rng_state(device), "history": history, "best": best,
-                 "args": _saved_args(args)}
+                 "optimizer": optimizer.state_dict(), "rng": rngs[0] if dist.world == 1 else rngs,
+                 "history": history, "best": best, "args": _saved_args(args)}
         atomic_write(state_path, lambda tmp: torch.save(state, tmp))
 
     def run_eval():
         nonlocal best, last_eval
+        if not main:  # rank 0 evaluates; the others wait for it
+            dist.barrier()
+            return
         scores = evaluate(model, data, args, pad_id)
         record = {"step": step, "epoch": round(step * global_batch / len(data.train), 4), **scores}
         history.append(record)
@@ -503,9 +522,10 @@ def _train(args) -> int:
         if best is None or scores[args.metric] > best[args.metric]:
             best = record
             model.save_pretrained(out)
+        dist.barrier()
 
     progress, postfix = None, {}
-    if not args.quiet:
+    if not args.quiet and main:
         from tqdm import tqdm
 
         progress = tqdm(total=max_steps, initial=step, desc="finetune", unit="step", dynamic_ncols=True,
@@ -515,13 +535,15 @@ def _train(args) -> int:
             lr = lr_at(args.lr, warmup, max_steps, step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            indices = order.step(step)
+            indices = order.step(step)[dist.rank::dist.world]  # this rank's share of the global batch
             for j in range(args.grad_accum):
                 micro = [data.train[i] for i in indices[j * args.batch_size:(j + 1) * args.batch_size]]
                 batch = {k: v.to(device) for k, v in make_batch(args.task, micro, pad_id).items()}
-                with autocast:
-                    loss = model(**batch).loss
-                (loss / args.grad_accum).backward()
+                sync = nullcontext() if (not dist.enabled or j == args.grad_accum - 1) else ddp.no_sync()
+                with sync:
+                    with amp:
+                        loss = step_model(**batch).loss
+                    (loss / args.grad_accum).backward()
                 window_loss += loss.item()
                 window_n += 1
             if args.max_grad_norm > 0:
@@ -538,9 +560,10 @@ def _train(args) -> int:
                 postfix["loss"] = f"{record['loss']:.4f}"
             if data.has_dev and (step % eval_every == 0 or step == max_steps):
                 run_eval()
-                postfix[f"dev_{args.metric}"] = f"{last_eval[args.metric]:.4f}"
+                if last_eval is not None:
+                    postfix[f"dev_{args.metric}"] = f"{last_eval[args.metric]:.4f}"
             if step % save_every == 0 or step == max_steps:
-                if not data.has_dev:
+                if not data.has_dev and main:
                     model.save_pretrained(out)
                 save_state()
             if progress is not None:
@@ -553,6 +576,8 @@ def _train(args) -> int:
             progress.close()
         log.close()
 
+    if not main:
+        return 0
     summary = {
         "task": args.task, "model": args.model, "metric": args.metric, "steps": step,
         "epochs": round(step * global_batch / len(data.train), 4), "train_examples": data.n_train_examples,

@@ -123,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU or GPU); weights stay fp32")
     t.add_argument("--compile", action="store_true",
                    help="torch.compile the model (model.py as it is, subclasses and patches included)")
+    t.add_argument("--compile-backend", default="inductor", help=argparse.SUPPRESS)  # tests: aot_eager
     t.add_argument("--device", default="auto", help="auto, cpu, cuda")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads per rank")
     t.add_argument("--seed", type=int, default=12345)
@@ -360,7 +361,7 @@ def _train(args, dist: Dist) -> int:
         torch.manual_seed(args.seed + 1 + dist.rank)  # dropout differs per rank
     # DDP around the objective, then torch.compile around that (the order DDP documents)
     ddp = dist.wrap(objective)
-    step_module = compile_module(ddp, args.compile)
+    step_module = compile_module(ddp, args.compile, args.compile_backend)
 
     if dist.main:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
