@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -117,6 +116,17 @@ def bench_prep(args) -> dict:
                          "seconds": round(r["seconds"], 2), "mb_per_s": round(size / r["seconds"], 2),
                          "peak_rss_mb": round(r["peak_rss_mb"], 1)})
             print(rows[-1], flush=True)
+        # a short training run on the prepared data: its peak RSS should not grow with the corpus
+        body = (f"from minialbert.pretrain.train import main\n"
+                f"main(['--data', {str(work / f'd{mb}_1')!r}, '--output-dir', {str(work / f't{mb}')!r}, "
+                f"'--hidden-size', '64', '--num-layers', '2', '--num-heads', '2', '--intermediate-size', '128', "
+                f"'--embedding-size', '32', '--max-seq-length', '128', '--batch-size', '8', '--max-steps', '5', "
+                f"'--threads', '1', '--device', 'cpu', '--quiet'])")
+        r = _measure(body)
+        rows.append({"side": "minialbert pretrain --data (5 steps, tiny model)", "size_mb": round(size, 1),
+                     "workers": 1, "seconds": round(r["seconds"], 2), "mb_per_s": None,
+                     "peak_rss_mb": round(r["peak_rss_mb"], 1)})
+        print(rows[-1], flush=True)
         if args.peer and mb == min(args.sizes_mb):
             tok_dir = work / "hf_tok"
             if not tok_dir.exists():

@@ -485,7 +485,8 @@ def _train(args, dist: Dist | None = None) -> int:
     pad_id = tokenizer.pad_token_id
     order = BatchOrder(len(data.train), global_batch, args.seed)
     n_params = sum(p.numel() for p in model.parameters())
-    _say(args if main else argparse.Namespace(quiet=True), f"finetune: {args.task} on {data.n_train_examples:,} examples ({len(data.train):,} inputs)"
+    say_args = args if main else argparse.Namespace(quiet=True)  # one rank speaks
+    _say(say_args, f"finetune: {args.task} on {data.n_train_examples:,} examples ({len(data.train):,} inputs)"
                + (f", {len(data.labels)} labels" if data.labels else "")
                + f"; {n_params:,} parameters on {device.type}; {max_steps} steps of {global_batch} "
                f"({max_steps * global_batch / len(data.train):.2f} epochs), warm-up {warmup}; "

@@ -33,7 +33,6 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
 import signal
 import sys
 import time
