@@ -1,16 +1,17 @@
-"""Pre-train ALBERT from scratch on a plain-text corpus (MLM with n-gram masking + SOP).
+"""Pre-train ALBERT from scratch on a prepared corpus (MLM with n-gram masking + SOP).
 
-    python scripts/pretrain.py --corpus corpus.txt --output-dir out \\
+    minialbert pretrain-data corpus/ --output data --vocab-size 8000 --valid-fraction 0.01
+    python scripts/pretrain.py --data data --output-dir out \\
         --hidden-size 256 --num-layers 6 --num-heads 4 --intermediate-size 1024 \\
-        --vocab-size 8000 --max-seq-length 128 --batch-size 32 --max-steps 2000
+        --max-seq-length 128 --batch-size 32 --max-steps 2000 [--compile] [--bf16]
+    python scripts/pretrain.py --corpus corpus.txt ...     # prepares into OUT/data first, then the same
     torchrun --nproc_per_node 2 scripts/pretrain.py ...     # same flags, DistributedDataParallel
 
 What happens, in order:
-  1. the corpus is read (documents = blank-line-separated blocks) and, unless --vocab names an
-     existing spiece.model, a SentencePiece unigram vocabulary with ALBERT's id layout is trained
-     on it (rank 0); the tokenizer (minialbert.AlbertTokenizer, --tokenizer-compat) is saved as
-     OUT/spiece.model + OUT/tokenizer_config.json, and tokenizes the corpus exactly as it will
-     tokenize text at inference;
+  1. the prepared data (prepare.py: token-id shards, memory-mapped; --corpus prepares them into
+     OUT/data first, on rank 0) and its tokenizer (minialbert.AlbertTokenizer, the data's
+     --tokenizer-compat), saved as OUT/spiece.model + OUT/tokenizer_config.json, so inference
+     tokenizes exactly as the data was tokenized;
   2. documents become sentence-order pairs; step s uses a batch that is a pure function of s
      (see data.py), each rank taking its own shard;
   3. each optimizer step runs --grad-accum micro-batches (gradients synchronized on the last
@@ -19,8 +20,9 @@ What happens, in order:
      states of every rank) and OUT/{config.json, model.safetensors}, each written to a temp file
      and renamed, so a crash leaves the previous checkpoint intact; --resume continues from it
      with exactly the batches the uninterrupted run would have used;
-  5. every --log-every steps: MLM loss, MLM accuracy, SOP loss/accuracy, lr, tokens/s on stdout
-     and in OUT/log.jsonl.
+  5. every --log-every steps: MLM loss, MLM accuracy, SOP loss/accuracy, lr, tokens/s (MFU with
+     --peak-tflops) on stdout and in OUT/log.jsonl (TensorBoard too with --report-to tensorboard);
+     every --eval-every steps the loss on the held-out split.
 
 The output directory loads with minialbert.AlbertModel.from_pretrained(OUT) (or
 AlbertForPreTraining, Embedder, FillMask, AlbertTokenizer), and with transformers when --sharing
