@@ -126,8 +126,8 @@ def test_prepare_killed_with_sigkill_keeps_its_shards_and_resumes_to_the_same_re
     d, corpus, docs, vocab = toy
     base = [sys.executable, "-m", "minialbert", "pretrain-data", str(corpus), "--vocab", str(vocab),
             "--shard-tokens", "1500", "--quiet", "--valid-fraction", "0.1"]
-    p = subprocess.run([*base, "--output", str(tmp_path / "ref")], env=env(), capture_output=True, text=True,
-                       timeout=120)
+    p = subprocess.run([*base, "--output", str(tmp_path / "ref"), "--workers", "2"], env=env(), capture_output=True,
+                       text=True, timeout=120)  # two tokenizer processes started from `python -m minialbert`
     assert p.returncode == 0, p.stderr
     killed = tmp_path / "killed"
     p = subprocess.run([*base, "--output", str(killed), "--kill-after-shards", "3"], env=env(),
