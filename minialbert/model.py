@@ -363,7 +363,8 @@ class AlbertModel(nn.Module):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ) -> AlbertOutput:
-        check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids)
+        if not torch.compiler.is_compiling():  # the checks read values (a graph break under torch.compile)
+            check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids)
         embedded = self.embeddings(input_ids, token_type_ids, position_ids)
         mask = additive_attention_mask(attention_mask, embedded.dtype)
         h, hidden_states, attentions = self.encoder(embedded, mask, output_hidden_states, output_attentions)
