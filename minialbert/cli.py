@@ -8,48 +8,13 @@ keeps its traceback.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import warnings
 
 from .errors import MinialbertError
 
 
-# A value that starts like a negative number: "-1", "-1,-2", "-.5", "-1e-3".
-_NEGATIVE_VALUE = re.compile(r"-\.?[0-9]")
-
-
-def attach_negative_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
-    """Rewrite `--layer -1,-2` as `--layer=-1,-2` for every option of `parser` that takes a value.
-
-    argparse reads a word that starts with "-" as an option, unless it is exactly a negative
-    number: so `--layer -1` works but `--layer -1,-2` (a list) and `--lr -1e-3` fail with
-    "expected one argument". No option name starts with a digit, so a word such as "-1,-2"
-    after an option that takes a value can only be that value. Words after "--" are left alone.
-    Only full option names are rewritten (every parser has allow_abbrev=False).
-    """
-    takes_value: set[str] = set()
-    stack = [parser]
-    while stack:
-        p = stack.pop()
-        for action in p._actions:
-            if action.option_strings and action.nargs != 0:
-                takes_value.update(action.option_strings)
-            if isinstance(action, argparse._SubParsersAction):
-                stack.extend(action.choices.values())
-    out: list[str] = []
-    i = 0
-    while i < len(argv):
-        word = argv[i]
-        if word == "--":
-            return out + argv[i:]
-        if word in takes_value and i + 1 < len(argv) and _NEGATIVE_VALUE.match(argv[i + 1]):
-            out.append(f"{word}={argv[i + 1]}")
-            i += 2
-            continue
-        out.append(word)
-        i += 1
-    return out
+from .argv import attach_negative_values  # noqa: F401  (re-exported: older imports)
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -482,6 +447,12 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------- fine-tuned task models
 # classify / answer / tag run the heads of model.py section 7 through minialbert.tasks;
+def cmd_pretrain_data(args: argparse.Namespace) -> int:
+    from .pretrain.prepare import main as prepare_main
+
+    return int(prepare_main(args.rest) or 0)
+
+
 # finetune hands its argument list to minialbert.finetune.train.
 def cmd_finetune(args: argparse.Namespace) -> int:
     from .finetune.train import main as finetune_main
@@ -801,7 +772,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
     p.set_defaults(func=cmd_prune)
 
-    for name, func, text in (("pretrain", cmd_pretrain, "pre-train an ALBERT from scratch (MLM + SOP; see --help)"),
+    for name, func, text in (("pretrain-data", cmd_pretrain_data, "tokenize a corpus once into memory-mappable "
+                                                                  "shards for pretrain --data (see --help)"),
+                             ("pretrain", cmd_pretrain, "pre-train an ALBERT from scratch (MLM + SOP; see --help)"),
                              ("finetune", cmd_finetune, "fine-tune a task head: classify, regression, multilabel, "
                                                         "tag, qa (see --help)"),
                              ("glue", cmd_glue, "fine-tune and score a model on the GLUE tasks (see --help)"),
@@ -846,7 +819,7 @@ def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser = sub.choices[name]
 
 
-PASSTHROUGH = {"pretrain": cmd_pretrain, "finetune": cmd_finetune, "glue": cmd_glue,  # commands with their own
+PASSTHROUGH = {"pretrain": cmd_pretrain, "pretrain-data": cmd_pretrain_data, "finetune": cmd_finetune, "glue": cmd_glue,  # commands with their own
                "compare": cmd_compare, "distill": cmd_distill}  # argument parser
 
 

@@ -135,6 +135,9 @@ class Embeddings(nn.Module):
 #    so padding gets zero attention probability.
 #    A pruned layer (minialbert prune) keeps h' < h heads: the same equations with the pruned
 #    heads' columns of W^Q, W^K, W^V and rows of W^O removed, so its attention is h' * d_k wide.
+#    Two ways to compute Attention(Q,K,V), the same equation: written out (scores, softmax,
+#    weighted sum: what you read, and the probabilities output_attentions returns), or in one
+#    fused kernel, F.scaled_dot_product_attention, when nobody asks for the probabilities.
 # ---------------------------------------------------------------------------------------------
 class SelfAttention(nn.Module):
     def __init__(self, config: AlbertConfig, num_heads: int | None = None):
@@ -159,17 +162,21 @@ class SelfAttention(nn.Module):
         return x.view(batch, seq, self.num_heads, self.head_dim).transpose(1, 2)
 
     def forward(
-        self, x: torch.Tensor, additive_mask: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, x: torch.Tensor, additive_mask: torch.Tensor | None, need_probs: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         q = self.split_heads(self.query(x))
         k = self.split_heads(self.key(x))
         v = self.split_heads(self.value(x))
 
-        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim)  # Q K^T / sqrt(d_k)
-        if additive_mask is not None:
-            scores = scores + additive_mask  # + M, broadcast over heads and query positions
-        probs = torch.softmax(scores, dim=-1)
-        context = torch.matmul(self.attention_dropout(probs), v)  # (batch, heads, seq, d_k)
+        if need_probs:  # the equation written out; returns the probabilities
+            scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim)  # Q K^T / sqrt(d_k)
+            if additive_mask is not None:
+                scores = scores + additive_mask  # + M, broadcast over heads and query positions
+            probs = torch.softmax(scores, dim=-1)
+            context = torch.matmul(self.attention_dropout(probs), v)  # (batch, heads, seq, d_k)
+        else:  # softmax(Q K^T / sqrt(d_k) + M) V in one fused kernel (dropout on the probabilities too)
+            p = self.attention_dropout.p if self.training else 0.0
+            context, probs = F.scaled_dot_product_attention(q, k, v, attn_mask=additive_mask, dropout_p=p), None
 
         batch, _, seq, _ = context.shape
         concat = context.transpose(1, 2).reshape(batch, seq, -1)  # Concat(head_1..head_h)
@@ -208,9 +215,10 @@ class AlbertLayer(nn.Module):
         self.feed_forward = FeedForward(config, config.layer_intermediate_size(index))
 
     def forward(
-        self, x: torch.Tensor, additive_mask: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        x, probs = self.attention(x, additive_mask)
+        self, x: torch.Tensor, additive_mask: torch.Tensor | None, need_probs: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # need_probs is passed only when True, so an attention module written as forward(x, mask) still runs
+        x, probs = self.attention(x, additive_mask, need_probs=True) if need_probs else self.attention(x, additive_mask)
         return self.feed_forward(x), probs
 
 
@@ -267,7 +275,7 @@ class Encoder(nn.Module):
         hidden_states = [h] if output_hidden_states else None
         attentions = [] if output_attentions else None
         for layer in self.layer_calls():
-            h, probs = layer(h, additive_mask)
+            h, probs = layer(h, additive_mask, need_probs=True) if output_attentions else layer(h, additive_mask)
             if output_hidden_states:
                 hidden_states.append(h)
             if output_attentions:
@@ -363,7 +371,8 @@ class AlbertModel(nn.Module):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ) -> AlbertOutput:
-        check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids)
+        if not torch.compiler.is_compiling():  # the checks read values (a graph break under torch.compile)
+            check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids)
         embedded = self.embeddings(input_ids, token_type_ids, position_ids)
         mask = additive_attention_mask(attention_mask, embedded.dtype)
         h, hidden_states, attentions = self.encoder(embedded, mask, output_hidden_states, output_attentions)

@@ -1,4 +1,5 @@
 """Input files read as streams of texts: .txt, .jsonl, .csv/.tsv and .parquet, one text at a time.
+Line-based formats may be gzip-compressed (corpus.txt.gz, rows.jsonl.gz): read as they decompress.
 
     inp = open_input("corpus.jsonl", field="body")
     for text in inp.texts():            # never holds more than one line (or one Parquet batch)
@@ -15,6 +16,7 @@ read started. Text ids are 0, 1, 2, ... in input order: line i + 1 of a .txt fil
 from __future__ import annotations
 
 import csv
+import gzip
 import itertools
 import os
 from dataclasses import dataclass
@@ -69,11 +71,16 @@ class TextInput:
             raise InputError(f"input is a directory, not a file: {path}")
         self.size = stat.st_size
         self.mtime_ns = stat.st_mtime_ns
-        fmt = format or FORMATS.get(self.path.suffix.lower(), "txt")
+        self.compressed = self.path.suffix.lower() == ".gz"
+        suffix = Path(self.path.stem).suffix if self.compressed else self.path.suffix
+        fmt = format or FORMATS.get(suffix.lower(), "txt")
         if fmt == "txt" and field is not None:
             fmt = "jsonl"
         if fmt not in set(FORMATS.values()):
             raise InputError(f"unknown input format {fmt!r}: use txt, jsonl, csv, tsv or parquet")
+        if self.compressed and fmt == "parquet":
+            raise InputError(f"{path}: a gzip-compressed Parquet file cannot be streamed; Parquet compresses "
+                             "its own columns, so store it uncompressed")
         self.format = fmt
         self.field = None if fmt == "txt" else (field or DEFAULT_FIELD)
         self.num_rows: int | None = None
@@ -85,8 +92,9 @@ class TextInput:
             elif fmt in ("csv", "tsv"):
                 self._open_csv()
             else:
-                with open(self.path, "rb"):
-                    pass
+                with open(self.path, "rb") as f:
+                    if self.compressed and f.read(2) not in (b"\x1f\x8b", b""):
+                        raise InputError(f"{path}: not a gzip file (its name ends in .gz)")
         except PermissionError as e:
             raise InputError(f"cannot read input file {path}: {e.strerror}") from None
 
@@ -160,14 +168,18 @@ class _LineReader:
         self.name = inp.name
         self.offset, self.line = start.offset, start.line
         self.keep_newline = keep_newline
-        self._file = open(inp.path, "rb")
-        self._file.seek(start.offset)
+        self._file = gzip.open(inp.path, "rb") if inp.compressed else open(inp.path, "rb")
+        if start.offset:
+            self._file.seek(start.offset)  # a gzip stream seeks by decompressing up to the offset
 
     def __iter__(self) -> "_LineReader":
         return self
 
     def __next__(self) -> str:
-        raw = self._file.readline()
+        try:
+            raw = self._file.readline()
+        except (OSError, EOFError) as e:  # a corrupt or truncated .gz
+            raise InputError(f"{self.name}: cannot decompress after line {self.line - 1} ({e})") from None
         if not raw:
             self.close()
             raise StopIteration

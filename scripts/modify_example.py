@@ -34,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402, N812
 from torch import nn  # noqa: E402
 
 from minialbert import AlbertConfig, AlbertForPreTraining, Embedder  # noqa: E402
@@ -54,16 +55,20 @@ class GatedSelfAttention(SelfAttention):
         super().__init__(config)
         self.gate = nn.Parameter(torch.ones(()))  # g = 1: exactly the stock layer at the start
 
-    def forward(self, x, additive_mask):
+    def forward(self, x, additive_mask, need_probs=False):
         # model.py's SelfAttention.forward, with one change (marked).
         q = self.split_heads(self.query(x))
         k = self.split_heads(self.key(x))
         v = self.split_heads(self.value(x))
-        scores = torch.matmul(q, k.transpose(-1, -2)) / self.head_dim ** 0.5
-        if additive_mask is not None:
-            scores = scores + additive_mask
-        probs = torch.softmax(scores, dim=-1)
-        context = torch.matmul(self.attention_dropout(probs), v)
+        if need_probs:
+            scores = torch.matmul(q, k.transpose(-1, -2)) / self.head_dim ** 0.5
+            if additive_mask is not None:
+                scores = scores + additive_mask
+            probs = torch.softmax(scores, dim=-1)
+            context = torch.matmul(self.attention_dropout(probs), v)
+        else:
+            p = self.attention_dropout.p if self.training else 0.0
+            context, probs = F.scaled_dot_product_attention(q, k, v, attn_mask=additive_mask, dropout_p=p), None
         batch, _, seq, _ = context.shape
         attended = self.output_dropout(self.output(context.transpose(1, 2).reshape(batch, seq, -1)))
         return self.norm(x + self.gate * attended), probs  # <- the change: g * MultiHead(x)

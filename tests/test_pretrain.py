@@ -19,7 +19,7 @@ from minialbert.pretrain.objectives import PretrainingObjective, mlm_loss, sop_l
 from minialbert.pretrain.optim import Lamb, linear_schedule
 from minialbert.pretrain.toy import write_corpus
 
-LOSS_TOL = 2e-6  # README, "Pre-training": the loss equals transformers' to within this
+LOSS_TOL = 2e-6  # docs/guides/pretraining.md: the loss equals transformers' to within this
 
 
 @pytest.fixture(scope="module")

@@ -158,9 +158,11 @@ def test_resume_refuses_a_different_data_stream(tmp_path, corpus, vocab, one_thr
 
 
 def test_torchrun_two_cpu_ranks_end_identical(tmp_path, corpus, vocab):
-    out = tmp_path / "ddp"
+    out, data = tmp_path / "ddp", tmp_path / "data"
+    prepare = [sys.executable, "-m", "minialbert", "pretrain-data", str(corpus), *vocab, "--output", str(data), "--quiet"]
+    assert subprocess.run(prepare, env=env(), timeout=120).returncode == 0
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", SCRIPT,
-           "--corpus", str(corpus), "--output-dir", str(out), *TINY, *vocab, "--batch-size", "4", "--grad-accum", "2",
+           "--data", str(data), "--output-dir", str(out), *TINY, "--batch-size", "4", "--grad-accum", "2",
            "--max-steps", "6", "--save-every", "3", "--log-every", "2", "--dropout", "0.1", "--log-data"]
     p = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]

@@ -21,7 +21,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 INSTALL_AND_RUN = ('pip install torch==2.13.0 && pip install -e . && minialbert embed "这是一个测试句子。" '
                    '"Another sentence." --model albert-base-v2 --pooling mean')
 INSTALL_AND_TEST = ('S=$([ "$(id -u)" = 0 ] || echo sudo); pip install torch==2.13.0 && '
-                    'pip install -e ".[test,viz,stream,ray,onnx,glue,docs,search,serve]" && '
+                    'pip install -e ".[test,viz,stream,ray,onnx,glue,docs,search,serve,tensorboard]" && '
                     "$S apt-get update && $S apt-get install -y chromium && python -m pytest -q")  # S: sudo unless root
 
 

@@ -44,7 +44,9 @@ from ..errors import MinialbertError
 from . import FinetuneError
 from .data import TASKS, check_labels, collate, collect_labels, encode_examples, encode_tagged, \
     read_examples, read_tagged
-from ..pretrain.train import _rng_state, _set_rng_state  # the same RNG bookkeeping as pre-training
+from ..training import Dist, autocast, compile_module, run_distributed  # shared with pre-training
+from ..training import rng_state as _rng_state, set_rng_state as _set_rng_state
+from .options import METRICS, _check_args, _device, build_parser  # noqa: F401  (the command line)
 from .metrics import accuracy, entity_f1, macro_f1, matthews_corrcoef, pearson, spearman, squad_scores
 
 CHECKPOINT_DIR = "checkpoint"
@@ -54,129 +56,10 @@ METRICS_FILE = "metrics.json"
 HEADS = {"classify": "AlbertForSequenceClassification", "regression": "AlbertForSequenceClassification",
          "multilabel": "AlbertForSequenceClassification", "tag": "AlbertForTokenClassification",
          "qa": "AlbertForQuestionAnswering"}
-METRICS = {"classify": ("accuracy", "macro_f1", "mcc"), "regression": ("pearson", "spearman"),
-           "multilabel": ("micro_f1", "subset_accuracy"), "tag": ("f1", "precision", "recall", "token_accuracy"),
-           "qa": ("f1", "exact_match")}
 PROBLEM_TYPES = {"classify": "single_label_classification", "regression": "regression",
                  "multilabel": "multi_label_classification"}
 # Options that do not change what is computed: they may differ between a run and its --resume.
-_FREE_ON_RESUME = {"resume", "overwrite", "quiet", "kill_after_step", "threads"}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="minialbert finetune", description=__doc__.split("\n\n")[0], allow_abbrev=False,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    d = p.add_argument_group("task and data")
-    d.add_argument("--task", choices=TASKS, default="classify",
-                   help="classify (one label per text), regression, multilabel, tag (BIO tags per word), "
-                        "qa (SQuAD-style extractive question answering)")
-    d.add_argument("--train", required=True, metavar="FILE",
-                   help=".csv/.tsv/.jsonl (classify, regression, multilabel), .jsonl (tag), SQuAD .json/.jsonl (qa)")
-    d.add_argument("--dev", metavar="FILE", help="evaluation file, same format (optional)")
-    d.add_argument("--text-column", help="text column (default: text; tag: tokens)")
-    d.add_argument("--pair-column", help="second text of a pair (default: text_pair when the file has it)")
-    d.add_argument("--label-column", help="label column (default: label; tag: tags)")
-    d.add_argument("--label-separator", default=",", help="multilabel: separator of labels in a CSV/TSV cell")
-    d.add_argument("--labels", help="comma-separated label names in id order (default: the model's "
-                                    "id2label if fine-tuned, else the training file's labels, sorted)")
-    d.add_argument("--max-length", type=int, default=None,
-                   help="tokens per input, special tokens included (default: 128; qa: 384)")
-    d.add_argument("--doc-stride", type=int, default=128, help="qa: tokens shared by consecutive context windows")
-    d.add_argument("--max-query-length", type=int, default=64, help="qa: question tokens kept")
-    d.add_argument("--max-answer-length", type=int, default=30, help="qa: longest answer, in tokens")
-    d.add_argument("--n-best", type=int, default=20, help="qa: start/end candidates per window")
-    d.add_argument("--null-threshold", type=float, default=0.0,
-                   help="qa, SQuAD 2.0: answer 'no answer' when its score beats the best span by more than this")
-    m = p.add_argument_group("model and output")
-    m.add_argument("--model", "-m", default="albert-base-v2", help="checkpoint directory or Hub repo id to start from")
-    m.add_argument("--revision", default=None)
-    m.add_argument("--cache-dir", default=None)
-    m.add_argument("--offline", action="store_true", help="use only the local Hugging Face cache")
-    m.add_argument("--classifier-dropout", type=float, default=None,
-                   help="dropout before the head (default: the config's classifier_dropout_prob, 0.1)")
-    m.add_argument("--dropout", type=float, default=None,
-                   help="dropout inside the model: hidden_dropout_prob and attention_probs_dropout_prob "
-                        "(default: the config's; 0 in the v2 checkpoints)")
-    m.add_argument("--output-dir", required=True)
-    m.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoint")
-    m.add_argument("--overwrite", action="store_true", help="start afresh even if OUTPUT_DIR holds a run")
-    t = p.add_argument_group("optimization")
-    t.add_argument("--batch-size", type=int, default=32, help="examples per micro-batch")
-    t.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
-    t.add_argument("--epochs", type=float, default=3.0, help="passes over the training data (if no --max-steps)")
-    t.add_argument("--max-steps", type=int, default=None, help="optimizer steps (overrides --epochs)")
-    t.add_argument("--lr", type=float, default=2e-5, help="peak learning rate")
-    t.add_argument("--warmup-steps", type=int, default=None, help="default: --warmup-ratio of the steps")
-    t.add_argument("--warmup-ratio", type=float, default=0.1)
-    t.add_argument("--weight-decay", type=float, default=0.01)
-    t.add_argument("--adam-beta1", type=float, default=0.9)
-    t.add_argument("--adam-beta2", type=float, default=0.999)
-    t.add_argument("--adam-eps", type=float, default=1e-6)
-    t.add_argument("--max-grad-norm", type=float, default=1.0, help="0 disables clipping")
-    t.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU or GPU); weights stay fp32")
-    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    t.add_argument("--seed", type=int, default=42)
-    o = p.add_argument_group("evaluation, logging, checkpoints")
-    o.add_argument("--eval-every", type=int, default=None, help="steps between dev evaluations (default: once per epoch)")
-    o.add_argument("--eval-batch-size", type=int, default=64)
-    o.add_argument("--metric", default=None, help="dev metric that picks the best checkpoint (default: "
-                   + "; ".join(f"{k}: {v[0]}" for k, v in METRICS.items()) + ")")
-    o.add_argument("--save-every", type=int, default=None, help="steps between resumable checkpoints "
-                                                                "(default: --eval-every)")
-    o.add_argument("--log-every", type=int, default=10)
-    o.add_argument("--quiet", action="store_true", help="no progress bar or messages (logs are still written)")
-    p.add_argument("--kill-after-step", type=int, default=None, help=argparse.SUPPRESS)  # tests: simulate a crash
-    return p
-
-
-# ------------------------------------------------------------------------------ checks
-def _check_args(args) -> None:
-    for name in ("batch_size", "grad_accum", "max_steps", "eval_every", "save_every", "log_every", "threads",
-                 "eval_batch_size", "max_query_length", "max_answer_length", "n_best"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise FinetuneError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    if args.max_length is None:
-        args.max_length = 384 if args.task == "qa" else 128
-    if args.max_length < 8:
-        raise FinetuneError(f"--max-length must be >= 8, got {args.max_length}")
-    if args.doc_stride < 0:
-        raise FinetuneError(f"--doc-stride must be >= 0, got {args.doc_stride}")
-    if args.lr <= 0:
-        raise FinetuneError(f"--lr must be positive, got {args.lr}")
-    if args.epochs <= 0:
-        raise FinetuneError(f"--epochs must be positive, got {args.epochs}")
-    if not 0 <= args.warmup_ratio <= 1:
-        raise FinetuneError(f"--warmup-ratio must be in [0, 1], got {args.warmup_ratio}")
-    if args.classifier_dropout is not None and not 0 <= args.classifier_dropout < 1:
-        raise FinetuneError(f"--classifier-dropout must be in [0, 1), got {args.classifier_dropout}")
-    if args.dropout is not None and not 0 <= args.dropout < 1:
-        raise FinetuneError(f"--dropout must be in [0, 1), got {args.dropout}")
-    metric = args.metric or METRICS[args.task][0]
-    if metric not in METRICS[args.task]:
-        raise FinetuneError(f"--metric {metric!r} is not a {args.task} metric; use one of "
-                            f"{', '.join(METRICS[args.task])}")
-    args.metric = metric
-    # absolute paths, so that a --resume from another directory is recognised as the same run
-    for name in ("train", "dev", "model"):
-        value = getattr(args, name)
-        if value and os.path.exists(value):
-            setattr(args, name, str(Path(value).resolve()))
-    if args.labels is not None and args.task in ("regression", "qa"):
-        raise FinetuneError(f"--labels does not apply to --task {args.task}")
-
-
-def _device(flag: str) -> torch.device:
-    if flag == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(flag)
-    except RuntimeError:
-        raise FinetuneError(f"unknown --device {flag!r}; use auto, cpu or cuda") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise FinetuneError("--device cuda but no CUDA device is available")
-    return device
+_FREE_ON_RESUME = {"resume", "overwrite", "quiet", "kill_after_step", "threads", "compile", "compile_backend"}
 
 
 # -------------------------------------------------------------------------------- data
@@ -379,7 +262,7 @@ def _load_state(path: Path, args) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Entry point (scripts/finetune.py, `minialbert finetune`). Bad flags print the usage and exit
     2, as in every command; other user mistakes raise MinialbertError (one line, exit 1)."""
-    from ..cli import attach_negative_values
+    from ..argv import attach_negative_values
 
     parser = build_parser()
     args = parser.parse_args(attach_negative_values(parser, sys.argv[1:] if argv is None else list(argv)))
@@ -389,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(e))
     if args.threads:
         torch.set_num_threads(args.threads)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: data-parallel, one process per rank
+        return run_distributed(args.device, lambda dist: _train(args, dist), FinetuneError)
     return _train(args)
 
 
@@ -397,7 +282,7 @@ def _say(args, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def _train(args) -> int:
+def _train(args, dist: Dist | None = None) -> int:
     from .. import model as M
     from ..config import AlbertConfig
     from ..hub import ModelSource
@@ -407,7 +292,10 @@ def _train(args) -> int:
 
     out = Path(args.output_dir)
     state_path = out / CHECKPOINT_DIR / STATE_FILE
-    device = _device(args.device)
+    device = dist.device if dist is not None else _device(args.device)
+    if dist is None:
+        dist = Dist("cpu")  # one process (WORLD_SIZE unset): no process group
+    main = dist.main
     state = None
     if args.resume:
         state = _load_state(state_path, args)
@@ -428,7 +316,7 @@ def _train(args) -> int:
     data = TaskData(args, tokenizer, base_config)
     if not data.train:
         raise FinetuneError(f"{args.train}: no training examples")
-    global_batch = args.batch_size * args.grad_accum
+    global_batch = dist.world * args.batch_size * args.grad_accum
     max_steps = args.max_steps or max(1, math.ceil(args.epochs * len(data.train) / global_batch))
     warmup = args.warmup_steps if args.warmup_steps is not None else round(args.warmup_ratio * max_steps)
     if not 0 <= warmup <= max_steps:
@@ -476,28 +364,33 @@ def _train(args) -> int:
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         step, history, best = state["step"], state["history"], state["best"]
-        _set_rng_state(state["rng"], device)
+        rng = state["rng"]
+        _set_rng_state(rng[dist.rank] if isinstance(rng, list) else rng, device)
     else:
-        torch.manual_seed(args.seed + 1)  # dropout masks
-        try:  # everything a run needs has loaded: only now does the output folder appear
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise FinetuneError(f"cannot create {out}: {e.strerror}") from None
-        tokenizer.save_pretrained(out)
-        (out / "train_args.json").write_text(json.dumps(vars(args), indent=2, default=str) + "\n")
-        if not data.has_dev:
-            model.save_pretrained(out)
+        torch.manual_seed(args.seed + 1 + dist.rank)  # dropout masks (rank 0 as without torchrun)
+        if main:
+            try:  # everything a run needs has loaded: only now does the output folder appear
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise FinetuneError(f"cannot create {out}: {e.strerror}") from None
+            tokenizer.save_pretrained(out)
+            (out / "train_args.json").write_text(json.dumps(vars(args), indent=2, default=str) + "\n")
+            if not data.has_dev:
+                model.save_pretrained(out)
+    ddp = dist.wrap(model)  # DistributedDataParallel with torchrun, else the model itself
+    step_model = compile_module(ddp, args.compile, args.compile_backend)
     pad_id = tokenizer.pad_token_id
     order = BatchOrder(len(data.train), global_batch, args.seed)
     n_params = sum(p.numel() for p in model.parameters())
-    _say(args, f"finetune: {args.task} on {data.n_train_examples:,} examples ({len(data.train):,} inputs)"
+    say_args = args if main else argparse.Namespace(quiet=True)  # one rank speaks
+    _say(say_args, f"finetune: {args.task} on {data.n_train_examples:,} examples ({len(data.train):,} inputs)"
                + (f", {len(data.labels)} labels" if data.labels else "")
                + f"; {n_params:,} parameters on {device.type}; {max_steps} steps of {global_batch} "
                f"({max_steps * global_batch / len(data.train):.2f} epochs), warm-up {warmup}; "
                + (f"resuming at step {step}" if step else "from the start"))
 
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.bf16 else nullcontext()
-    log = open(out / LOG_FILE, "a" if state is not None else "w", encoding="utf-8")
+    amp = autocast(device, args.bf16)
+    log = open(out / LOG_FILE if main else os.devnull, "a" if state is not None else "w", encoding="utf-8")
     start_time = time.perf_counter()
     window_loss, window_n = 0.0, 0
     last_eval = history[-1] if history else None
@@ -505,14 +398,20 @@ def _train(args) -> int:
     def save_state():
         from ..files import atomic_write
 
+        rngs = dist.gather(_rng_state(device))
+        if not main:
+            return
         state = {"step": step, "config": config.to_dict(), "model": model.state_dict(),
-                 "optimizer": optimizer.state_dict(), "rng": _rng_state(device), "history": history, "best": best,
-                 "args": _saved_args(args)}
+                 "optimizer": optimizer.state_dict(), "rng": rngs[0] if dist.world == 1 else rngs,
+                 "history": history, "best": best, "args": _saved_args(args)}
         state_path.parent.mkdir(exist_ok=True)
         atomic_write(state_path, lambda tmp: torch.save(state, tmp))
 
     def run_eval():
         nonlocal best, last_eval
+        if not main:  # rank 0 evaluates; the others wait for it
+            dist.barrier()
+            return
         scores = evaluate(model, data, args, pad_id)
         record = {"step": step, "epoch": round(step * global_batch / len(data.train), 4), **scores}
         history.append(record)
@@ -522,9 +421,10 @@ def _train(args) -> int:
         if best is None or scores[args.metric] > best[args.metric]:
             best = record
             model.save_pretrained(out)
+        dist.barrier()
 
     progress, postfix = None, {}
-    if not args.quiet:
+    if not args.quiet and main:
         from tqdm import tqdm
 
         progress = tqdm(total=max_steps, initial=step, desc="finetune", unit="step", dynamic_ncols=True,
@@ -534,13 +434,15 @@ def _train(args) -> int:
             lr = lr_at(args.lr, warmup, max_steps, step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            indices = order.step(step)
+            indices = order.step(step)[dist.rank::dist.world]  # this rank's share of the global batch
             for j in range(args.grad_accum):
                 micro = [data.train[i] for i in indices[j * args.batch_size:(j + 1) * args.batch_size]]
                 batch = {k: v.to(device) for k, v in make_batch(args.task, micro, pad_id).items()}
-                with autocast:
-                    loss = model(**batch).loss
-                (loss / args.grad_accum).backward()
+                sync = nullcontext() if (not dist.enabled or j == args.grad_accum - 1) else ddp.no_sync()
+                with sync:
+                    with amp:
+                        loss = step_model(**batch).loss
+                    (loss / args.grad_accum).backward()
                 window_loss += loss.item()
                 window_n += 1
             if args.max_grad_norm > 0:
@@ -557,9 +459,10 @@ def _train(args) -> int:
                 postfix["loss"] = f"{record['loss']:.4f}"
             if data.has_dev and (step % eval_every == 0 or step == max_steps):
                 run_eval()
-                postfix[f"dev_{args.metric}"] = f"{last_eval[args.metric]:.4f}"
+                if last_eval is not None:
+                    postfix[f"dev_{args.metric}"] = f"{last_eval[args.metric]:.4f}"
             if step % save_every == 0 or step == max_steps:
-                if not data.has_dev:
+                if not data.has_dev and main:
                     model.save_pretrained(out)
                 save_state()
             if progress is not None:
@@ -572,6 +475,8 @@ def _train(args) -> int:
             progress.close()
         log.close()
 
+    if not main:
+        return 0
     summary = {
         "task": args.task, "model": args.model, "metric": args.metric, "steps": step,
         "epochs": round(step * global_batch / len(data.train), 4), "train_examples": data.n_train_examples,

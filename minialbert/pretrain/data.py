@@ -51,46 +51,109 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
 
 
 # --------------------------------------------------------------------------------- corpus
-def read_documents(paths: list[str | os.PathLike]) -> list[list[str]]:
-    """Documents as lists of segments (raw text: the tokenizer normalizes). Raises PretrainError
-    for missing/empty input."""
+CORPUS_SUFFIXES = (".txt", ".text", ".jsonl", ".ndjson", ".parquet", ".pq")
+
+
+def split_segments(line: str) -> list[str]:
+    """One line of a document -> its segments (the line, cut after . ! ? when followed by text)."""
+    line = line.strip()
+    return [s for s in _SENTENCE_END.split(line) if s] if line else []
+
+
+def corpus_files(paths: list[str | os.PathLike]) -> list[Path]:
+    """Expand the CORPUS arguments: files as given, directories (every corpus file below them,
+    sorted, .gz included) and globs (sorted). Raises PretrainError for a path that names nothing."""
+    import glob
+
     if not paths:
         raise PretrainError("no corpus given: pass --corpus FILE [FILE ...]")
-    docs: list[list[str]] = []
-    for path in paths:
-        path = Path(path)
-        if not path.is_file():
+    files: list[Path] = []
+    for arg in paths:
+        path = Path(arg)
+        if path.is_dir():
+            found = sorted(f for f in path.rglob("*") if f.is_file() and _is_corpus_file(f))
+            if not found:
+                raise PretrainError(f"corpus directory {path} holds no .txt, .jsonl or .parquet file (or .gz of one)")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        elif any(c in str(arg) for c in "*?["):
+            found = sorted(Path(f) for f in glob.glob(str(arg), recursive=True) if Path(f).is_file())
+            if not found:
+                raise PretrainError(f"corpus pattern {arg} matches no file")
+            files.extend(found)
+        else:
             raise PretrainError(f"corpus file not found: {path}")
+    return files
+
+
+def _is_corpus_file(path: Path) -> bool:
+    name = path.name.lower()
+    name = name[:-3] if name.endswith(".gz") else name
+    return name.endswith(CORPUS_SUFFIXES)
+
+
+def iter_documents(paths: list[str | os.PathLike], field: str | None = None):
+    """Documents as lists of segments (raw text: the tokenizer normalizes), streamed: one line (or
+    one Parquet batch) in memory at a time.
+
+    .txt: documents are blank-line-separated blocks, each line a segment (long lines split
+    after . ! ?). .jsonl/.parquet: each row's `field` (default "text") is one document, its
+    lines split the same way. Files may be gzip-compressed. Raises PretrainError (one line)."""
+    from ..files import InputError
+    from ..readers import open_input
+
+    for path in corpus_files(paths):
         try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as e:
-            raise PretrainError(f"corpus file {path} is not UTF-8 text (byte {e.start})") from None
-        except OSError as e:
-            raise PretrainError(f"cannot read corpus file {path}: {e.strerror}") from None
-        current: list[str] = []
-        for line in text.splitlines():
-            line = line.strip()
-            if not line:
+            inp = open_input(path, field=field if not _is_txt(path) else None)
+            if inp.format in ("csv", "tsv"):
+                raise PretrainError(f"{path}: pre-training reads .txt, .jsonl or .parquet corpora, not {inp.format}")
+            stream = inp.texts()
+            if inp.format == "txt":
+                current: list[str] = []
+                for line in stream:
+                    segments = split_segments(line)
+                    if segments:
+                        current.extend(segments)
+                    elif not line.strip() and current:
+                        yield current
+                        current = []
                 if current:
-                    docs.append(current)
-                current = []
-                continue
-            current.extend(s for s in _SENTENCE_END.split(line) if s)
-        if current:
-            docs.append(current)
+                    yield current
+            else:
+                for text in stream:
+                    segments = [s for line in text.splitlines() for s in split_segments(line)]
+                    if segments:
+                        yield segments
+        except InputError as e:
+            raise PretrainError(str(e)) from None
+
+
+def _is_txt(path: Path) -> bool:
+    name = path.name.lower()
+    name = name[:-3] if name.endswith(".gz") else name
+    return not name.endswith((".jsonl", ".ndjson", ".parquet", ".pq", ".csv", ".tsv"))
+
+
+def read_documents(paths: list[str | os.PathLike], field: str | None = None) -> list[list[str]]:
+    """All documents in memory (small corpora, tests). Raises PretrainError for missing/empty input."""
+    docs = list(iter_documents(paths, field))
     if not docs:
         raise PretrainError(f"corpus is empty (no text in {', '.join(str(p) for p in paths)})")
     return docs
 
 
-def train_sentencepiece(docs: list[list[str]], model_path: str | os.PathLike, vocab_size: int,
-                        seed: int = 0, threads: int = 1, compat: str = "transformers") -> None:
+def train_sentencepiece(docs, model_path: str | os.PathLike, vocab_size: int,
+                        seed: int = 0, threads: int = 1, compat: str = "transformers",
+                        max_bytes: int | None = None) -> None:
     """Train a unigram SentencePiece model with ALBERT's special tokens and id layout.
 
-    pad=0 <pad>, unk=1 <unk>, [CLS]=2, [SEP]=3, [MASK]=4, no BOS/EOS, then the user-defined
-    punctuation pieces. vocab_size is a soft limit: a small corpus gets a smaller vocabulary.
-    The text is normalized as AlbertTokenizer(compat=compat) normalizes it (lower case, no
-    accents), so the vocabulary holds the pieces the tokenizer will look for.
+    docs: an iterable of documents (lists of segments); with max_bytes, only the documents
+    up to that much normalized text are used (a bounded sample of a stream: the iterable is
+    not read further). pad=0 <pad>, unk=1 <unk>, [CLS]=2, [SEP]=3, [MASK]=4, no BOS/EOS, then
+    the user-defined punctuation pieces. vocab_size is a soft limit: a small corpus gets a
+    smaller vocabulary. The text is normalized as AlbertTokenizer(compat=compat) normalizes it
+    (lower case, no accents), so the vocabulary holds the pieces the tokenizer will look for.
     """
     import sentencepiece as spm
 
@@ -100,8 +163,17 @@ def train_sentencepiece(docs: list[list[str]], model_path: str | os.PathLike, vo
         spm.set_random_generator_seed(seed)  # sentence shuffling: same corpus -> same vocabulary
     with tempfile.TemporaryDirectory(dir=model_path.parent) as tmp:
         text = Path(tmp) / "corpus.txt"
-        text.write_text("\n".join(normalize_text(s, compat=compat) for d in docs for s in d) + "\n",
-                        encoding="utf-8")
+        written = 0
+        with open(text, "w", encoding="utf-8") as f:  # streamed to disk, never held whole
+            for doc in docs:
+                for s in doc:
+                    line = normalize_text(s, compat=compat) + "\n"
+                    f.write(line)
+                    written += len(line)
+                if max_bytes is not None and written >= max_bytes:
+                    break
+        if not written:
+            raise PretrainError("corpus is empty: no text to train a vocabulary on")
         prefix = Path(tmp) / "spiece"
         try:
             spm.SentencePieceTrainer.train(
@@ -153,36 +225,43 @@ class Vocab:
 
 
 # ------------------------------------------------------------------------------ instances
+def chunk_document(lengths, max_tokens: int, short_seq_prob: float, rng: np.random.Generator):
+    """Cut one document (the token counts of its non-empty segments) into sentence-order pairs.
+
+    Yields (a_start, a_end, b_end): token offsets from the document's first token; A is
+    tokens[a_start:a_end], B is tokens[a_end:b_end] (consecutive segments are contiguous). The
+    random draws are those of google-research/albert's create_instances_from_document: one
+    for the target length per document, one for the A/B split per chunk."""
+    target = max_tokens
+    if rng.random() < short_seq_prob:
+        target = int(rng.integers(2, max_tokens + 1))
+    chunk: list[int] = []  # lengths of the segments in the current chunk
+    start = offset = length = 0
+    last = len(lengths) - 1
+    for i, n in enumerate(lengths):
+        chunk.append(n)
+        length += n
+        offset += n
+        if i == last or length >= target:
+            if len(chunk) >= 2:
+                a_end = int(rng.integers(1, len(chunk)))
+                yield start, start + sum(chunk[:a_end]), offset
+            elif chunk[0] >= 2:  # one segment: split it inside
+                yield start, start + int(rng.integers(1, chunk[0])), offset
+            chunk, length, start = [], 0, offset
+
+
 def build_pairs(docs_ids: list[list[list[int]]], max_seq_length: int, short_seq_prob: float,
                 seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Split every document into (A, B) pairs of consecutive text, in original order."""
+    """Split every document into (A, B) pairs of consecutive text, in original order (in memory;
+    the trainer does the same over prepared shards, see shards.pair_index)."""
     rng = np.random.default_rng([seed, 1])
-    max_tokens = max_seq_length - 3  # [CLS] A [SEP] B [SEP]
     pairs = []
     for doc in docs_ids:
         doc = [s for s in doc if s]
-        target = max_tokens
-        if rng.random() < short_seq_prob:
-            target = int(rng.integers(2, max_tokens + 1))
-        chunk: list[list[int]] = []
-        length = 0
-        for i, segment in enumerate(doc):
-            chunk.append(segment)
-            length += len(segment)
-            if i == len(doc) - 1 or length >= target:
-                if len(chunk) >= 2:
-                    a_end = int(rng.integers(1, len(chunk)))
-                    a = [t for s in chunk[:a_end] for t in s]
-                    b = [t for s in chunk[a_end:] for t in s]
-                else:  # one segment: split it inside
-                    tokens = chunk[0]
-                    if len(tokens) < 2:
-                        chunk, length = [], 0
-                        continue
-                    cut = int(rng.integers(1, len(tokens)))
-                    a, b = tokens[:cut], tokens[cut:]
-                pairs.append((np.asarray(a, dtype=np.int32), np.asarray(b, dtype=np.int32)))
-                chunk, length = [], 0
+        tokens = np.asarray([t for s in doc for t in s], dtype=np.int32)
+        for a0, a1, b1 in chunk_document([len(s) for s in doc], max_seq_length - 3, short_seq_prob, rng):
+            pairs.append((tokens[a0:a1], tokens[a1:b1]))
     return pairs
 
 

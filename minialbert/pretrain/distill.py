@@ -213,9 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.prog = "minialbert distill"
     p.allow_abbrev = False
     p.description = __doc__.split("\n\n")[0]
-    for action in p._actions:  # --corpus is optional with --task (the task file's texts are the corpus)
-        if action.dest == "corpus":
-            action.required = False
+    for group in p._mutually_exclusive_groups:  # --corpus/--data are optional with --task (its texts are the corpus)
+        if any(action.dest == "corpus" for action in group._group_actions):
+            group.required = False
     g = p.add_argument_group("distillation")
     g.add_argument("--teacher", required=True, metavar="DIR", help="the teacher checkpoint (with an MLM head, or "
                    "a fine-tuned sequence classifier with --task)")
@@ -247,8 +247,9 @@ def _task_corpus(path: str, out: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..cli import attach_negative_values
-    from .train import _check_args, _Dist, _train
+    from ..argv import attach_negative_values
+    from ..training import run_distributed
+    from .train import _check_args, _train
 
     parser = build_parser()
     args = parser.parse_args(attach_negative_values(parser, sys.argv[1:] if argv is None else list(argv)))
@@ -264,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--temperature must be positive, got {args.temperature}")
     if args.kl_weight < 0 or args.hidden_weight < 0 or args.kl_weight + args.hidden_weight == 0:
         parser.error("--kl-weight and --hidden-weight must be >= 0, and not both 0")
+    if args.data:
+        parser.error("--data does not apply to distill: give --corpus FILE (prepared with the teacher's tokenizer)")
     if not args.corpus and not args.task:
         parser.error("give --corpus FILE (MLM distillation) or --task FILE")
     try:
@@ -285,16 +288,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     plugin = DistillPlugin(args)
-    dist = _Dist(args.device)
-    try:
+    def train(dist) -> int:
         code = _train(args, dist, plugin)
-    except BaseException:
-        dist.close()
-        raise
-    dist.close(finished=True)
-    if dist.main and not args.quiet and hasattr(plugin, "started_from"):
-        print(f"the student started from {plugin.started_from}", flush=True)
-    return code
+        if dist.main and not args.quiet and hasattr(plugin, "started_from"):
+            print(f"the student started from {plugin.started_from}", flush=True)
+        return code
+
+    return run_distributed(args.device, train, PretrainError, "pretrain: ")
 
 
 __all__ = ["DistillPlugin", "DistillationObjective", "hidden_mse", "kl_at_temperature", "main"]
