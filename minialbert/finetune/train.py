@@ -42,7 +42,7 @@ import torch
 
 from ..errors import MinialbertError
 from . import FinetuneError
-from .data import TASKS, check_labels, collate, collect_labels, encode_examples, encode_tagged, \
+from .data import check_labels, collate, collect_labels, encode_examples, encode_tagged, \
     read_examples, read_tagged
 from ..training import Dist, autocast, compile_module, run_distributed  # shared with pre-training
 from ..training import rng_state as _rng_state, set_rng_state as _set_rng_state
