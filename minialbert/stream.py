@@ -88,6 +88,10 @@ def model_identity(embedder, name: str | None = None, revision: str | None = Non
         if path and os.path.isfile(path):
             h.update(Path(path).read_bytes())
     options = {k: getattr(tok, k, None) for k in ("do_lower_case", "keep_accents", "compat")}
+    # Which pieces are matched as added tokens changed with transformers 5.25 (issue 25) under the same
+    # compat name: a shard directory started before that change must not be resumed with the new ids.
+    if hasattr(tok, "get_added_vocab"):
+        options["added_tokens"] = sorted(tok.get_added_vocab().items())
     options["lowercase"] = getattr(embedder, "lowercase", False)
     h.update(json.dumps(options, sort_keys=True, default=str).encode())
     return {"name": str(name) if name is not None else None, "revision": revision,

@@ -31,11 +31,6 @@ NOT_CODE = {"text", "json", "jsonl", "toml", "yaml", "yml", "csv", "tsv", "html"
 SKIP = re.compile(r"^<!--\s*docs-test:\s*skip\s*(?:\((?P<reason>.*)\))?\s*-->$")
 FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 
-# README sections that their owners move to docs/guides/ at merge; until then they are reported as
-# skipped with this reason (the lead replaces them by links; the guide pages are run instead).
-MOVED_SECTIONS = {"tokenizer": "docs/guides/tokenizer.md", "speed": "docs/guides/speed.md",
-                  "pretrain": "docs/guides/pretraining.md"}
-
 HUB_IDS = re.compile(r"(?<![\w/.-])(?:albert/)?albert-(?:base|large)-v2(?![\w-])")
 
 EXAMPLE_FILES = {
@@ -81,13 +76,9 @@ def pages() -> list[Path]:
 def blocks(page: Path) -> list[Block]:
     lines = (ROOT / page).read_text(encoding="utf-8").splitlines()
     out: list[Block] = []
-    moved: str | None = None
     i = 0
     while i < len(lines):
         line = lines[i]
-        marker = re.match(r"^<!--\s*(\w[\w-]*):(start|end)\s*-->", line)
-        if marker and page.name == "README.md" and marker.group(1) in MOVED_SECTIONS:
-            moved = marker.group(1) if marker.group(2) == "start" else None
         m = FENCE.match(line)
         if not m:
             i += 1
@@ -114,8 +105,6 @@ def blocks(page: Path) -> list[Block]:
         elif lang not in RUN and lang not in NOT_CODE:
             block.error = f"unknown block language {lang!r} (run: {', '.join(sorted(RUN))}; " \
                           f"not run: {', '.join(sorted(NOT_CODE))})"
-        if moved and block.kind in ("python", "bash"):
-            block.skip = f"README section moved to {MOVED_SECTIONS[moved]} at merge; runs there"
         out.append(block)
         i = end + 1
     return out

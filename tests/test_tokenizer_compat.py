@@ -132,3 +132,29 @@ def test_folder_saved_before_the_change_keeps_its_tokenization(record_524, tmp_p
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert reference_transformers.AlbertTokenizer.from_pretrained(str(tmp_path))(texts)["input_ids"] == want
+
+
+def test_streaming_fingerprint_tells_the_two_tokenizations_apart():
+    """A shard directory started with 5.24's ids must not be resumed with 5.25's: both modes were once
+    called "transformers", so the fingerprint records which pieces are added tokens, and that is what
+    differs (the symbols are added tokens in the old mode only, as transformers 5.24 made them)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from minialbert.config import AlbertConfig
+    from minialbert.model import AlbertModel
+    from minialbert.stream import model_identity
+
+    old = AlbertTokenizer.from_pretrained(reference.FIXTURES / "spm", compat="transformers<5.25")
+    new = AlbertTokenizer.from_pretrained(reference.FIXTURES / "spm")
+    assert set(old.get_added_vocab()) - set(new.get_added_vocab()) >= {"(", ")", "-", "."}
+    torch.manual_seed(0)
+    model = AlbertModel(AlbertConfig(vocab_size=len(new), embedding_size=8, hidden_size=16, num_hidden_layers=1,
+                                     num_attention_heads=2, intermediate_size=32))
+
+    def identity(tok):
+        return model_identity(SimpleNamespace(model=model, tokenizer=tok, lowercase=False))["fingerprint"]
+
+    assert identity(new) == identity(AlbertTokenizer.from_pretrained(reference.FIXTURES / "spm"))
+    assert identity(old) != identity(new)

@@ -101,7 +101,7 @@ PARTS: dict[str, Part] = {
             "self.norm(x + self.dropout(self.down(self.act(self.up(x)))))",
             "Vaswani et al. write ReLU; ALBERT uses GELU. $W_1$ is $H\\times I$ ($I$ = 3072 for base)."),
          Eq(r"\mathrm{Layer}(X) = \mathrm{FFN\text{-}block}\bigl(\mathrm{Attention\text{-}block}(X)\bigr)",
-            "x, probs = self.attention(x, additive_mask)")],
+            "x, probs = self.attention(x, additive_mask")],
     ),
     "4.": Part(
         "4. The encoder: projection and shared layers",

@@ -12,11 +12,7 @@ metrics.py (official metrics, GLUE score), run.py (the harness: each task traine
 `minialbert finetune`'s own code, dev predictions, test submission files, results.json/.md).
 """
 
-from ..errors import MinialbertError
-
-
-class GlueError(MinialbertError):
-    """GLUE data, options or a model the harness cannot use; the message names the file."""
+from .tasks import GlueError
 
 
 def run_glue(*args, **kwargs):

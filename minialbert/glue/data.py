@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import GlueError
-from .tasks import TASKS, Task
+from .tasks import TASKS, GlueError, Task
 
 
 @dataclass

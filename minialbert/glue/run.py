@@ -34,10 +34,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from ..errors import MinialbertError
-from . import GlueError
 from .data import TaskFiles, find_tasks, finetune_rows, locate
 from .metrics import glue_average, task_metrics, task_score
-from .tasks import METRIC_NAMES, SCORE_RULE, TASKS, Hyperparameters, Task, parse_tasks
+from .tasks import METRIC_NAMES, SCORE_RULE, TASKS, GlueError, Hyperparameters, Task, parse_tasks
 
 RUN_FILE = "run.json"
 RESULTS_JSON = "results.json"

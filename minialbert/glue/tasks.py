@@ -12,6 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..errors import MinialbertError
+
+
+class GlueError(MinialbertError):
+    """GLUE data, options or a model the harness cannot use; the message names the file."""
+
 
 @dataclass(frozen=True)
 class Hyperparameters:
@@ -114,8 +120,6 @@ METRIC_NAMES = {"mcc": "Matthews corr.", "accuracy": "accuracy", "f1": "F1", "pe
 
 def parse_tasks(spec: str) -> list[Task]:
     """'all' or a comma-separated list of task names (cola, SST-2, sts-b, ...), in GLUE's order."""
-    from . import GlueError
-
     if spec.strip().lower() == "all":
         return list(TASKS.values())
     chosen = []

@@ -39,13 +39,13 @@ import numpy as np
 
 from ..errors import CheckpointError
 from ..tokenizer import AlbertTokenizer, normalize_text
-from ..tokenizer.symbols import CONTROL_SYMBOLS, USER_DEFINED_SYMBOLS
+from ..tokenizer.symbols import COMPAT_MODES, CONTROL_SYMBOLS, USER_DEFINED_SYMBOLS
 from . import PretrainError
 from .masking import mask_tokens, word_start_table
 
 # ALBERT's id layout, as in the official spiece.model: <pad> <unk> [CLS] [SEP] [MASK] = 0..4.
 PAD, UNK, CLS, SEP, MASK = 0, 1, 2, 3, 4
-TOKENIZER_COMPATS = ("transformers", "original")
+TOKENIZER_COMPATS = COMPAT_MODES  # transformers (5.25+), transformers<5.25, original
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
 

@@ -451,7 +451,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab-size", type=int, default=30000, help="size of the vocabulary to train (soft limit)")
     p.add_argument("--vocab-sample-mb", type=float, default=100.0,
                    help="train the vocabulary on the first this many MB of text (default 100)")
-    p.add_argument("--tokenizer-compat", choices=TOKENIZER_COMPATS, default="transformers")
+    p.add_argument("--tokenizer-compat", choices=TOKENIZER_COMPATS, default="transformers",
+                   help="AlbertTokenizer's algorithm: transformers (default; transformers >= 5.25), "
+                        "transformers<5.25 or original (docs/guides/tokenizer.md)")
     p.add_argument("--workers", type=int, default=1, help="tokenizer processes")
     p.add_argument("--shard-tokens", type=int, default=50_000_000, help="training tokens per shard")
     p.add_argument("--valid-fraction", type=float, default=0.0, help="share of documents held out for validation")

@@ -83,8 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--vocab-size", type=int, default=None,
                     help="size of the vocabulary to train (soft limit; default: the config's, 30000)")
     io.add_argument("--tokenizer-compat", choices=TOKENIZER_COMPATS, default=None,
-                    help="AlbertTokenizer's algorithm: transformers (default; what transformers and the Hub "
-                         "models use) or original (google-research ALBERT); recorded in tokenizer_config.json. "
+                    help="AlbertTokenizer's algorithm: transformers (default; what transformers >= 5.25 does), "
+                         "transformers<5.25 (5.24's ids for ( ) \" - .) or original (google-research ALBERT); "
+                         "recorded in tokenizer_config.json. "
                          "With --data: the data's, which this must match if given")
     io.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/checkpoint")
     io.add_argument("--overwrite", action="store_true", help="start afresh even if OUTPUT_DIR holds a run")
@@ -520,6 +521,10 @@ def _train(args, dist: Dist, plugin=None) -> int:
 
 
 if __name__ == "__main__":  # python -m minialbert.pretrain.train: the same as `minialbert pretrain`
-    from ..cli import main as cli_main
+    from ..errors import MinialbertError
 
-    sys.exit(cli_main(["pretrain", *sys.argv[1:]]))
+    try:
+        sys.exit(main())
+    except MinialbertError as e:
+        print(f"minialbert pretrain: error: {e}", file=sys.stderr)
+        sys.exit(1)

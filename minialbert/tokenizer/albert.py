@@ -230,6 +230,12 @@ class AlbertTokenizer:
     def get_vocab(self) -> dict[str, int]:
         return dict(self._vocab)
 
+    def get_added_vocab(self) -> dict[str, int]:
+        """The added tokens (matched in the text before the Unigram model runs) and their ids, as
+        transformers' method of that name. Which pieces are added tokens is what transformers 5.25
+        changed for ALBERT's user-defined symbols, so it is part of what a tokenization depends on."""
+        return {t.content: t.id for t in self._added.values()}
+
     def __repr__(self) -> str:
         return (
             f"AlbertTokenizer(vocab_size={self.vocab_size}, do_lower_case={self.do_lower_case}, "
