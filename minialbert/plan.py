@@ -41,6 +41,7 @@ from pathlib import Path
 
 import torch
 
+from .cpuinfo import cpu_name
 from .errors import MinialbertError
 
 __all__ = ["Plan", "FIXED", "current_plan", "cpu_features", "plan_cache_path", "auto_dtype", "PlanCacheWarning"]
@@ -84,17 +85,6 @@ FIXED = Plan(cpu="the fixed plan (2-core AVX2 EPYC), forced by MINIALBERT_ENGINE
 
 
 # ----------------------------------------------------------------------------- the CPU
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _flag(name: str) -> bool:
     fn = getattr(torch.cpu, name, None)
     try:
@@ -106,7 +96,7 @@ def _flag(name: str) -> bool:
 def cpu_features() -> dict:
     """The CPU's name and the instruction-set flags the plan depends on (through torch's cpuinfo)."""
     return {
-        "name": _cpu_name(),
+        "name": cpu_name(),
         "machine": platform.machine().lower(),
         "logical_cpus": os.cpu_count() or 1,
         "avx2": _flag("_is_avx2_supported"),

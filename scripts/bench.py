@@ -631,22 +631,11 @@ def _row(title: str, stats: dict, unit: str, base: str | None = None) -> str:
 def machine() -> dict:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    flags = set()
-    try:
-        flags = set(next(l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("flags")).split())
-    except (OSError, StopIteration):
-        pass
-    isa = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
-    info = {"cpu_flags": " ".join(f for f in isa if f in flags) + "; no " + " ".join(f for f in isa if f not in flags),
-            "cpu": cpu, "logical_cpus": os.cpu_count(), "python": platform.python_version(),
+    from minialbert.cpuinfo import cpu_name, flag_summary
+
+    have, lack = flag_summary(("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8"))
+    info = {"cpu_flags": " ".join(have) + "; no " + " ".join(lack),
+            "cpu": cpu_name(), "logical_cpus": os.cpu_count(), "python": platform.python_version(),
             "torch": torch.__version__, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "onednn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())}
     for mod in ("transformers", "onnxruntime", "torchao"):

@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from minialbert.cpuinfo import cpu_name, flag_summary  # noqa: E402
 from minialbert.tokenizer import AlbertTokenizer  # noqa: E402
 
 WORDS = (
@@ -51,16 +52,7 @@ def clocks() -> tuple[float, float]:
 
 def cpu_description() -> str:
     """The CPU model, the flags that matter here, and the load average."""
-    model, flags = "unknown CPU", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model == "unknown CPU":
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
+    model, (wanted, _) = cpu_name(), flag_summary(("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile"))
     load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
     return f"{model}; flags {' '.join(wanted) or 'none of avx2/avx512'}; {os.cpu_count()} CPUs; load average {load}"
 

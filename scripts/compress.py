@@ -31,7 +31,6 @@ import contextlib
 import io
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -44,6 +43,7 @@ import torch  # noqa: E402
 
 from minialbert import AlbertModel, AlbertTokenizer, InferenceEngine  # noqa: E402
 from minialbert.cli import main as cli  # noqa: E402
+from minialbert.cpuinfo import cpu_name, flag_summary  # noqa: E402
 from minialbert.finetune.toy import write_base_checkpoint, write_classification, write_lookup  # noqa: E402
 from minialbert.model import AlbertForSequenceClassification  # noqa: E402
 
@@ -52,14 +52,7 @@ SPM = REPO / "tests" / "fixtures" / "tokenizer" / "spm" / "spiece.model"
 
 
 def cpu_description() -> str:
-    model, flags = platform.processor() or "unknown CPU", set()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("", "unknown CPU", platform.machine()):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    wanted = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
+    model, (wanted, _) = cpu_name(), flag_summary(("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile"))
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     return (f"{model}; flags: {', '.join(wanted) or 'none of avx2/avx512'}; torch threads {torch.get_num_threads()}; "
             f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")

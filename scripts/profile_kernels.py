@@ -51,17 +51,9 @@ ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "a
 
 def cpu_line() -> str:
     """'model name | flags that matter for GEMMs', from /proc/cpuinfo."""
-    model, flags = "unknown CPU", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model == "unknown CPU":
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    have = [f for f in ISA_FLAGS if f in flags]
-    lack = [f for f in ISA_FLAGS if f not in flags]
+    from minialbert.cpuinfo import cpu_name, flag_summary
+
+    model, (have, lack) = cpu_name(), flag_summary(ISA_FLAGS)
     return f"{model}, {os.cpu_count()} logical CPUs; has {' '.join(have) or '-'}; lacks {' '.join(lack) or '-'}"
 
 
