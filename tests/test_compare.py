@@ -70,10 +70,9 @@ def test_pretraining_curves_and_tokens_from_the_log(runs):
 
 
 def test_report_in_headless_chromium(runs, tmp_path):
-    from test_inspect import CHROMIUM, CHROMIUM_ARGS, browser_or_skip
+    from test_inspect import browser_or_skip, offline_page
 
     browser_or_skip()
-    from playwright.sync_api import sync_playwright
 
     out = make_compare([runs / "pre_all", runs / "pre_none", runs / "glue_tiny", runs / "glue_all"],
                        tmp_path / "report.html")
@@ -88,39 +87,26 @@ def test_report_in_headless_chromium(runs, tmp_path):
         layers = sum(p.numel() for m in distinct.values() for p in m.parameters())
         shared = layers if len(distinct) < len(calls) else 0
         assert f"{total:,}</td><td>{layers:,}</td><td>{shared:,} (" in html
-    requests, problems = [], []
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
-            viewport={"width": 1280, "height": 900})
-        try:
-            page = context.new_page()
-            page.on("request", lambda r: requests.append(r.url))
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.goto(out.as_uri())
-            page.wait_for_function("document.querySelectorAll('#curves svg').length > 0")
-            # MLM and SOP, each against steps and tokens; one line per pre-training run
-            assert page.locator("#curves .chart").count() == 4
-            assert page.locator("#curves .chart[data-curve='mlm_loss'][data-axis='tokens'] svg polyline").count() == 2
-            # the GLUE table: the first run's scores and the other's difference to it, from results.json
-            a = json.loads((runs / "glue_tiny" / "results.json").read_text())
-            b = json.loads((runs / "glue_all" / "results.json").read_text())
-            cells = page.locator("#glue-table tr[data-task='rte'] td").all_inner_texts()
-            ra, rb = a["tasks"]["rte"]["score"], b["tasks"]["rte"]["score"]
-            assert cells[2:] == [f"{ra:.1f}", f"{rb:.1f}", f"{rb - ra:+.1f}"]
-            assert "not a GLUE score" in page.locator("#glue-table tr[data-task='average']").inner_text()
-            # Figure 1: one curve per distinct local model (glue_all ran on pre_all: the same model)
-            assert page.locator("#chart-l2 svg polyline").count() == 3
-            assert page.locator("#chart-angle svg polyline").count() == 3
-            # differences: sharing differs between the pre-training runs, the model between the GLUE runs
-            assert "sharing" in page.locator("#pretrain-args-diff").inner_text()
-            assert "model" in page.locator("#glue-args-diff").inner_text()
-            assert "shared across" in page.locator("#runs-table").inner_text()
-        finally:
-            context.close()
-    assert problems == []
-    assert requests and all(u.startswith(("file://", "data:", "about:")) for u in requests), requests
+    with offline_page(tmp_path) as page:
+        page.goto(out.as_uri())
+        page.wait_for_function("document.querySelectorAll('#curves svg').length > 0")
+        # MLM and SOP, each against steps and tokens; one line per pre-training run
+        assert page.locator("#curves .chart").count() == 4
+        assert page.locator("#curves .chart[data-curve='mlm_loss'][data-axis='tokens'] svg polyline").count() == 2
+        # the GLUE table: the first run's scores and the other's difference to it, from results.json
+        a = json.loads((runs / "glue_tiny" / "results.json").read_text())
+        b = json.loads((runs / "glue_all" / "results.json").read_text())
+        cells = page.locator("#glue-table tr[data-task='rte'] td").all_inner_texts()
+        ra, rb = a["tasks"]["rte"]["score"], b["tasks"]["rte"]["score"]
+        assert cells[2:] == [f"{ra:.1f}", f"{rb:.1f}", f"{rb - ra:+.1f}"]
+        assert "not a GLUE score" in page.locator("#glue-table tr[data-task='average']").inner_text()
+        # Figure 1: one curve per distinct local model (glue_all ran on pre_all: the same model)
+        assert page.locator("#chart-l2 svg polyline").count() == 3
+        assert page.locator("#chart-angle svg polyline").count() == 3
+        # differences: sharing differs between the pre-training runs, the model between the GLUE runs
+        assert "sharing" in page.locator("#pretrain-args-diff").inner_text()
+        assert "model" in page.locator("#glue-args-diff").inner_text()
+        assert "shared across" in page.locator("#runs-table").inner_text()
 
 
 def test_bad_runs_are_one_line_errors(runs, tmp_path, capsys):

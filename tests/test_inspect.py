@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -314,21 +315,14 @@ def browser_or_skip():
         pytest.skip(reason)
 
 
-def distinct_colours(png: bytes) -> int:
-    from PIL import Image
-
-    return len(Image.open(io.BytesIO(png)).convert("RGB").getcolors(1 << 24))
-
-
-def test_report_in_headless_chromium(embedder, report, tmp_path):
+@contextmanager
+def offline_page(tmp_path: Path):
+    """A headless Chromium page (playwright) that records every request and console problem. On
+    leaving, it asserts that nothing broke and that no request left the machine (file, data and
+    about URLs only): the reports must work offline. Fails in CI, skips elsewhere, without a browser."""
     browser_or_skip()
     from playwright.sync_api import sync_playwright
 
-    path = report.save_html(tmp_path / "report.html")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", LongTextWarning)
-        aggregated = analyze(embedder, LONG_TEXT)  # 160 tokens: above the grid limit
-    aggregated_path = aggregated.save_html(tmp_path / "aggregated.html")
     requests, problems = [], []
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
@@ -339,46 +333,63 @@ def test_report_in_headless_chromium(embedder, report, tmp_path):
             page.on("request", lambda r: requests.append(r.url))
             page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.goto(path.as_uri())
-            page.wait_for_function("document.querySelectorAll('#grid canvas.cell').length > 0")
-
-            heads = report.attentions.shape[1]
-            assert page.locator("#grid canvas.cell").count() == CALLS * heads
-            assert page.locator("#tokens tbody tr").count() == len(report.ids)
-            assert distinct_colours(page.locator("#grid").screenshot()) > 50  # heatmaps, not a blank box
-
-            def big_view():
-                return page.evaluate("document.getElementById('big-heatmap').toDataURL()")
-
-            before = big_view()
-            last = page.locator("#grid canvas.cell").nth(CALLS * heads - 1)
-            last.click()
-            assert big_view() != before
-            assert page.locator("#sel-layer").input_value() == str(CALLS - 1)
-            assert page.locator("#sel-head").input_value() == str(heads - 1)
-            assert "selected" in last.get_attribute("class")
-
-            page.locator("#lines-left span").nth(1).hover()  # a query token: only its lines, a status line
-            assert "query 1" in page.locator("#big-status").inner_text()
-            assert page.locator("#lines-left span.hot").count() == 1
-
-            sim_before = page.evaluate("document.getElementById('sim-heatmap').toDataURL()")
-            page.locator("#sel-token").select_option("3")
-            assert page.evaluate("document.getElementById('sim-heatmap').toDataURL()") != sim_before
-            assert page.locator("#chart-l2 svg polyline").count() == 1
-            assert page.locator("#chart-params svg rect").count() >= 8
-
-            page.set_content(report._repr_html_())  # the notebook view: scripts run inside the srcdoc iframe
-            frame = page.frame_locator("iframe")
-            frame.locator("#grid canvas.cell").first.wait_for()
-            assert frame.locator("#grid canvas.cell").count() == CALLS * heads
-
-            page.goto(aggregated_path.as_uri())  # above 128 tokens: one mean map per layer call, a notice
-            page.wait_for_function("document.querySelectorAll('#grid canvas.cell').length > 0")
-            assert page.locator("#grid canvas.cell").count() == CALLS
-            assert any("mean over heads" in t for t in page.locator(".notice").all_inner_texts())
-            assert page.locator("#lines").is_hidden()
+            yield page
         finally:
             context.close()
     assert problems == []
     assert requests and all(u.startswith(("file://", "data:", "about:")) for u in requests), requests
+
+
+def distinct_colours(png: bytes) -> int:
+    from PIL import Image
+
+    return len(Image.open(io.BytesIO(png)).convert("RGB").getcolors(1 << 24))
+
+
+def test_report_in_headless_chromium(embedder, report, tmp_path):
+    browser_or_skip()
+    path = report.save_html(tmp_path / "report.html")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LongTextWarning)
+        aggregated = analyze(embedder, LONG_TEXT)  # 160 tokens: above the grid limit
+    aggregated_path = aggregated.save_html(tmp_path / "aggregated.html")
+    with offline_page(tmp_path) as page:
+        page.goto(path.as_uri())
+        page.wait_for_function("document.querySelectorAll('#grid canvas.cell').length > 0")
+
+        heads = report.attentions.shape[1]
+        assert page.locator("#grid canvas.cell").count() == CALLS * heads
+        assert page.locator("#tokens tbody tr").count() == len(report.ids)
+        assert distinct_colours(page.locator("#grid").screenshot()) > 50  # heatmaps, not a blank box
+
+        def big_view():
+            return page.evaluate("document.getElementById('big-heatmap').toDataURL()")
+
+        before = big_view()
+        last = page.locator("#grid canvas.cell").nth(CALLS * heads - 1)
+        last.click()
+        assert big_view() != before
+        assert page.locator("#sel-layer").input_value() == str(CALLS - 1)
+        assert page.locator("#sel-head").input_value() == str(heads - 1)
+        assert "selected" in last.get_attribute("class")
+
+        page.locator("#lines-left span").nth(1).hover()  # a query token: only its lines, a status line
+        assert "query 1" in page.locator("#big-status").inner_text()
+        assert page.locator("#lines-left span.hot").count() == 1
+
+        sim_before = page.evaluate("document.getElementById('sim-heatmap').toDataURL()")
+        page.locator("#sel-token").select_option("3")
+        assert page.evaluate("document.getElementById('sim-heatmap').toDataURL()") != sim_before
+        assert page.locator("#chart-l2 svg polyline").count() == 1
+        assert page.locator("#chart-params svg rect").count() >= 8
+
+        page.set_content(report._repr_html_())  # the notebook view: scripts run inside the srcdoc iframe
+        frame = page.frame_locator("iframe")
+        frame.locator("#grid canvas.cell").first.wait_for()
+        assert frame.locator("#grid canvas.cell").count() == CALLS * heads
+
+        page.goto(aggregated_path.as_uri())  # above 128 tokens: one mean map per layer call, a notice
+        page.wait_for_function("document.querySelectorAll('#grid canvas.cell').length > 0")
+        assert page.locator("#grid canvas.cell").count() == CALLS
+        assert any("mean over heads" in t for t in page.locator(".notice").all_inner_texts())
+        assert page.locator("#lines").is_hidden()
