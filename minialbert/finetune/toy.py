@@ -43,8 +43,8 @@ def classification_rows(n: int, seed: int) -> list[dict]:
     return rows
 
 
-def write_classification(directory: str | Path, n_train: int = 400, n_dev: int = 100, seed: int = 0) -> tuple[Path, Path]:
-    """train.csv and dev.csv with columns text,label."""
+def _write_text_label_csvs(directory: str | Path, rows, n_train: int, n_dev: int, seed: int) -> tuple[Path, Path]:
+    """train.csv (rows(n_train, seed)) and dev.csv (rows(n_dev, seed + 1)), columns text,label."""
     directory = Path(directory)
     paths = []
     for name, n, s in (("train.csv", n_train, seed), ("dev.csv", n_dev, seed + 1)):
@@ -52,9 +52,14 @@ def write_classification(directory: str | Path, n_train: int = 400, n_dev: int =
         with open(path, "w", encoding="utf-8", newline="") as f:
             w = csv.DictWriter(f, fieldnames=["text", "label"])
             w.writeheader()
-            w.writerows(classification_rows(n, s))
+            w.writerows(rows(n, s))
         paths.append(path)
     return paths[0], paths[1]
+
+
+def write_classification(directory: str | Path, n_train: int = 400, n_dev: int = 100, seed: int = 0) -> tuple[Path, Path]:
+    """train.csv and dev.csv with columns text,label."""
+    return _write_text_label_csvs(directory, classification_rows, n_train, n_dev, seed)
 
 
 def squad_data(n: int, seed: int, version_2: bool, max_words: int = 40) -> dict:
@@ -167,13 +172,4 @@ def lookup_rows(n: int, seed: int, pairs: int = 3) -> list[dict]:
 def write_lookup(directory: str | Path, n_train: int = 3000, n_dev: int = 300, seed: int = 0,
                  pairs: int = 3) -> tuple[Path, Path]:
     """train.csv and dev.csv (text,label) of the key-value lookup task."""
-    directory = Path(directory)
-    paths = []
-    for name, n, s in (("train.csv", n_train, seed), ("dev.csv", n_dev, seed + 1)):
-        path = directory / name
-        with open(path, "w", encoding="utf-8", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["text", "label"])
-            w.writeheader()
-            w.writerows(lookup_rows(n, s, pairs))
-        paths.append(path)
-    return paths[0], paths[1]
+    return _write_text_label_csvs(directory, lambda n, s: lookup_rows(n, s, pairs), n_train, n_dev, seed)
