@@ -100,6 +100,17 @@ def make_hub_cache(cache_dir: Path, repo_id: str, files_from: Path, commit: str 
     return snapshot
 
 
+def run_ort(proto_or_path, ids, mask, tt):
+    """An ONNX model (proto or file) run by ONNX Runtime on the CPU: its outputs as numpy arrays."""
+    import onnxruntime as ort
+
+    source = proto_or_path.SerializeToString() if hasattr(proto_or_path, "SerializeToString") else str(proto_or_path)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    return session.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy(), "token_type_ids": tt.numpy()})
+
+
 def random_inputs(batch=3, seq=11, vocab=99, seed=1, types=True):
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(5, vocab, (batch, seq), generator=g)

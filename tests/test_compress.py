@@ -16,11 +16,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
+import onnxruntime  # noqa: F401  (the [onnx] extra: imported so that a missing one fails)
 import pytest
 import torch
 
-from conftest import make_hf_checkpoint, random_inputs
+from conftest import make_hf_checkpoint, random_inputs, run_ort
 from minialbert import AlbertConfig, AlbertModel, Embedder, InferenceEngine
 from minialbert.cli import main
 from minialbert.errors import ConfigError
@@ -39,14 +39,6 @@ def run(argv, capsys):
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def run_ort(proto_or_path, ids, mask, tt):
-    source = proto_or_path.SerializeToString() if hasattr(proto_or_path, "SerializeToString") else str(proto_or_path)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-    return session.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy(), "token_type_ids": tt.numpy()})
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
+import onnxruntime  # noqa: F401  (the [onnx] extra: imported so that a missing one fails)
 import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import make_hf_checkpoint
+from conftest import make_hf_checkpoint, run_ort
 from minialbert import Embedder
 from minialbert.cli import main
 from minialbert.config import AlbertConfig
@@ -28,14 +28,6 @@ from minialbert.onnx_backend import OnnxAlbert
 
 SPM = Path(__file__).parent / "fixtures" / "tokenizer" / "spm" / "spiece.model"
 TOL = 1e-4
-
-
-def run_ort(proto_or_path, ids, mask, tt):
-    source = proto_or_path.SerializeToString() if hasattr(proto_or_path, "SerializeToString") else str(proto_or_path)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-    return session.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy(), "token_type_ids": tt.numpy()})
 
 
 def mixed_batch(vocab, seed=0, batch=4, seq=19):
