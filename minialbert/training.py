@@ -159,6 +159,17 @@ def bf16_native(device: torch.device) -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def add_speed_args(group) -> None:
+    """--bf16, --compile (and the hidden --compile-backend): the options autocast() and
+    compile_module() read, the same in both trainers."""
+    import argparse
+
+    group.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU or GPU); weights stay fp32")
+    group.add_argument("--compile", action="store_true",
+                       help="torch.compile the model (model.py as it is, subclasses and patches included)")
+    group.add_argument("--compile-backend", default="inductor", help=argparse.SUPPRESS)  # tests: aot_eager
+
+
 def compile_module(module: nn.Module, enabled: bool, backend: str = "inductor") -> nn.Module:
     """torch.compile(module), or the module itself.
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from ..training import add_speed_args
 from . import FinetuneError
 from .data import TASKS
 
@@ -67,10 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--adam-beta2", type=float, default=0.999)
     t.add_argument("--adam-eps", type=float, default=1e-6)
     t.add_argument("--max-grad-norm", type=float, default=1.0, help="0 disables clipping")
-    t.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU or GPU); weights stay fp32")
-    t.add_argument("--compile", action="store_true",
-                   help="torch.compile the model (model.py as it is, subclasses and patches included)")
-    t.add_argument("--compile-backend", default="inductor", help=argparse.SUPPRESS)  # tests: aot_eager
+    add_speed_args(t)
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     t.add_argument("--seed", type=int, default=42)

@@ -47,7 +47,7 @@ from torch import nn
 
 from ..config import AlbertConfig
 from ..errors import ConfigError
-from ..training import (REPORT_TO, Dist, ExperimentLog, Progress, autocast, compile_module, rng_state,
+from ..training import (REPORT_TO, Dist, ExperimentLog, Progress, add_speed_args, autocast, compile_module, rng_state,
                         run_distributed, set_rng_state, train_flops_per_token)
 from . import PretrainError
 from .data import TOKENIZER_COMPATS, PretrainingData, Vocab
@@ -122,10 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="LAMB with the paper's bias correction (default: none, as ALBERT's own optimizer; "
                         "then give the warm-up at least ~100 steps)")
     t.add_argument("--max-grad-norm", type=float, default=1.0, help="0 disables clipping")
-    t.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU or GPU); weights stay fp32")
-    t.add_argument("--compile", action="store_true",
-                   help="torch.compile the model (model.py as it is, subclasses and patches included)")
-    t.add_argument("--compile-backend", default="inductor", help=argparse.SUPPRESS)  # tests: aot_eager
+    add_speed_args(t)
     t.add_argument("--device", default="auto", help="auto, cpu, cuda")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads per rank")
     t.add_argument("--seed", type=int, default=12345)
