@@ -75,16 +75,30 @@ def make_corpus(path: Path, mb: float) -> Path:
 
 
 _MEASURE = r"""
-import json, resource, sys, time
+import json, resource, sys, threading, time
 sys.path.insert(0, {repo!r})
+
+def status():
+    return {{k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in open("/proc/self/status"))
+            if k in ("VmRSS", "VmHWM", "RssAnon", "RssFile")}}
+
+peaks = {{"RssAnon": 0, "RssFile": 0}}
+def sample():  # the split of RSS into anonymous memory and file-backed (mapped) pages, every 20 ms
+    while True:
+        s = status()
+        for k in peaks:
+            peaks[k] = max(peaks[k], s.get(k, 0))
+        time.sleep(0.02)
+threading.Thread(target=sample, daemon=True).start()
 t = time.perf_counter()
 {body}
 dt = time.perf_counter() - t
 # VmHWM: this process's own peak since exec. (ru_maxrss of RUSAGE_SELF is not: Linux carries the
 # high-water mark across fork + exec, so it would include the benchmark's own memory at spawn time.)
-hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+hwm = status()["VmHWM"]
 rss = max(hwm, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-print(json.dumps({{"seconds": dt, "peak_rss_mb": rss / 1024}}))
+print(json.dumps({{"seconds": dt, "peak_rss_mb": rss / 1024, "peak_anon_mb": peaks["RssAnon"] / 1024,
+                  "peak_file_mb": peaks["RssFile"] / 1024}}))
 """
 
 
@@ -98,19 +112,38 @@ def _measure(body: str) -> dict:
 
 
 def bench_prep(args) -> dict:
-    work = Path(tempfile.mkdtemp(prefix="bench_prep_"))
-    # one vocabulary for every run (trained once on the smallest corpus): the runs time tokenizing
-    small = make_corpus(work / "small.txt", min(5.0, *args.sizes_mb))  # bounded: this process stays small
-    from minialbert.pretrain.data import read_documents, train_sentencepiece
+    """With --work DIR the corpora, the vocabulary and each preparation (with its measured row)
+    are kept there and reused by the next run (--remeasure-prep times the preparations again);
+    the training rows are always measured afresh (pair index included)."""
+    import shutil
 
-    train_sentencepiece(read_documents([small]), work / "spiece.model", 8000)
-    vocab = str(work / "spiece.model")
+    from minialbert.pretrain.prepare import MANIFEST
+
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench_prep_"))
+    work.mkdir(parents=True, exist_ok=True)
+    # one vocabulary for every run (trained once on the smallest corpus): the runs time tokenizing
+    vocab = work / "spiece.model"
+    if not vocab.is_file():
+        small = make_corpus(work / "small.txt", min(5.0, *args.sizes_mb))  # bounded: this process stays small
+        from minialbert.pretrain.data import read_documents, train_sentencepiece
+
+        train_sentencepiece(read_documents([small]), vocab, 8000)
+    vocab = str(vocab)
     rows = []
     for mb in args.sizes_mb:
-        corpus = make_corpus(work / f"c{mb}.txt", mb)
+        corpus, done = work / f"c{mb:g}.txt", work / f"c{mb:g}.done"
+        if not done.is_file():  # made whole, then marked: a killed run makes it again
+            make_corpus(corpus, mb)
+            done.touch()
         size = corpus.stat().st_size / 1e6
         for workers in args.workers:
-            out = work / f"d{mb}_{workers}"
+            out, cached = work / f"d{mb:g}_{workers}", work / f"prep-{mb:g}-{workers}.json"
+            complete = (out / MANIFEST).is_file() and json.loads((out / MANIFEST).read_text())["complete"]
+            if cached.is_file() and complete and not args.remeasure_prep:
+                rows.append({**json.loads(cached.read_text()), "cached": True})
+                print(rows[-1], flush=True)
+                continue
+            shutil.rmtree(out, ignore_errors=True)
             body = (f"from minialbert.pretrain.prepare import prepare\n"
                     f"prepare([{str(corpus)!r}], {str(out)!r}, vocab={vocab!r}, workers={workers}, "
                     f"shard_tokens=5_000_000)")
@@ -118,17 +151,22 @@ def bench_prep(args) -> dict:
             rows.append({"side": "minialbert pretrain-data", "size_mb": round(size, 1), "workers": workers,
                          "seconds": round(r["seconds"], 2), "mb_per_s": round(size / r["seconds"], 2),
                          "peak_rss_mb": round(r["peak_rss_mb"], 1)})
+            cached.write_text(json.dumps(rows[-1]) + "\n")
             print(rows[-1], flush=True)
+        if args.no_train:
+            continue
         # a short training run on the prepared data: its peak RSS should not grow with the corpus
+        shutil.rmtree(work / f"t{mb:g}", ignore_errors=True)  # the pair index too: its build is part of the run
         body = (f"from minialbert.pretrain.train import main\n"
-                f"main(['--data', {str(work / f'd{mb}_{args.workers[0]}')!r}, '--output-dir', {str(work / f't{mb}')!r}, "
+                f"main(['--data', {str(work / f'd{mb:g}_{args.workers[0]}')!r}, '--output-dir', {str(work / f't{mb:g}')!r}, "
                 f"'--hidden-size', '64', '--num-layers', '2', '--num-heads', '2', '--intermediate-size', '128', "
                 f"'--embedding-size', '32', '--max-seq-length', '128', '--batch-size', '8', '--max-steps', '5', "
                 f"'--threads', '1', '--device', 'cpu', '--quiet'])")
         r = _measure(body)
         rows.append({"side": "minialbert pretrain --data (5 steps, tiny model)", "size_mb": round(size, 1),
                      "workers": 1, "seconds": round(r["seconds"], 2), "mb_per_s": None,
-                     "peak_rss_mb": round(r["peak_rss_mb"], 1)})
+                     "peak_rss_mb": round(r["peak_rss_mb"], 1), "peak_anon_mb": round(r["peak_anon_mb"], 1),
+                     "peak_file_mb": round(r["peak_file_mb"], 1)})
         print(rows[-1], flush=True)
         if args.peer and mb == min(args.sizes_mb):
             tok_dir = work / "hf_tok"
@@ -150,8 +188,6 @@ def bench_prep(args) -> dict:
                              "workers": workers, "seconds": round(r["seconds"], 2),
                              "mb_per_s": round(size / r["seconds"], 2), "peak_rss_mb": round(r["peak_rss_mb"], 1)})
                 print(rows[-1], flush=True)
-                import shutil
-
                 shutil.rmtree(work / "hf_cache", ignore_errors=True)
     return {"machine": machine(), "rows": rows}
 
@@ -301,6 +337,9 @@ def main(argv=None) -> int:
     a.add_argument("--sizes-mb", type=float, nargs="+", default=[10, 100])
     a.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     a.add_argument("--no-peer", dest="peer", action="store_false")
+    a.add_argument("--work", help="keep corpora, vocabulary and preparations here and reuse them next time")
+    a.add_argument("--remeasure-prep", action="store_true", help="with --work: time the preparations again")
+    a.add_argument("--no-train", action="store_true", help="only the preparations")
     b = sub.add_parser("step", allow_abbrev=False)
     b.add_argument("--batches", type=int, nargs="+", default=[8, 32])
     b.add_argument("--seq", type=int, default=128)

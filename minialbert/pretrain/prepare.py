@@ -370,71 +370,147 @@ class PreparedData:
                 yield [tokens[seg[j]:seg[j + 1]] for j in range(docs[d], docs[d + 1])]
 
 
-class ShardPairs:
-    """The sentence-order pairs of a prepared split: an index of (shard, a_start, a_end, b_end)
-    rows (built once by pair_index, memory-mapped) over the memory-mapped token shards.
-    pairs[i] -> (A ids, B ids), as data.build_pairs gives for the same documents."""
+class _Slices:
+    """Slices of one .npy array of a shard, read with os.pread at the array's offset in the file,
+    not through a memory map: the pages go through the OS page cache (shared by every rank) and
+    are never mapped into this process, so its RSS does not grow with what a long run has read
+    (a mapped page stays in RSS once touched)."""
 
-    def __init__(self, data: PreparedData, index: np.ndarray):
+    def __init__(self, array: np.memmap):
+        self.path = array.filename
+        self.offset = int(array.offset)
+        self.dtype = array.dtype
+        self.length = len(array)
+        self.fd = os.open(self.path, os.O_RDONLY)
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        size = self.dtype.itemsize
+        want = (stop - start) * size
+        buf = os.pread(self.fd, want, self.offset + start * size)
+        if len(buf) != want:
+            raise PretrainError(f"shard {self.path} is truncated (reading items {start}..{stop}); "
+                                "prepare the data again")
+        return np.frombuffer(buf, dtype=self.dtype)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __del__(self):
+        self.close()
+
+
+_WINDOW_DOCS = 65536  # documents read at a time by pair_index
+
+
+class ShardPairs:
+    """The sentence-order pairs of a prepared split, through the pair index written by pair_index:
+    rows (a_start, a_end, b_end) of token offsets into their shard, shard by shard (uint32, or
+    uint64 for a shard of 2**32 tokens or more; 12 bytes a row), and the number of rows of each
+    shard. pairs[i] -> (A ids, B ids), as data.build_pairs gives for the same documents: two reads
+    (the row, then A and B, which are contiguous); nothing is memory-mapped or held per pair."""
+
+    def __init__(self, data: PreparedData, path: Path, meta: dict):
         self.data = data
-        self.index = index
-        self.tokens = [a["tokens.npy"] for a in data.shards]
+        self.path = path
+        self.dtype = np.dtype(meta["dtype"])
+        self.row_starts = np.concatenate([[0], np.cumsum(meta["shard_rows"], dtype=np.int64)])
+        self.n = int(self.row_starts[-1])
+        self.fd = os.open(path, os.O_RDONLY) if self.n else -1
+        self.tokens = [_Slices(a["tokens.npy"]) for a in data.shards]
 
     def __len__(self) -> int:
-        return len(self.index)
+        return self.n
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        shard, a0, a1, b1 = (int(v) for v in self.index[i])
-        t = self.tokens[shard]
-        return np.asarray(t[a0:a1], dtype=np.int32), np.asarray(t[a1:b1], dtype=np.int32)
+        i = int(i)
+        if not 0 <= i < self.n:
+            raise IndexError(f"pair {i} out of range [0, {self.n})")
+        row_bytes = 3 * self.dtype.itemsize
+        buf = os.pread(self.fd, row_bytes, i * row_bytes)
+        if len(buf) != row_bytes:
+            raise PretrainError(f"the pair index {self.path} is truncated; delete it to rebuild it")
+        a0, a1, b1 = (int(v) for v in np.frombuffer(buf, dtype=self.dtype))
+        shard = int(np.searchsorted(self.row_starts, i, side="right")) - 1
+        ab = self.tokens[shard](a0, b1).astype(np.int32)
+        return ab[:a1 - a0], ab[a1 - a0:]
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        for t in self.tokens:
+            t.close()
+
+    def __del__(self):
+        self.close()
 
 
-def pair_index(data: PreparedData, path: Path, max_seq_length: int, short_seq_prob: float, seed: int) -> Path:
-    """Write the pair index of `data` to `path` (int64 rows shard, a_start, a_end, b_end), with
-    the random draws of data.build_pairs over the same documents in the same order; streamed
-    to disk, so memory does not grow with the corpus."""
-    from .data import chunk_document
+def pair_index(data: PreparedData, path: Path, max_seq_length: int, short_seq_prob: float, seed: int) -> dict:
+    """Write the pair index of `data` to `path` (see ShardPairs) and return its description
+    (dtype, rows per shard), with the random draws of data.build_pairs over the same documents
+    in the same order. Streamed both ways: the shards' segment and document offsets are read
+    _WINDOW_DOCS documents at a time (os.pread, not mapped) and rows go to disk in blocks, so
+    memory does not grow with the corpus."""
+    from .data import Draws, chunk_document
 
-    rng = np.random.default_rng([seed, 1])
+    rng = Draws(np.random.default_rng([seed, 1]))
     max_tokens = max_seq_length - 3
-    block: list[tuple[int, int, int, int]] = []
-
-    def write(rows, f):
-        if rows:
-            f.write(np.asarray(rows, dtype=np.int64).tobytes())
+    big = any(sh["tokens"] >= 2**32 for sh in data.manifest["shards"] if sh["split"] == data.split)
+    dtype = np.dtype(np.uint64 if big else np.uint32)
+    shard_rows: list[int] = []
 
     def body(tmp):
         with open(tmp, "wb") as f:
-            for s, arrays in enumerate(data.shards):
-                seg = np.asarray(arrays["segments.npy"])
-                docs = np.asarray(arrays["documents.npy"])
-                lengths = np.diff(seg).tolist()
-                for d in range(len(docs) - 1):
-                    j0, j1 = int(docs[d]), int(docs[d + 1])
-                    base = int(seg[j0])
-                    for a0, a1, b1 in chunk_document(lengths[j0:j1], max_tokens, short_seq_prob, rng):
-                        block.append((s, base + a0, base + a1, base + b1))
-                    if len(block) >= 65536:
-                        write(block, f)
-                        block.clear()
-            write(block, f)
-            block.clear()
+            for arrays in data.shards:
+                segments, documents = _Slices(arrays["segments.npy"]), _Slices(arrays["documents.npy"])
+                rows: list[int] = []
+                count = 0
+                for w0 in range(0, documents.length - 1, _WINDOW_DOCS):
+                    docs = documents(w0, min(documents.length, w0 + _WINDOW_DOCS + 1)).tolist()
+                    seg = segments(docs[0], docs[-1] + 1).tolist()
+                    lengths = [y - x for x, y in zip(seg, seg[1:])]
+                    first = docs[0]
+                    for j0, j1 in zip(docs, docs[1:]):
+                        j0 -= first
+                        j1 -= first
+                        base = seg[j0]
+                        for a0, a1, b1 in chunk_document(lengths[j0:j1], max_tokens, short_seq_prob, rng):
+                            rows += (base + a0, base + a1, base + b1)
+                    if len(rows) >= 3 * 65536:
+                        f.write(np.asarray(rows, dtype=dtype).tobytes())
+                        count += len(rows) // 3
+                        rows = []
+                f.write(np.asarray(rows, dtype=dtype).tobytes())
+                shard_rows.append(count + len(rows) // 3)
+                segments.close()
+                documents.close()
 
     atomic_write(path, body)
-    return path
+    return {"dtype": dtype.name, "shard_rows": shard_rows, "rows": sum(shard_rows)}
 
 
 def open_pairs(data: PreparedData, cache: Path, max_seq_length: int, short_seq_prob: float, seed: int,
                build: bool) -> ShardPairs:
-    """The ShardPairs of `data`; build=True (rank 0) writes the index if the cache lacks it."""
+    """The ShardPairs of `data`; build=True (rank 0) writes the index if the cache lacks it:
+    CACHE/pairs-SPLIT-KEY.bin (the rows), then CACHE/pairs-SPLIT-KEY.json (their description),
+    each atomically; the .json is what says the index is complete."""
     key = hashlib.sha256(f"{data.fingerprint}:{data.split}:{max_seq_length}:{short_seq_prob}:{seed}".encode())
     path = cache / f"pairs-{data.split}-{key.hexdigest()[:16]}.bin"
-    if build and not path.is_file():
+    meta_path = path.with_suffix(".json")
+    if build and not meta_path.is_file():
         cache.mkdir(parents=True, exist_ok=True)
-        pair_index(data, path, max_seq_length, short_seq_prob, seed)
-    n = path.stat().st_size // 32
-    index = np.memmap(path, dtype=np.int64, mode="r", shape=(n, 4)) if n else np.zeros((0, 4), np.int64)
-    return ShardPairs(data, index)
+        meta = pair_index(data, path, max_seq_length, short_seq_prob, seed)
+        atomic_write(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(meta) + "\n"))
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as e:
+        raise PretrainError(f"cannot read the pair index {meta_path} ({e}); delete it to rebuild it") from None
+    expected = meta["rows"] * 3 * np.dtype(meta["dtype"]).itemsize
+    if not path.is_file() or path.stat().st_size != expected:
+        raise PretrainError(f"the pair index {path} is missing or truncated; delete {meta_path} to rebuild it")
+    return ShardPairs(data, path, meta)
 
 
 # ------------------------------------------------------------------------------- CLI
