@@ -397,10 +397,7 @@ def _train(args, dist: Dist, plugin=None) -> int:
 
     def say(line: str) -> None:
         if dist.main and not args.quiet:
-            if progress.bar is not None:
-                progress.bar.write(line)
-            else:
-                print(line, flush=True)
+            progress.write(line)
 
     def save_checkpoint():
         rng = dist.gather(rng_state(dist.device))
