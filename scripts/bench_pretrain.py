@@ -3,6 +3,7 @@
     python scripts/bench_pretrain.py prep --sizes-mb 10 100       # peak RSS, MB/s (1 and 2 workers), datasets.map peer
     python scripts/bench_pretrain.py step --batches 8 32 --reps 3  # albert-base step vs transformers' AlbertForPreTraining
     python scripts/bench_pretrain.py equal                          # prepared-shards run vs the pre-issue in-memory run
+    python scripts/bench_pretrain.py prep-ab --size-mb 10           # preparation MB/s: this tree vs an older commit
 
 `prep` generates a synthetic corpus (pretrain.toy's documents, repeated with varied words) of
 each size, prepares it with `minialbert pretrain-data` in a subprocess and reports that
@@ -192,6 +193,47 @@ def bench_prep(args) -> dict:
     return {"machine": machine(), "rows": rows}
 
 
+def bench_prep_ab(args) -> dict:
+    """Preparation throughput of this tree against --old-rev's (extracted with `git archive`), on
+    one generated corpus, one vocabulary, --workers; the two sides alternate --reps times, and
+    every run's output is checked to be the same shards (checksums)."""
+    import shutil
+
+    work = Path(tempfile.mkdtemp(prefix="bench_prep_ab_"))
+    old = work / "old"
+    old.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", args.old_rev, "minialbert"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+    corpus = make_corpus(work / "corpus.txt", args.size_mb)
+    size = corpus.stat().st_size / 1e6
+    from minialbert.pretrain.data import read_documents, train_sentencepiece
+
+    train_sentencepiece(read_documents([make_corpus(work / "small.txt", min(2.0, args.size_mb))]),
+                        work / "spiece.model", 8000)
+    times: dict[str, list[float]] = {"old": [], "new": []}
+    checksums = set()
+    for _ in range(args.reps):
+        for name, root in (("old", old), ("new", REPO)):
+            out = work / f"d_{name}"
+            shutil.rmtree(out, ignore_errors=True)
+            code = (f"import sys, time; sys.path.insert(0, {str(root)!r})\n"
+                    f"from minialbert.pretrain.prepare import prepare\n"
+                    f"t = time.perf_counter()\n"
+                    f"prepare([{str(corpus)!r}], {str(out)!r}, vocab={str(work / 'spiece.model')!r}, "
+                    f"workers={args.workers}, shard_tokens=5_000_000)\n"
+                    f"print(time.perf_counter() - t)")
+            p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                               env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(root)))
+            times[name].append(float(p.stdout.strip().splitlines()[-1]))
+            checksums.add(json.dumps(json.loads((out / "manifest.json").read_text())["shards"], sort_keys=True))
+            print(name, round(times[name][-1], 2), "s", flush=True)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"machine": machine(), "old_rev": args.old_rev, "size_mb": round(size, 1), "workers": args.workers,
+            "seconds": times, "mb_per_s": {k: round(size / v, 2) for k, v in med.items()},
+            "speedup": round(med["old"] / med["new"], 2), "same_shards": len(checksums) == 1}
+
+
 # ------------------------------------------------------------------------------- step
 def bench_step(args) -> dict:
     import torch
@@ -290,11 +332,39 @@ def bench_step(args) -> dict:
 
 
 # ------------------------------------------------------------------------------ equal
+_STATS = r"""
+import json, sys
+from pathlib import Path
+import numpy as np
+sys.path.insert(0, {root!r})
+from minialbert.pretrain.data import PretrainingData, Vocab
+out, corpus = Path({out!r}), {corpus!r}
+kw = dict(max_seq_length=64, seed=12345)
+if (out / "data").is_dir():  # this tree: the prepared shards and their pair index
+    from minialbert.pretrain.prepare import PreparedData, open_pairs
+    vocab = Vocab.load(out / "data" / "spiece.model")
+    data = PretrainingData(open_pairs(PreparedData(out / "data"), out / "cache", 64, 0.1, 12345, build=True), vocab, **kw)
+else:  # the pre-issue tree: in-memory lists
+    vocab = Vocab.load(out / "spiece.model")
+    data = PretrainingData.from_corpus([corpus], vocab, **kw)
+lengths, masked, maskable, swapped = [], 0, 0, 0
+for i in range(len(data)):
+    e = data.example(i, 0)
+    lengths.append(len(e["input_ids"]))
+    masked += int((e["labels"] != -100).sum())
+    maskable += len(e["input_ids"]) - 3
+    swapped += int(e["sentence_order_label"])
+print(json.dumps({{"examples": len(data), "mean_tokens": float(np.mean(lengths)), "masked_share": masked / maskable,
+                  "masked_per_example": masked / len(data), "sop_swapped_share": swapped / len(data)}}))
+"""
+
+
 def bench_equal(args) -> dict:
     """The same small corpus and seed through (a) this tree's `pretrain --corpus` (prepared
     shards) and (b) the pre-issue tree (in-memory lists, explicit-softmax attention), extracted
-    with `git archive` from --old-rev; compares the logged losses step by step and the data
-    statistics (examples used, masked tokens, SOP labels)."""
+    with `git archive` from --old-rev; compares the logged losses step by step, whether the
+    steps used the same examples, and the data statistics over all examples of epoch 0
+    (examples, tokens per example, masked share, SOP swaps)."""
     work = Path(tempfile.mkdtemp(prefix="bench_equal_"))
     old = work / "old"
     old.mkdir()
@@ -308,7 +378,7 @@ def bench_equal(args) -> dict:
              "--intermediate-size", "128", "--embedding-size", "32", "--max-seq-length", "64", "--threads", "1",
              "--device", "cpu", "--quiet", "--vocab-size", "120", "--batch-size", "8", "--max-steps", str(args.steps),
              "--log-every", "1", "--optimizer", "adamw", "--lr", "1e-3", "--log-data"]
-    logs = {}
+    logs, stats = {}, {}
     for name, root in (("old (in-memory)", old), ("new (prepared shards)", REPO)):
         out = work / name.split()[0]
         env = dict(os.environ, PYTHONPATH=str(root), OMP_NUM_THREADS="1")
@@ -316,6 +386,10 @@ def bench_equal(args) -> dict:
                        env=env, check=True)
         logs[name] = ([json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()],
                       [json.loads(x) for x in (out / "data_rank0.jsonl").read_text().splitlines()])
+        p = subprocess.run([sys.executable, "-c", _STATS.format(root=str(root), out=str(out), corpus=str(corpus))],
+                           env=env, capture_output=True, text=True, check=True)
+        stats[name] = json.loads(p.stdout.strip().splitlines()[-1])
+        print(name, stats[name], flush=True)
     (a_log, a_data), (b_log, b_data) = logs.values()
     rows = []
     for ra, rb in zip((r for r in a_log if "mlm_loss" in r), (r for r in b_log if "mlm_loss" in r)):
@@ -325,9 +399,13 @@ def bench_equal(args) -> dict:
     same = [x["index"] == y["index"] for x, y in zip(a_data, b_data)]
     for row, s in zip(rows, same):
         row["same_batch"] = s
-    return {"machine": machine(), "old_rev": args.old_rev, "rows": rows,
+    mean = statistics.mean
+    return {"machine": machine(), "old_rev": args.old_rev, "rows": rows, "stats": stats,
             "all_batches_identical": all(same) and len(a_data) == len(b_data),
-            "max_mlm_loss_diff": max(r["mlm_diff"] for r in rows)}
+            "steps_with_identical_batches": sum(same),
+            "max_mlm_loss_diff": max(r["mlm_diff"] for r in rows),
+            "mean_mlm_loss": {"old": mean(r["old_mlm"] for r in rows), "new": mean(r["new_mlm"] for r in rows)},
+            "mean_sop_loss": {"old": mean(r["old_sop"] for r in rows), "new": mean(r["new_sop"] for r in rows)}}
 
 
 def main(argv=None) -> int:
@@ -348,13 +426,18 @@ def main(argv=None) -> int:
     b.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     b.add_argument("--variants", nargs="+", default=["bf16", "compile", "compile-bf16"],
                    choices=["bf16", "compile", "compile-bf16"])
+    ab = sub.add_parser("prep-ab", allow_abbrev=False)
+    ab.add_argument("--old-rev", default="eef3e60", help="the tree to compare with (default: before the speed-ups)")
+    ab.add_argument("--size-mb", type=float, default=10)
+    ab.add_argument("--workers", type=int, default=2)
+    ab.add_argument("--reps", type=int, default=3)
     c = sub.add_parser("equal", allow_abbrev=False)
     c.add_argument("--old-rev", default="f0d39b7", help="the commit before issue 19's changes")
     c.add_argument("--steps", type=int, default=20)
-    for x in (a, b, c):
+    for x in (a, ab, b, c):
         x.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
-    result = {"prep": bench_prep, "step": bench_step, "equal": bench_equal}[args.what](args)
+    result = {"prep": bench_prep, "prep-ab": bench_prep_ab, "step": bench_step, "equal": bench_equal}[args.what](args)
     text = json.dumps(result, indent=1)
     print(text)
     if args.json:

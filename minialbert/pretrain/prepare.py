@@ -76,7 +76,8 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 class _ShardBuffer:
-    """The documents of the shard being built, as flat arrays."""
+    """The documents of the shard being built: per document its tokens and the lengths of its
+    non-empty segments, as arrays (views into the workers' chunks)."""
 
     def __init__(self, dtype):
         self.dtype = dtype
@@ -84,26 +85,30 @@ class _ShardBuffer:
 
     def clear(self):
         self.tokens: list[np.ndarray] = []
-        self.segment_ends: list[int] = []
+        self.lengths: list[np.ndarray] = []
         self.document_ends: list[int] = []
         self.n_tokens = 0
+        self.n_segments = 0
 
-    def add(self, segments: list[list[int]]) -> None:
-        for s in segments:
-            if s:
-                self.tokens.append(np.asarray(s, dtype=self.dtype))
-                self.n_tokens += len(s)
-                self.segment_ends.append(self.n_tokens)
-        self.document_ends.append(len(self.segment_ends))
+    def add(self, tokens: np.ndarray, lengths: np.ndarray) -> None:
+        """One document: its tokens, flat, and its segments' lengths (all > 0)."""
+        self.tokens.append(tokens)
+        self.lengths.append(lengths)
+        self.n_tokens += len(tokens)
+        self.n_segments += len(lengths)
+        self.document_ends.append(self.n_segments)
 
     @property
     def n_documents(self) -> int:
         return len(self.document_ends)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        tokens = np.concatenate(self.tokens) if self.tokens else np.zeros(0, self.dtype)
-        return {"tokens.npy": tokens,
-                "segments.npy": np.asarray([0, *self.segment_ends], dtype=np.int64),
+        tokens = np.concatenate(self.tokens).astype(self.dtype, copy=False) if self.tokens \
+            else np.zeros(0, self.dtype)
+        segments = np.zeros(self.n_segments + 1, dtype=np.int64)
+        if self.n_segments:
+            np.cumsum(np.concatenate(self.lengths), out=segments[1:])
+        return {"tokens.npy": tokens, "segments.npy": segments,
                 "documents.npy": np.asarray([0, *self.document_ends], dtype=np.int64)}
 
 
@@ -116,14 +121,33 @@ def _init_worker(vocab_path: str, compat: str) -> None:
     _WORKER_VOCAB = Vocab.load(vocab_path, compat, threads=1)
 
 
-def _encode_chunk(docs: list[list[str]]) -> list[list[list[int]]]:
-    """Token ids of every segment of every document (the tokenizer's batched path)."""
-    flat = _WORKER_VOCAB.encode([s for d in docs for s in d])
-    out, k = [], 0
-    for d in docs:
-        out.append(flat[k:k + len(d)])
-        k += len(d)
-    return out
+def _encode_chunk(docs: list[list[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Token ids of every segment of every document (the tokenizer's batched path), packed for
+    the trip back to the writer: all ids flat (the shard dtype), the length of every non-empty
+    segment, and how many of those each document has. (Arrays pickle as bytes; nested lists of
+    ints cost the writer process a Python object per token.)"""
+    from itertools import chain
+
+    ids = _WORKER_VOCAB.encode([s for d in docs for s in d])
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    keep = lengths > 0
+    kept_before = np.concatenate([[0], np.cumsum(keep)])  # non-empty segments before each segment
+    bounds = np.cumsum([0] + [len(d) for d in docs])  # each document's first segment
+    per_doc = kept_before[bounds[1:]] - kept_before[bounds[:-1]]
+    flat = np.fromiter(chain.from_iterable(ids), dtype=token_dtype(_WORKER_VOCAB.size), count=int(lengths.sum()))
+    return flat, lengths[keep], per_doc.astype(np.int64)
+
+
+def _split_chunk(chunk):
+    """Per document of an encoded chunk: (its tokens, its segments' lengths)."""
+    flat, lengths, per_doc = chunk
+    t = s = 0
+    for n in per_doc.tolist():
+        seg = lengths[s:s + n]
+        size = int(seg.sum())
+        yield flat[t:t + size], seg
+        t += size
+        s += n
 
 
 def _chunks(documents, size: int):
@@ -143,7 +167,7 @@ def _encoded(documents, vocab_path: Path, compat: str, workers: int):
     if workers <= 1:
         _init_worker(str(vocab_path), compat)
         for chunk in _chunks(documents, _CHUNK_DOCS):
-            yield from _encode_chunk(chunk)
+            yield from _split_chunk(_encode_chunk(chunk))
         return
     import multiprocessing as mp
 
@@ -153,9 +177,9 @@ def _encoded(documents, vocab_path: Path, compat: str, workers: int):
         for chunk in _chunks(documents, _CHUNK_DOCS):
             pending.append(pool.apply_async(_encode_chunk, (chunk,)))
             if len(pending) >= 2 * workers:
-                yield from pending.popleft().get()
+                yield from _split_chunk(pending.popleft().get())
         while pending:
-            yield from pending.popleft().get()
+            yield from _split_chunk(pending.popleft().get())
 
 
 # ---------------------------------------------------------------------------- writer
@@ -255,11 +279,11 @@ def prepare(corpus: list[str | os.PathLike], output: str | os.PathLike, *, vocab
 
             os.kill(os.getpid(), signal.SIGKILL)  # tests: a preparation killed between shards
 
-    for segments in _encoded(documents, vocab_path, compat, workers):
+    for tokens, lengths in _encoded(documents, vocab_path, compat, workers):
         split = "valid" if is_valid_document(index, valid_fraction, seed) else "train"
         if first[split] is None:
             first[split] = index
-        buffers[split].add(segments)
+        buffers[split].add(tokens, lengths)
         index += 1
         if buffers["train"].n_tokens >= shard_tokens:
             flush()
@@ -291,7 +315,7 @@ def _write_shard(out: Path, name: str, split: str, buf: _ShardBuffer, first_docu
         shutil.rmtree(final)
     os.replace(tmp, final)
     return {"name": name, "split": split, "first_document": first_document, "documents": buf.n_documents,
-            "segments": len(buf.segment_ends), "tokens": buf.n_tokens, "files": files}
+            "segments": buf.n_segments, "tokens": buf.n_tokens, "files": files}
 
 
 def write_manifest(out: Path, manifest: dict) -> None:
