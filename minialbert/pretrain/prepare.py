@@ -31,7 +31,7 @@ import os
 import shutil
 import sys
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from pathlib import Path
 
 import numpy as np
@@ -338,8 +338,9 @@ def read_manifest(data_dir: str | os.PathLike) -> dict:
 
 # ---------------------------------------------------------------------------- reader
 class PreparedData:
-    """A DATA_DIR opened for training: the shards of one split, memory-mapped (nothing is read
-    until used, and the OS shares the pages between ranks)."""
+    """A DATA_DIR opened for training: the shards of one split, checked against the manifest and
+    opened as memory maps (nothing is read until used). `documents()` reads through the maps;
+    the trainer reads by offset instead (ShardPairs, _Slices), so that its RSS stays flat."""
 
     def __init__(self, data_dir: str | os.PathLike, split: str = "train", *, verify: bool = False):
         self.dir = Path(data_dir)
@@ -405,9 +406,11 @@ class _Slices:
         self.offset = int(array.offset)
         self.dtype = array.dtype
         self.length = len(array)
-        self.fd = os.open(self.path, os.O_RDONLY)
+        self.fd = -1  # opened on first use
 
     def __call__(self, start: int, stop: int) -> np.ndarray:
+        if self.fd < 0:
+            self.fd = os.open(self.path, os.O_RDONLY)
         size = self.dtype.itemsize
         want = (stop - start) * size
         buf = os.pread(self.fd, want, self.offset + start * size)
@@ -426,6 +429,7 @@ class _Slices:
 
 
 _WINDOW_DOCS = 65536  # documents read at a time by pair_index
+_OPEN_SHARDS = 64  # token files a ShardPairs keeps open (the least recently used is closed)
 
 
 class ShardPairs:
@@ -443,6 +447,7 @@ class ShardPairs:
         self.n = int(self.row_starts[-1])
         self.fd = os.open(path, os.O_RDONLY) if self.n else -1
         self.tokens = [_Slices(a["tokens.npy"]) for a in data.shards]
+        self._open: OrderedDict[int, None] = OrderedDict()
 
     def __len__(self) -> int:
         return self.n
@@ -457,6 +462,10 @@ class ShardPairs:
             raise PretrainError(f"the pair index {self.path} is truncated; delete it to rebuild it")
         a0, a1, b1 = (int(v) for v in np.frombuffer(buf, dtype=self.dtype))
         shard = int(np.searchsorted(self.row_starts, i, side="right")) - 1
+        self._open[shard] = None
+        self._open.move_to_end(shard)
+        if len(self._open) > _OPEN_SHARDS:  # bounded file descriptors, however many shards
+            self.tokens[self._open.popitem(last=False)[0]].close()
         ab = self.tokens[shard](a0, b1).astype(np.int32)
         return ab[:a1 - a0], ab[a1 - a0:]
 
