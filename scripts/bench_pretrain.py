@@ -196,7 +196,8 @@ def bench_prep(args) -> dict:
 def bench_prep_ab(args) -> dict:
     """Preparation throughput of this tree against --old-rev's (extracted with `git archive`), on
     one generated corpus, one vocabulary, --workers; the two sides alternate --reps times, and
-    every run's output is checked to be the same shards (checksums)."""
+    every run's output is checked to be the same shards (checksums). Reports wall time and CPU
+    time (the preparing process and its workers, which a busy shared machine disturbs less)."""
     import shutil
 
     work = Path(tempfile.mkdtemp(prefix="bench_prep_ab_"))
@@ -212,26 +213,33 @@ def bench_prep_ab(args) -> dict:
     train_sentencepiece(read_documents([make_corpus(work / "small.txt", min(2.0, args.size_mb))]),
                         work / "spiece.model", 8000)
     times: dict[str, list[float]] = {"old": [], "new": []}
+    cpu: dict[str, list[float]] = {"old": [], "new": []}
     checksums = set()
     for _ in range(args.reps):
         for name, root in (("old", old), ("new", REPO)):
             out = work / f"d_{name}"
             shutil.rmtree(out, ignore_errors=True)
-            code = (f"import sys, time; sys.path.insert(0, {str(root)!r})\n"
+            code = (f"import resource, sys, time; sys.path.insert(0, {str(root)!r})\n"
                     f"from minialbert.pretrain.prepare import prepare\n"
                     f"t = time.perf_counter()\n"
                     f"prepare([{str(corpus)!r}], {str(out)!r}, vocab={str(work / 'spiece.model')!r}, "
                     f"workers={args.workers}, shard_tokens=5_000_000)\n"
-                    f"print(time.perf_counter() - t)")
+                    f"r = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]\n"
+                    f"print(time.perf_counter() - t, sum(x.ru_utime + x.ru_stime for x in r))")
             p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(root)))
-            times[name].append(float(p.stdout.strip().splitlines()[-1]))
+            wall, used = map(float, p.stdout.strip().splitlines()[-1].split())
+            times[name].append(wall)
+            cpu[name].append(used)
             checksums.add(json.dumps(json.loads((out / "manifest.json").read_text())["shards"], sort_keys=True))
-            print(name, round(times[name][-1], 2), "s", flush=True)
+            print(name, round(wall, 2), "s wall", round(used, 2), "s CPU", flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
+    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     return {"machine": machine(), "old_rev": args.old_rev, "size_mb": round(size, 1), "workers": args.workers,
-            "seconds": times, "mb_per_s": {k: round(size / v, 2) for k, v in med.items()},
-            "speedup": round(med["old"] / med["new"], 2), "same_shards": len(checksums) == 1}
+            "seconds": times, "cpu_seconds": cpu, "mb_per_s": {k: round(size / v, 2) for k, v in med.items()},
+            "mb_per_cpu_s": {k: round(size / v, 2) for k, v in med_cpu.items()},
+            "speedup_wall": round(med["old"] / med["new"], 2), "speedup_cpu": round(med_cpu["old"] / med_cpu["new"], 2),
+            "same_shards": len(checksums) == 1}
 
 
 # ------------------------------------------------------------------------------- step
