@@ -531,7 +531,10 @@ def _train(args, dist: Dist | None = None) -> int:
                     print(f"finetune: interrupted ({interrupt.name}) after step {step} of {max_steps}; the trainer "
                           f"state is in {state_path}: continue with the same command and --resume",
                           file=sys.stderr, flush=True)
-                return 128 + interrupt.signum
+                # as an uncaught signal would: a caller (glue, a notebook) stops too; the CLI exits 130
+                if interrupt.signum == signal.SIGINT:
+                    raise KeyboardInterrupt
+                raise SystemExit(128 + interrupt.signum)
     finally:
         interrupt.restore()
         if progress is not None:
@@ -565,3 +568,5 @@ if __name__ == "__main__":  # python -m minialbert.finetune.train
     except MinialbertError as e:
         print(f"minialbert finetune: error: {e}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:  # Ctrl-C: the run said where its state is
+        sys.exit(130)
