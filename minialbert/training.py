@@ -274,6 +274,20 @@ class Progress:
         self.bar.set_postfix(self.postfix, refresh=False)
         self.bar.update(1)
 
+    def write(self, line: str) -> None:
+        """A log line on stdout, above the bar (which is on stderr): tqdm clears the bar, the line
+        is written and flushed, the bar is drawn again. The flush matters when stdout is a pipe or
+        a file (block-buffered) and both streams reach one terminal or log (`2>&1 | tee`): without
+        it the lines would come out in a lump, out of order with the bar."""
+        if self.bar is None:
+            print(line, flush=True)
+            return
+        from tqdm import tqdm
+
+        with tqdm.external_write_mode(file=sys.stdout):
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()

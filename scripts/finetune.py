@@ -21,3 +21,5 @@ if __name__ == "__main__":
     except MinialbertError as e:
         print(f"minialbert finetune: error: {e}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:  # Ctrl-C: the run said where its state is
+        sys.exit(130)

@@ -79,6 +79,10 @@ def test_classifier_learns_and_loads_in_transformers(classifier):
     log = [json.loads(x) for x in (classifier / "log.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in log if "loss" in r]
     assert losses[-1] < 0.5 * losses[0]
+    # a finished run keeps its model, not the resumable state of its periodic checkpoints (every 20 steps)
+    assert not (classifier / "checkpoint" / "trainer_state.pt").exists()
+    with pytest.raises(Exception, match="has finished .*nothing to resume"):
+        finetune(["--model", "unused", "--train", "unused.csv", "--output-dir", str(classifier), "--resume"])
     # the best checkpoint is a transformers checkpoint, labels included
     ref = transformers.AlbertForSequenceClassification.from_pretrained(classifier)
     assert ref.config.id2label == {0: "blue", 1: "green", 2: "red"}
@@ -101,7 +105,7 @@ def test_killed_run_resumes_bit_identically(work, tmp_path):
             "--batch-size", "8", "--grad-accum", "2", "--max-steps", "9", "--eval-every", "3", "--log-every", "1",
             "--classifier-dropout", "0.3", "--seed", "5", *COMMON]
     ref, crash = tmp_path / "ref", tmp_path / "crash"
-    assert finetune([*args, "--output-dir", str(ref)]) == 0  # uninterrupted
+    assert finetune([*args, "--output-dir", str(ref), "--save-final-state"]) == 0  # uninterrupted
 
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     p = subprocess.run([sys.executable, str(REPO / "scripts" / "finetune.py"), *args, "--output-dir", str(crash),
@@ -109,24 +113,35 @@ def test_killed_run_resumes_bit_identically(work, tmp_path):
     assert p.returncode == -9, p.stderr  # SIGKILL after step 5: steps 4-5 are lost with the process
     assert torch.load(crash / "checkpoint" / "trainer_state.pt", weights_only=True)["step"] == 3
     (crash / "checkpoint" / ".trainer_state.pt.x.tmp").write_bytes(b"half a checkpoint")  # a crash mid-write
-    assert finetune([*args, "--output-dir", str(crash), "--resume"]) == 0
+    assert finetune([*args, "--output-dir", str(crash), "--resume", "--save-final-state"]) == 0
 
-    a = torch.load(ref / "checkpoint" / "trainer_state.pt", weights_only=True)
-    b = torch.load(crash / "checkpoint" / "trainer_state.pt", weights_only=True)
-    assert a["step"] == b["step"] == 9
-    assert a["model"].keys() == b["model"].keys() and all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
-    assert a["history"] == b["history"] and a["best"] == b["best"]
-    opt_a, opt_b = a["optimizer"]["state"], b["optimizer"]["state"]
-    assert opt_a.keys() == opt_b.keys() and all(
-        torch.equal(opt_a[k][name], opt_b[k][name]) for k in opt_a for name in ("exp_avg", "exp_avg_sq"))
-    wa, wb = load_file(str(ref / "model.safetensors")), load_file(str(crash / "model.safetensors"))
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    # Ctrl-C (SIGINT) in the middle of step 4 (not a --save-every step): the step completes, its
+    # state is saved, the run says so in one line and exits 130; --resume continues from step 4
+    stopped = tmp_path / "stopped"
+    p = subprocess.run([sys.executable, str(REPO / "scripts" / "finetune.py"), *args, "--output-dir", str(stopped),
+                        "--interrupt-after-step", "4"], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 130, p.stderr
+    assert "Traceback" not in p.stderr and "interrupted (SIGINT) after step 4 of 9" in p.stderr
+    assert torch.load(stopped / "checkpoint" / "trainer_state.pt", weights_only=True)["step"] == 4
+    assert finetune([*args, "--output-dir", str(stopped), "--resume", "--save-final-state"]) == 0
 
     def losses(out):
         return {r["step"]: r["loss"] for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "loss" in r}
 
-    assert losses(ref) == losses(crash) and len(losses(ref)) == 9
-    assert _metrics(ref)["history"] == _metrics(crash)["history"]
+    a = torch.load(ref / "checkpoint" / "trainer_state.pt", weights_only=True)
+    for other in (crash, stopped):
+        b = torch.load(other / "checkpoint" / "trainer_state.pt", weights_only=True)
+        assert a["step"] == b["step"] == 9
+        assert a["model"].keys() == b["model"].keys() and all(torch.equal(a["model"][k], b["model"][k])
+                                                              for k in a["model"])
+        assert a["history"] == b["history"] and a["best"] == b["best"]
+        opt_a, opt_b = a["optimizer"]["state"], b["optimizer"]["state"]
+        assert opt_a.keys() == opt_b.keys() and all(
+            torch.equal(opt_a[k][name], opt_b[k][name]) for k in opt_a for name in ("exp_avg", "exp_avg_sq"))
+        wa, wb = load_file(str(ref / "model.safetensors")), load_file(str(other / "model.safetensors"))
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)
+        assert losses(ref) == losses(other) and len(losses(ref)) == 9
+        assert _metrics(ref)["history"] == _metrics(other)["history"]
     with pytest.raises(Exception, match="--lr differs from the checkpoint"):
         finetune([*args, "--output-dir", str(crash), "--resume", "--lr", "1e-4"])
 

@@ -59,6 +59,13 @@ def test_two_torchrun_ranks_train_as_one_process_with_the_global_batch(work, tmp
     assert moved > 1e-3  # it trained
     metrics = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert metrics["steps"] == 3 and metrics["history"][-1]["step"] == 3
+    # the logged loss is the whole global batch's (the mean over both ranks), as one process logs it
+    la, lb = _losses(tmp_path / "one"), _losses(tmp_path / "two")
+    assert len(la) == len(lb) == 3 and all(abs(x - y) <= 1e-5 for x, y in zip(la, lb)), (la, lb)
+
+
+def _losses(out):
+    return [r["loss"] for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "loss" in r]
 
 
 def test_compile_trains_like_eager(work, tmp_path):
@@ -70,8 +77,5 @@ def test_compile_trains_like_eager(work, tmp_path):
                      "--compile-backend", "aot_eager"]) == 0
     torch._dynamo.reset()
 
-    def losses(out):
-        return [r["loss"] for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "loss" in r]
-
-    la, lb = losses(tmp_path / "eager"), losses(tmp_path / "compiled")
+    la, lb = _losses(tmp_path / "eager"), _losses(tmp_path / "compiled")
     assert len(la) == 3 and all(abs(x - y) <= 1e-5 for x, y in zip(la, lb))

@@ -13,7 +13,8 @@ from minialbert.config import AlbertConfig
 from minialbert.errors import MinialbertError
 from minialbert.model import AlbertForPreTraining
 from minialbert.pretrain import PretrainError
-from minialbert.pretrain.data import CLS, MASK, SEP, PretrainingData, Vocab, read_documents, train_sentencepiece
+from minialbert.pretrain.data import (CLS, MASK, SEP, Draws, PretrainingData, Shuffle, Vocab, read_documents,
+                                     train_sentencepiece)
 from minialbert.pretrain.masking import IGNORE_INDEX, mask_tokens, ngram_probabilities
 from minialbert.pretrain.objectives import PretrainingObjective, mlm_loss, sop_loss
 from minialbert.pretrain.optim import Lamb, linear_schedule
@@ -194,6 +195,45 @@ def test_order_is_a_function_of_the_step_and_shards_are_disjoint(toy):
     assert len(set(seen)) == len(seen) == per_epoch * G  # an epoch uses each example at most once
     assert data.step_indices(per_epoch, G)[0] == 1
     assert not np.array_equal(data.step_indices(per_epoch, G)[1], data.step_indices(0, G)[1])
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 16, 17, 1000, 4097, 65537])
+def test_shuffle_is_a_permutation_of_range_n(n):
+    """Every position maps to a distinct example below n (the cycle walk included: 17, 4097 and
+    65537 sit just above a power of two, so most of the Feistel domain lies outside range(n))."""
+    got = Shuffle(n, 7, 0)(np.arange(n))
+    assert sorted(got.tolist()) == list(range(n))
+    # positions evaluated one by one give the same as all at once (the order needs no state)
+    assert [int(Shuffle(n, 7, 0)([k])[0]) for k in range(min(n, 50))] == got[:50].tolist()
+
+
+def test_shuffle_depends_on_seed_and_epoch_and_looks_uniform():
+    n = 10
+    base = Shuffle(1000, 1, 0)(np.arange(1000))
+    assert not np.array_equal(base, Shuffle(1000, 1, 1)(np.arange(1000)))
+    assert not np.array_equal(base, Shuffle(1000, 2, 0)(np.arange(1000)))
+    assert abs(np.corrcoef(base, np.arange(1000))[0, 1]) < 0.1  # not near the identity
+    # where position 0 and position 9 land, over 3000 epochs: each of the 10 examples about 300 times
+    # (a binomial(3000, 0.1) stays within 300 +- 75 with probability ~ 1 - 1e-5 per cell)
+    firsts = np.array([Shuffle(n, 3, e)([0, 9]) for e in range(3000)])
+    for column in firsts.T:
+        counts = np.bincount(column, minlength=n)
+        assert counts.min() > 225 and counts.max() < 375, counts
+    # and the pair (position 0, position 1) is not tied: all 90 ordered pairs occur
+    pairs = {tuple(Shuffle(n, 4, e)([0, 1]).tolist()) for e in range(3000)}
+    assert len(pairs) == 90
+
+
+def test_buffered_draws_are_uniform_integers_in_range():
+    draws = Draws(np.random.default_rng(0), block=1000)  # several refills
+    for low, high in ((1, 2), (1, 5), (2, 126)):
+        got = np.array([draws.integers(low, high) for _ in range(20000)])
+        assert got.min() == low and got.max() == high - 1
+        counts = np.bincount(got - low)
+        expected = 20000 / (high - low)
+        assert np.abs(counts - expected).max() < 5 * np.sqrt(expected) + 1, counts
+    u = np.array([draws.random() for _ in range(20000)])
+    assert 0 <= u.min() and u.max() < 1 and abs(u.mean() - 0.5) < 0.01
 
 
 # ------------------------------------------------------------------------------ optimizer

@@ -20,6 +20,7 @@ import torch
 
 from minialbert.errors import MinialbertError
 from minialbert.pretrain.data import PretrainingData, Vocab, build_pairs, read_documents, train_sentencepiece
+from minialbert.pretrain import PretrainError
 from minialbert.pretrain.prepare import PreparedData, open_pairs, prepare
 from minialbert.pretrain.toy import write_corpus
 
@@ -109,6 +110,14 @@ def test_pairs_and_examples_from_shards_equal_the_in_memory_pipeline(tmp_path, t
     for i in (0, 7, len(pairs) - 1):
         x, y = ours.example(i, 2), ref.example(i, 2)
         assert all(np.array_equal(x[k], y[k]) for k in ("input_ids", "token_type_ids", "labels"))
+    # the index: 12 bytes a pair; cut short, it is refused in one line, not read as fewer pairs
+    index = next((tmp_path / "cache").glob("pairs-*.bin"))
+    assert index.stat().st_size == 12 * len(pairs)
+    pairs.close()
+    with open(index, "r+b") as f:
+        f.truncate(index.stat().st_size - 12)
+    with pytest.raises(PretrainError, match="pair index .* is missing or truncated"):
+        open_pairs(PreparedData(out), tmp_path / "cache", 64, 0.3, 5, build=True)
 
 
 def test_valid_fraction_holds_out_documents_and_the_split_ignores_workers(tmp_path, toy):

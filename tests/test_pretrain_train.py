@@ -242,3 +242,28 @@ def test_pretraining_and_inference_tokenize_alike(tmp_path, corpus, one_thread, 
             logits = AlbertForMaskedLM.from_pretrained(out)(torch.tensor([[2, *ids[40], 3]])).prediction_logits
         position = ids[40].index(4) + 1
         assert [p.token_id for p in predictions] == logits[0, position].topk(2).indices.tolist()
+
+
+def test_log_lines_and_the_progress_bar_share_a_pipe_in_order():
+    """`pretrain ... 2>&1 | tee log`: stdout is then a block-buffered pipe and the bar (stderr)
+    is not; each log line must still come out whole, above the bar, when it is written."""
+    code = ("from minialbert.training import Progress\n"
+            "p = Progress(4, 0, 'pretrain', enabled=True)\n"
+            "for i in range(4):\n"
+            "    p.update(loss=1.0 / (i + 1))\n"
+            "    p.write(f'step {i + 1} line')\n"
+            "p.close()\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env["PYTHONPATH"] = str(REPO)
+    raw = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                         timeout=120).stdout.decode()
+
+    def shown(segment):  # what a terminal shows for one line: each \r goes back to column 0
+        screen: list[str] = []
+        for part in segment.split("\r"):
+            screen[:len(part)] = part
+        return "".join(screen).rstrip()
+
+    lines = [shown(s) for s in raw.split("\n")]
+    assert [x for x in lines if "line" in x] == [f"step {i} line" for i in range(1, 5)], raw
+    assert raw.index("step 4 line") < raw.index("4/4"), raw  # written at once, not flushed at exit

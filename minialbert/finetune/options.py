@@ -79,9 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
                    + "; ".join(f"{k}: {v[0]}" for k, v in METRICS.items()) + ")")
     o.add_argument("--save-every", type=int, default=None, help="steps between resumable checkpoints "
                                                                 "(default: --eval-every)")
+    o.add_argument("--save-final-state", action="store_true",
+                   help="keep the resumable trainer state (optimizer etc.) of the last step too; by default a "
+                        "finished run keeps only its model, metrics and logs")
     o.add_argument("--log-every", type=int, default=10)
     o.add_argument("--quiet", action="store_true", help="no progress bar or messages (logs are still written)")
     p.add_argument("--kill-after-step", type=int, default=None, help=argparse.SUPPRESS)  # tests: simulate a crash
+    p.add_argument("--interrupt-after-step", type=int, default=None, help=argparse.SUPPRESS)  # tests: Ctrl-C
     return p
 
 

@@ -17,10 +17,13 @@ What happens, in order:
   4. every --eval-every steps the dev set is scored; the best checkpoint so far (by --metric) is
      OUT/{config.json, model.safetensors} with the tokenizer beside it, loadable by minialbert and
      transformers alike;
-  5. every --save-every steps OUT/checkpoint/trainer_state.pt holds the model, optimizer, step, RNG
-     state and evaluation history (written to a temp file and renamed), so --resume continues with
-     exactly the batches and dropout masks of an uninterrupted run;
-  6. OUT/log.jsonl gets the training loss and every evaluation; OUT/metrics.json the summary.
+  5. every --save-every steps, and when the run is interrupted (Ctrl-C, SIGTERM: at the end of
+     the step), OUT/checkpoint/trainer_state.pt holds the model, optimizer, step, RNG state and
+     evaluation history (written to a temp file and renamed), so --resume continues with exactly
+     the batches and dropout masks of an uninterrupted run; a finished run deletes it (nothing is
+     left to resume) unless --save-final-state keeps the last step's;
+  6. OUT/log.jsonl gets the training loss (the mean over all ranks) and every evaluation;
+     OUT/metrics.json the summary.
 """
 
 from __future__ import annotations
@@ -59,7 +62,8 @@ HEADS = {"classify": "AlbertForSequenceClassification", "regression": "AlbertFor
 PROBLEM_TYPES = {"classify": "single_label_classification", "regression": "regression",
                  "multilabel": "multi_label_classification"}
 # Options that do not change what is computed: they may differ between a run and its --resume.
-_FREE_ON_RESUME = {"resume", "overwrite", "quiet", "kill_after_step", "threads", "compile", "compile_backend"}
+_FREE_ON_RESUME = {"resume", "overwrite", "quiet", "kill_after_step", "interrupt_after_step", "threads", "compile",
+                   "compile_backend", "save_final_state"}
 
 
 # -------------------------------------------------------------------------------- data
@@ -282,6 +286,44 @@ def _say(args, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+class _Interrupt:
+    """Ctrl-C (SIGINT) or SIGTERM while training: noted by a handler and acted on at the end of
+    the step (the trainer state is then whole: never half an optimizer update). A second Ctrl-C
+    interrupts at once. Under torchrun the ranks agree (a one-number all_reduce a step), since
+    saving the state is a collective."""
+
+    def __init__(self):
+        self.signum = 0
+        self.previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: no handler, Python's default behaviour
+                pass
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum else ""
+
+    def _handle(self, signum, frame):
+        if self.signum:  # the second time: stop now
+            self.restore()
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def requested(self, dist: Dist) -> bool:
+        if dist.enabled:
+            anyone = dist.all_sum(torch.tensor([float(self.signum > 0)], dtype=torch.float64))[0].item()
+            if anyone and not self.signum:  # another rank was interrupted
+                self.signum = signal.SIGINT
+        return bool(self.signum)
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous = {}
+
+
 def _train(args, dist: Dist | None = None) -> int:
     from .. import model as M
     from ..config import AlbertConfig
@@ -298,8 +340,11 @@ def _train(args, dist: Dist | None = None) -> int:
     main = dist.main
     state = None
     if args.resume:
+        if not state_path.is_file() and (out / METRICS_FILE).is_file():
+            raise FinetuneError(f"--resume: the run in {out} has finished ({METRICS_FILE}); nothing to resume "
+                                "(start afresh with --overwrite)")
         state = _load_state(state_path, args)
-    elif state_path.exists() and not args.overwrite:
+    elif (state_path.exists() or (out / METRICS_FILE).exists()) and not args.overwrite:
         raise FinetuneError(f"{out} already holds a fine-tuning run: pass --resume to continue it or --overwrite")
     _check_writable(out)  # early, before the model and data are read; created only once they are
 
@@ -424,6 +469,7 @@ def _train(args, dist: Dist | None = None) -> int:
         dist.barrier()
 
     progress, postfix = None, {}
+    interrupt = _Interrupt()
     if not args.quiet and main:
         from tqdm import tqdm
 
@@ -445,13 +491,17 @@ def _train(args, dist: Dist | None = None) -> int:
                     (loss / args.grad_accum).backward()
                 window_loss += loss.item()
                 window_n += 1
+            if args.interrupt_after_step is not None and step + 1 == args.interrupt_after_step:
+                os.kill(os.getpid(), signal.SIGINT)  # tests: Ctrl-C in the middle of a step
             if args.max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
             if step % args.log_every == 0 or step == max_steps:
-                record = {"step": step, "loss": window_loss / window_n, "lr": lr,
+                # the mean over every rank's micro-batches (each rank holds only its own losses)
+                total = dist.all_sum(torch.tensor([window_loss, float(window_n)], dtype=torch.float64))
+                record = {"step": step, "loss": total[0].item() / total[1].item(), "lr": lr,
                           "elapsed_s": round(time.perf_counter() - start_time, 3)}
                 log.write(json.dumps(record) + "\n")
                 log.flush()
@@ -464,16 +514,35 @@ def _train(args, dist: Dist | None = None) -> int:
             if step % save_every == 0 or step == max_steps:
                 if not data.has_dev and main:
                     model.save_pretrained(out)
-                save_state()
+                if step < max_steps or args.save_final_state:  # a finished run has nothing to resume
+                    save_state()
             if progress is not None:
                 progress.set_postfix(postfix, refresh=False)
                 progress.update(1)
             if args.kill_after_step is not None and step == args.kill_after_step:
                 os.kill(os.getpid(), signal.SIGKILL)  # simulate a crash (tests)
+            if step < max_steps and interrupt.requested(dist):
+                if step % save_every:  # else just saved
+                    save_state()
+                if progress is not None:
+                    progress.close()
+                    progress = None
+                if main:  # said even with --quiet: the run did not finish
+                    print(f"finetune: interrupted ({interrupt.name}) after step {step} of {max_steps}; the trainer "
+                          f"state is in {state_path}: continue with the same command and --resume",
+                          file=sys.stderr, flush=True)
+                # as an uncaught signal would: a caller (glue, a notebook) stops too; the CLI exits 130
+                if interrupt.signum == signal.SIGINT:
+                    raise KeyboardInterrupt
+                raise SystemExit(128 + interrupt.signum)
     finally:
+        interrupt.restore()
         if progress is not None:
             progress.close()
         log.close()
+
+    if main and not args.save_final_state and state_path.is_file():
+        state_path.unlink()  # an earlier step's state: the finished run has nothing left to resume
 
     if not main:
         return 0
@@ -499,3 +568,5 @@ if __name__ == "__main__":  # python -m minialbert.finetune.train
     except MinialbertError as e:
         print(f"minialbert finetune: error: {e}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:  # Ctrl-C: the run said where its state is
+        sys.exit(130)

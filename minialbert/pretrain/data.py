@@ -20,11 +20,14 @@ accumulated up to the target length (max_seq_length - 3, or a random shorter len
 probability short_seq_prob), then split at a random segment boundary into A and B.
 
 Determinism and resume: the chunking is fixed by the seed. The order of examples is a pure
-function of the *global step*: step s of epoch e = s // steps_per_epoch takes the block
-perm_e[k*G : (k+1)*G] of a per-epoch permutation (G = the global batch: ranks x micro-batch x
-accumulation). Rank r takes block[r::world]. The swap and the masking of example i in epoch e
-come from a generator seeded with (seed, e, i). So any process that knows the step, the world
-size and the seed produces exactly the same batches: resuming needs nothing but the step.
+function of the *global step*: step s of epoch e = s // steps_per_epoch takes the examples at
+positions k*G .. (k+1)*G - 1 (k = s mod steps_per_epoch, G = the global batch: ranks x
+micro-batch x accumulation) of a per-epoch shuffle of all N examples. The shuffle is a seeded
+bijection of range(N) computed position by position (Shuffle: a Feistel network with cycle
+walking), so it costs O(G) per step and no memory that grows with the corpus. Rank r takes
+block[r::world]. The swap and the masking of example i in epoch e come from a generator seeded
+with (seed, e, i). So any process that knows the step, the world size and the seed produces
+exactly the same batches: resuming needs nothing but the step.
 """
 
 from __future__ import annotations
@@ -225,7 +228,28 @@ class Vocab:
 
 
 # ------------------------------------------------------------------------------ instances
-def chunk_document(lengths, max_tokens: int, short_seq_prob: float, rng: np.random.Generator):
+class Draws:
+    """Uniform draws from a numpy Generator, taken 65,536 at a time: random() -> [0, 1), and
+    integers(low, high) -> low..high-1 (floor of a scaled uniform), the two calls chunk_document
+    makes. The pair index makes one or two draws per pair; a scalar Generator call costs 1-3 us,
+    which made the index pass twice as long."""
+
+    def __init__(self, rng: np.random.Generator, block: int = 1 << 16):
+        self.rng, self.block = rng, block
+        self.buffer: list[float] = []
+        self.i = 0
+
+    def random(self) -> float:
+        if self.i == len(self.buffer):
+            self.buffer, self.i = self.rng.random(self.block).tolist(), 0
+        self.i += 1
+        return self.buffer[self.i - 1]
+
+    def integers(self, low: int, high: int) -> int:
+        return min(high - 1, low + int(self.random() * (high - low)))
+
+
+def chunk_document(lengths, max_tokens: int, short_seq_prob: float, rng: Draws):
     """Cut one document (the token counts of its non-empty segments) into sentence-order pairs.
 
     Yields (a_start, a_end, b_end): token offsets from the document's first token; A is
@@ -234,7 +258,7 @@ def chunk_document(lengths, max_tokens: int, short_seq_prob: float, rng: np.rand
     for the target length per document, one for the A/B split per chunk."""
     target = max_tokens
     if rng.random() < short_seq_prob:
-        target = int(rng.integers(2, max_tokens + 1))
+        target = rng.integers(2, max_tokens + 1)
     chunk: list[int] = []  # lengths of the segments in the current chunk
     start = offset = length = 0
     last = len(lengths) - 1
@@ -244,10 +268,10 @@ def chunk_document(lengths, max_tokens: int, short_seq_prob: float, rng: np.rand
         offset += n
         if i == last or length >= target:
             if len(chunk) >= 2:
-                a_end = int(rng.integers(1, len(chunk)))
+                a_end = rng.integers(1, len(chunk))
                 yield start, start + sum(chunk[:a_end]), offset
             elif chunk[0] >= 2:  # one segment: split it inside
-                yield start, start + int(rng.integers(1, chunk[0])), offset
+                yield start, start + rng.integers(1, chunk[0]), offset
             chunk, length, start = [], 0, offset
 
 
@@ -255,7 +279,7 @@ def build_pairs(docs_ids: list[list[list[int]]], max_seq_length: int, short_seq_
                 seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Split every document into (A, B) pairs of consecutive text, in original order (in memory;
     the trainer does the same over prepared shards, see shards.pair_index)."""
-    rng = np.random.default_rng([seed, 1])
+    rng = Draws(np.random.default_rng([seed, 1]))
     pairs = []
     for doc in docs_ids:
         doc = [s for s in doc if s]
@@ -277,6 +301,53 @@ def truncate_pair(a: np.ndarray, b: np.ndarray, max_tokens: int, rng: np.random.
     return a, b
 
 
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+class Shuffle:
+    """A seeded pseudo-random permutation of range(n), evaluated at any positions in O(1) memory:
+    shuffle(positions) -> the examples at those positions of the shuffled order.
+
+    A balanced Feistel network over the smallest even number of bits that covers n (any round
+    function gives a bijection of that power-of-two domain), with cycle walking (a value >= n
+    is passed through the network again until it lands below n; Black & Rogaway, "Ciphers with
+    arbitrary finite domains", 2002), which keeps it a bijection of range(n). The round function
+    is splitmix64's finalizer of (half ^ round key); the 6 round keys come from (seed, 3, epoch).
+    Unlike a stored permutation (8 bytes per example), nothing grows with the corpus."""
+
+    ROUNDS = 6
+
+    def __init__(self, n: int, seed: int, epoch: int):
+        if n < 1:
+            raise ValueError("Shuffle needs n >= 1")
+        self.n = n
+        bits = max(2, (n - 1).bit_length())
+        self.half = np.uint64((bits + 1) // 2)
+        self.mask = np.uint64((1 << int(self.half)) - 1)
+        self.keys = np.random.default_rng([seed, 3, epoch]).integers(0, 2**63, size=self.ROUNDS, dtype=np.uint64)
+
+    def _network(self, x: np.ndarray) -> np.ndarray:
+        left, right = x >> self.half, x & self.mask
+        for key in self.keys:
+            z = right ^ key
+            z = (z ^ (z >> np.uint64(30))) * _MIX1
+            z = (z ^ (z >> np.uint64(27))) * _MIX2
+            z ^= z >> np.uint64(31)
+            left, right = right, left ^ (z & self.mask)
+        return (left << self.half) | right
+
+    def __call__(self, positions) -> np.ndarray:
+        positions = np.asarray(positions, dtype=np.int64)
+        if positions.size and (positions.min() < 0 or positions.max() >= self.n):
+            raise IndexError(f"positions must be in [0, {self.n})")
+        out = self._network(positions.astype(np.uint64))
+        walk = out >= self.n
+        while walk.any():  # at most a few rounds: the domain is < 4n
+            out[walk] = self._network(out[walk])
+            walk = out >= self.n
+        return out.astype(np.int64)
+
+
 class PretrainingData:
     """The examples of one corpus, and the deterministic, sharded order in which they are used."""
 
@@ -289,8 +360,8 @@ class PretrainingData:
         self.masked_lm_prob = masked_lm_prob
         self.max_predictions = max_predictions
         self.max_ngram = max_ngram
-        self._perm_epoch = -1
-        self._perm = None
+        self._shuffle_epoch = -1
+        self._shuffle = None
 
     @classmethod
     def from_corpus(cls, paths, vocab: Vocab, *, max_seq_length: int, seed: int,
@@ -334,11 +405,11 @@ class PretrainingData:
     def steps_per_epoch(self, global_batch: int) -> int:
         return len(self.pairs) // global_batch
 
-    def permutation(self, epoch: int) -> np.ndarray:
-        if epoch != self._perm_epoch:
-            self._perm = np.random.default_rng([self.seed, 3, epoch]).permutation(len(self.pairs))
-            self._perm_epoch = epoch
-        return self._perm
+    def shuffle(self, epoch: int) -> "Shuffle":
+        if epoch != self._shuffle_epoch:
+            self._shuffle = Shuffle(len(self.pairs), self.seed, epoch)
+            self._shuffle_epoch = epoch
+        return self._shuffle
 
     def step_indices(self, step: int, global_batch: int) -> tuple[int, np.ndarray]:
         """(epoch, the G example indices of global step `step`) -- a pure function of the step."""
@@ -349,7 +420,7 @@ class PretrainingData:
                 "(ranks x --batch-size x --grad-accum); use a bigger corpus or a smaller batch"
             )
         epoch, k = divmod(step, per_epoch)
-        return epoch, self.permutation(epoch)[k * global_batch:(k + 1) * global_batch]
+        return epoch, self.shuffle(epoch)(np.arange(k * global_batch, (k + 1) * global_batch))
 
     def rank_microbatches(self, step: int, rank: int, world: int, batch_size: int,
                           accum: int) -> tuple[int, list[np.ndarray]]:

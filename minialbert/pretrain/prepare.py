@@ -31,7 +31,7 @@ import os
 import shutil
 import sys
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +76,8 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 class _ShardBuffer:
-    """The documents of the shard being built, as flat arrays."""
+    """The documents of the shard being built: per document its tokens and the lengths of its
+    non-empty segments, as arrays (views into the workers' chunks)."""
 
     def __init__(self, dtype):
         self.dtype = dtype
@@ -84,26 +85,30 @@ class _ShardBuffer:
 
     def clear(self):
         self.tokens: list[np.ndarray] = []
-        self.segment_ends: list[int] = []
+        self.lengths: list[np.ndarray] = []
         self.document_ends: list[int] = []
         self.n_tokens = 0
+        self.n_segments = 0
 
-    def add(self, segments: list[list[int]]) -> None:
-        for s in segments:
-            if s:
-                self.tokens.append(np.asarray(s, dtype=self.dtype))
-                self.n_tokens += len(s)
-                self.segment_ends.append(self.n_tokens)
-        self.document_ends.append(len(self.segment_ends))
+    def add(self, tokens: np.ndarray, lengths: np.ndarray) -> None:
+        """One document: its tokens, flat, and its segments' lengths (all > 0)."""
+        self.tokens.append(tokens)
+        self.lengths.append(lengths)
+        self.n_tokens += len(tokens)
+        self.n_segments += len(lengths)
+        self.document_ends.append(self.n_segments)
 
     @property
     def n_documents(self) -> int:
         return len(self.document_ends)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        tokens = np.concatenate(self.tokens) if self.tokens else np.zeros(0, self.dtype)
-        return {"tokens.npy": tokens,
-                "segments.npy": np.asarray([0, *self.segment_ends], dtype=np.int64),
+        tokens = np.concatenate(self.tokens).astype(self.dtype, copy=False) if self.tokens \
+            else np.zeros(0, self.dtype)
+        segments = np.zeros(self.n_segments + 1, dtype=np.int64)
+        if self.n_segments:
+            np.cumsum(np.concatenate(self.lengths), out=segments[1:])
+        return {"tokens.npy": tokens, "segments.npy": segments,
                 "documents.npy": np.asarray([0, *self.document_ends], dtype=np.int64)}
 
 
@@ -116,14 +121,33 @@ def _init_worker(vocab_path: str, compat: str) -> None:
     _WORKER_VOCAB = Vocab.load(vocab_path, compat, threads=1)
 
 
-def _encode_chunk(docs: list[list[str]]) -> list[list[list[int]]]:
-    """Token ids of every segment of every document (the tokenizer's batched path)."""
-    flat = _WORKER_VOCAB.encode([s for d in docs for s in d])
-    out, k = [], 0
-    for d in docs:
-        out.append(flat[k:k + len(d)])
-        k += len(d)
-    return out
+def _encode_chunk(docs: list[list[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Token ids of every segment of every document (the tokenizer's batched path), packed for
+    the trip back to the writer: all ids flat (the shard dtype), the length of every non-empty
+    segment, and how many of those each document has. (Arrays pickle as bytes; nested lists of
+    ints cost the writer process a Python object per token.)"""
+    from itertools import chain
+
+    ids = _WORKER_VOCAB.encode([s for d in docs for s in d])
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    keep = lengths > 0
+    kept_before = np.concatenate([[0], np.cumsum(keep)])  # non-empty segments before each segment
+    bounds = np.cumsum([0] + [len(d) for d in docs])  # each document's first segment
+    per_doc = kept_before[bounds[1:]] - kept_before[bounds[:-1]]
+    flat = np.fromiter(chain.from_iterable(ids), dtype=token_dtype(_WORKER_VOCAB.size), count=int(lengths.sum()))
+    return flat, lengths[keep], per_doc.astype(np.int64)
+
+
+def _split_chunk(chunk):
+    """Per document of an encoded chunk: (its tokens, its segments' lengths)."""
+    flat, lengths, per_doc = chunk
+    t = s = 0
+    for n in per_doc.tolist():
+        seg = lengths[s:s + n]
+        size = int(seg.sum())
+        yield flat[t:t + size], seg
+        t += size
+        s += n
 
 
 def _chunks(documents, size: int):
@@ -143,7 +167,7 @@ def _encoded(documents, vocab_path: Path, compat: str, workers: int):
     if workers <= 1:
         _init_worker(str(vocab_path), compat)
         for chunk in _chunks(documents, _CHUNK_DOCS):
-            yield from _encode_chunk(chunk)
+            yield from _split_chunk(_encode_chunk(chunk))
         return
     import multiprocessing as mp
 
@@ -153,9 +177,9 @@ def _encoded(documents, vocab_path: Path, compat: str, workers: int):
         for chunk in _chunks(documents, _CHUNK_DOCS):
             pending.append(pool.apply_async(_encode_chunk, (chunk,)))
             if len(pending) >= 2 * workers:
-                yield from pending.popleft().get()
+                yield from _split_chunk(pending.popleft().get())
         while pending:
-            yield from pending.popleft().get()
+            yield from _split_chunk(pending.popleft().get())
 
 
 # ---------------------------------------------------------------------------- writer
@@ -255,11 +279,11 @@ def prepare(corpus: list[str | os.PathLike], output: str | os.PathLike, *, vocab
 
             os.kill(os.getpid(), signal.SIGKILL)  # tests: a preparation killed between shards
 
-    for segments in _encoded(documents, vocab_path, compat, workers):
+    for tokens, lengths in _encoded(documents, vocab_path, compat, workers):
         split = "valid" if is_valid_document(index, valid_fraction, seed) else "train"
         if first[split] is None:
             first[split] = index
-        buffers[split].add(segments)
+        buffers[split].add(tokens, lengths)
         index += 1
         if buffers["train"].n_tokens >= shard_tokens:
             flush()
@@ -291,7 +315,7 @@ def _write_shard(out: Path, name: str, split: str, buf: _ShardBuffer, first_docu
         shutil.rmtree(final)
     os.replace(tmp, final)
     return {"name": name, "split": split, "first_document": first_document, "documents": buf.n_documents,
-            "segments": len(buf.segment_ends), "tokens": buf.n_tokens, "files": files}
+            "segments": buf.n_segments, "tokens": buf.n_tokens, "files": files}
 
 
 def write_manifest(out: Path, manifest: dict) -> None:
@@ -314,8 +338,9 @@ def read_manifest(data_dir: str | os.PathLike) -> dict:
 
 # ---------------------------------------------------------------------------- reader
 class PreparedData:
-    """A DATA_DIR opened for training: the shards of one split, memory-mapped (nothing is read
-    until used, and the OS shares the pages between ranks)."""
+    """A DATA_DIR opened for training: the shards of one split, checked against the manifest and
+    opened as memory maps (nothing is read until used). `documents()` reads through the maps;
+    the trainer reads by offset instead (ShardPairs, _Slices), so that its RSS stays flat."""
 
     def __init__(self, data_dir: str | os.PathLike, split: str = "train", *, verify: bool = False):
         self.dir = Path(data_dir)
@@ -370,71 +395,155 @@ class PreparedData:
                 yield [tokens[seg[j]:seg[j + 1]] for j in range(docs[d], docs[d + 1])]
 
 
-class ShardPairs:
-    """The sentence-order pairs of a prepared split: an index of (shard, a_start, a_end, b_end)
-    rows (built once by pair_index, memory-mapped) over the memory-mapped token shards.
-    pairs[i] -> (A ids, B ids), as data.build_pairs gives for the same documents."""
+class _Slices:
+    """Slices of one .npy array of a shard, read with os.pread at the array's offset in the file,
+    not through a memory map: the pages go through the OS page cache (shared by every rank) and
+    are never mapped into this process, so its RSS does not grow with what a long run has read
+    (a mapped page stays in RSS once touched)."""
 
-    def __init__(self, data: PreparedData, index: np.ndarray):
+    def __init__(self, array: np.memmap):
+        self.path = array.filename
+        self.offset = int(array.offset)
+        self.dtype = array.dtype
+        self.length = len(array)
+        self.fd = -1  # opened on first use
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        if self.fd < 0:
+            self.fd = os.open(self.path, os.O_RDONLY)
+        size = self.dtype.itemsize
+        want = (stop - start) * size
+        buf = os.pread(self.fd, want, self.offset + start * size)
+        if len(buf) != want:
+            raise PretrainError(f"shard {self.path} is truncated (reading items {start}..{stop}); "
+                                "prepare the data again")
+        return np.frombuffer(buf, dtype=self.dtype)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __del__(self):
+        self.close()
+
+
+_WINDOW_DOCS = 65536  # documents read at a time by pair_index
+_OPEN_SHARDS = 64  # token files a ShardPairs keeps open (the least recently used is closed)
+
+
+class ShardPairs:
+    """The sentence-order pairs of a prepared split, through the pair index written by pair_index:
+    rows (a_start, a_end, b_end) of token offsets into their shard, shard by shard (uint32, or
+    uint64 for a shard of 2**32 tokens or more; 12 bytes a row), and the number of rows of each
+    shard. pairs[i] -> (A ids, B ids), as data.build_pairs gives for the same documents: two reads
+    (the row, then A and B, which are contiguous); nothing is memory-mapped or held per pair."""
+
+    def __init__(self, data: PreparedData, path: Path, meta: dict):
         self.data = data
-        self.index = index
-        self.tokens = [a["tokens.npy"] for a in data.shards]
+        self.path = path
+        self.dtype = np.dtype(meta["dtype"])
+        self.row_starts = np.concatenate([[0], np.cumsum(meta["shard_rows"], dtype=np.int64)])
+        self.n = int(self.row_starts[-1])
+        self.fd = os.open(path, os.O_RDONLY) if self.n else -1
+        self.tokens = [_Slices(a["tokens.npy"]) for a in data.shards]
+        self._open: OrderedDict[int, None] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self.index)
+        return self.n
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        shard, a0, a1, b1 = (int(v) for v in self.index[i])
-        t = self.tokens[shard]
-        return np.asarray(t[a0:a1], dtype=np.int32), np.asarray(t[a1:b1], dtype=np.int32)
+        i = int(i)
+        if not 0 <= i < self.n:
+            raise IndexError(f"pair {i} out of range [0, {self.n})")
+        row_bytes = 3 * self.dtype.itemsize
+        buf = os.pread(self.fd, row_bytes, i * row_bytes)
+        if len(buf) != row_bytes:
+            raise PretrainError(f"the pair index {self.path} is truncated; delete it to rebuild it")
+        a0, a1, b1 = (int(v) for v in np.frombuffer(buf, dtype=self.dtype))
+        shard = int(np.searchsorted(self.row_starts, i, side="right")) - 1
+        self._open[shard] = None
+        self._open.move_to_end(shard)
+        if len(self._open) > _OPEN_SHARDS:  # bounded file descriptors, however many shards
+            self.tokens[self._open.popitem(last=False)[0]].close()
+        ab = self.tokens[shard](a0, b1).astype(np.int32)
+        return ab[:a1 - a0], ab[a1 - a0:]
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        for t in self.tokens:
+            t.close()
+
+    def __del__(self):
+        self.close()
 
 
-def pair_index(data: PreparedData, path: Path, max_seq_length: int, short_seq_prob: float, seed: int) -> Path:
-    """Write the pair index of `data` to `path` (int64 rows shard, a_start, a_end, b_end), with
-    the random draws of data.build_pairs over the same documents in the same order; streamed
-    to disk, so memory does not grow with the corpus."""
-    from .data import chunk_document
+def pair_index(data: PreparedData, path: Path, max_seq_length: int, short_seq_prob: float, seed: int) -> dict:
+    """Write the pair index of `data` to `path` (see ShardPairs) and return its description
+    (dtype, rows per shard), with the random draws of data.build_pairs over the same documents
+    in the same order. Streamed both ways: the shards' segment and document offsets are read
+    _WINDOW_DOCS documents at a time (os.pread, not mapped) and rows go to disk in blocks, so
+    memory does not grow with the corpus."""
+    from .data import Draws, chunk_document
 
-    rng = np.random.default_rng([seed, 1])
+    rng = Draws(np.random.default_rng([seed, 1]))
     max_tokens = max_seq_length - 3
-    block: list[tuple[int, int, int, int]] = []
-
-    def write(rows, f):
-        if rows:
-            f.write(np.asarray(rows, dtype=np.int64).tobytes())
+    big = any(sh["tokens"] >= 2**32 for sh in data.manifest["shards"] if sh["split"] == data.split)
+    dtype = np.dtype(np.uint64 if big else np.uint32)
+    shard_rows: list[int] = []
 
     def body(tmp):
         with open(tmp, "wb") as f:
-            for s, arrays in enumerate(data.shards):
-                seg = np.asarray(arrays["segments.npy"])
-                docs = np.asarray(arrays["documents.npy"])
-                lengths = np.diff(seg).tolist()
-                for d in range(len(docs) - 1):
-                    j0, j1 = int(docs[d]), int(docs[d + 1])
-                    base = int(seg[j0])
-                    for a0, a1, b1 in chunk_document(lengths[j0:j1], max_tokens, short_seq_prob, rng):
-                        block.append((s, base + a0, base + a1, base + b1))
-                    if len(block) >= 65536:
-                        write(block, f)
-                        block.clear()
-            write(block, f)
-            block.clear()
+            for arrays in data.shards:
+                segments, documents = _Slices(arrays["segments.npy"]), _Slices(arrays["documents.npy"])
+                rows: list[int] = []
+                count = 0
+                for w0 in range(0, documents.length - 1, _WINDOW_DOCS):
+                    docs = documents(w0, min(documents.length, w0 + _WINDOW_DOCS + 1)).tolist()
+                    seg = segments(docs[0], docs[-1] + 1).tolist()
+                    lengths = [y - x for x, y in zip(seg, seg[1:])]
+                    first = docs[0]
+                    for j0, j1 in zip(docs, docs[1:]):
+                        j0 -= first
+                        j1 -= first
+                        base = seg[j0]
+                        for a0, a1, b1 in chunk_document(lengths[j0:j1], max_tokens, short_seq_prob, rng):
+                            rows += (base + a0, base + a1, base + b1)
+                    if len(rows) >= 3 * 65536:
+                        f.write(np.asarray(rows, dtype=dtype).tobytes())
+                        count += len(rows) // 3
+                        rows = []
+                f.write(np.asarray(rows, dtype=dtype).tobytes())
+                shard_rows.append(count + len(rows) // 3)
+                segments.close()
+                documents.close()
 
     atomic_write(path, body)
-    return path
+    return {"dtype": dtype.name, "shard_rows": shard_rows, "rows": sum(shard_rows)}
 
 
 def open_pairs(data: PreparedData, cache: Path, max_seq_length: int, short_seq_prob: float, seed: int,
                build: bool) -> ShardPairs:
-    """The ShardPairs of `data`; build=True (rank 0) writes the index if the cache lacks it."""
+    """The ShardPairs of `data`; build=True (rank 0) writes the index if the cache lacks it:
+    CACHE/pairs-SPLIT-KEY.bin (the rows), then CACHE/pairs-SPLIT-KEY.json (their description),
+    each atomically; the .json is what says the index is complete."""
     key = hashlib.sha256(f"{data.fingerprint}:{data.split}:{max_seq_length}:{short_seq_prob}:{seed}".encode())
     path = cache / f"pairs-{data.split}-{key.hexdigest()[:16]}.bin"
-    if build and not path.is_file():
+    meta_path = path.with_suffix(".json")
+    if build and not meta_path.is_file():
         cache.mkdir(parents=True, exist_ok=True)
-        pair_index(data, path, max_seq_length, short_seq_prob, seed)
-    n = path.stat().st_size // 32
-    index = np.memmap(path, dtype=np.int64, mode="r", shape=(n, 4)) if n else np.zeros((0, 4), np.int64)
-    return ShardPairs(data, index)
+        meta = pair_index(data, path, max_seq_length, short_seq_prob, seed)
+        atomic_write(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(meta) + "\n"))
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as e:
+        raise PretrainError(f"cannot read the pair index {meta_path} ({e}); delete it to rebuild it") from None
+    expected = meta["rows"] * 3 * np.dtype(meta["dtype"]).itemsize
+    if not path.is_file() or path.stat().st_size != expected:
+        raise PretrainError(f"the pair index {path} is missing or truncated; delete {meta_path} to rebuild it")
+    return ShardPairs(data, path, meta)
 
 
 # ------------------------------------------------------------------------------- CLI

@@ -8,7 +8,7 @@
     torchrun --nproc_per_node 2 scripts/pretrain.py ...     # same flags, DistributedDataParallel
 
 What happens, in order:
-  1. the prepared data (prepare.py: token-id shards, memory-mapped; --corpus prepares them into
+  1. the prepared data (prepare.py: token-id shards, read by offset; --corpus prepares them into
      OUT/data first, on rank 0) and its tokenizer (minialbert.AlbertTokenizer, the data's
      --tokenizer-compat), saved as OUT/spiece.model + OUT/tokenizer_config.json, so inference
      tokenizes exactly as the data was tokenized;
@@ -329,7 +329,7 @@ def _train(args, dist: Dist, plugin=None) -> int:
                     max_predictions=args.max_predictions, max_ngram=args.max_ngram)
 
     def pairs_of(split_data: PreparedData):
-        # rank 0 writes the pair index (memory-mapped by every rank), the others wait for it
+        # rank 0 writes the pair index (read by offset by every rank), the others wait for it
         if dist.main:
             open_pairs(split_data, out / "cache", args.max_seq_length, args.short_seq_prob, args.seed, build=True)
         dist.barrier()
@@ -397,10 +397,7 @@ def _train(args, dist: Dist, plugin=None) -> int:
 
     def say(line: str) -> None:
         if dist.main and not args.quiet:
-            if progress.bar is not None:
-                progress.bar.write(line)
-            else:
-                print(line, flush=True)
+            progress.write(line)
 
     def save_checkpoint():
         rng = dist.gather(rng_state(dist.device))
