@@ -212,6 +212,28 @@ def test_resume_after_a_kill_keeps_finished_tasks_and_continues_the_task(work):
             (work / "straight" / key / "dev_predictions.jsonl").read_text()
 
 
+def test_resume_after_a_kill_between_training_and_scoring_does_not_train_again(work):
+    """finetune finished (metrics.json written, no trainer state kept) but glue was killed before the
+    seed's result.json: --resume scores that model, it does not train a fresh one."""
+    write_glue(work / "late", tasks=["rte"], n_train=16, n_dev=8, n_test=0)
+    options = dict(tasks="rte", max_steps=3, overrides=["batch_size=4", "max_length=32"], threads=1, device="cpu",
+                   quiet=True)
+    run_glue(work / "late", str(work / "tiny"), work / "late_out", **options)
+    seed = work / "late_out" / "rte" / "seed-42"
+    expected = (seed / "dev_predictions.jsonl").read_text()
+    log, model = seed / "log.jsonl", next(seed.glob("*.safetensors"))
+    stamps = log.stat().st_mtime_ns, model.stat().st_mtime_ns
+    (seed / "result.json").unlink()
+    (seed / "dev_predictions.jsonl").unlink()
+    results = json.loads((work / "late_out" / "results.json").read_text())
+    results["tasks"].clear()
+    (work / "late_out" / "results.json").write_text(json.dumps(results))
+    run_glue(work / "late", str(work / "tiny"), work / "late_out", resume=True, **options)
+    assert (log.stat().st_mtime_ns, model.stat().st_mtime_ns) == stamps  # not trained again
+    assert (seed / "dev_predictions.jsonl").read_text() == expected
+    assert "rte" in json.loads((work / "late_out" / "results.json").read_text())["tasks"]
+
+
 # ----------------------------------------------------------------------------- bad input
 def test_bad_task_data_is_one_line_naming_the_file_and_the_others_still_run(work, capsys):
     d = work / "bad"

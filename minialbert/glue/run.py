@@ -231,6 +231,9 @@ def run_seed(task: Task, files: TaskFiles, data: dict, hp: Hyperparameters, seed
     started = time.perf_counter()
     argv = _finetune_argv(task, hp, seed, data["train_file"], data["dev_file"], seed_dir, opts)
     state = seed_dir / "checkpoint" / "trainer_state.pt"
+    # finetune writes metrics.json last and then keeps no trainer state: a run killed after that
+    # point has finished training, so only the scoring below is left to do
+    finished = (seed_dir / "metrics.json").is_file() and not state.is_file() and not opts["overwrite"]
     argv.append("--resume" if state.is_file() and not opts["overwrite"] else "--overwrite")
     kill = opts.get("kill_in")
     if kill and kill[0] == task.key:
@@ -240,8 +243,12 @@ def run_seed(task: Task, files: TaskFiles, data: dict, hp: Hyperparameters, seed
               f"warm-up {hp.warmup}, max length {hp.max_length}" + (" (resuming)" if "--resume" in argv else ""),
               file=sys.stderr, flush=True)
     try:
-        finetune_main(argv)
-    except SystemExit as e:  # finetune's argparse refused a value: say which task
+        if not finished:
+            finetune_main(argv)
+    except SystemExit as e:
+        if e.code != 2:  # SIGTERM while training (exit 143): the state is saved, stop as the signal asks
+            raise
+        # finetune's argparse refused a value: say which task
         raise GlueError(f"{task.name}: minialbert finetune rejected the hyperparameters (exit {e.code}); "
                         f"see the message above") from None
     summary = json.loads((seed_dir / "metrics.json").read_text(encoding="utf-8"))
