@@ -348,8 +348,15 @@ def test_inspect_compares_teacher_with_shallow_and_pruned_variants(ckpt, tmp_pat
     code, stdout, err = run(["inspect", "the cat sat", "--model", pruned, "--compare", ckpt, "--compare", shallow,
                              "--output", out, "--no-png", "--quiet"], capsys)
     assert code == 0, err
-    fig = (out / "figure1.csv").read_text()
-    assert str(shallow.name) in fig or "shallow" in fig
+    import csv
+
+    rows = list(csv.DictReader(open(out / "figure1.csv", encoding="utf-8")))
+    calls = {}
+    for r in rows:
+        calls.setdefault(r["model"], []).append(int(r["layer_call"]))
+    # one line per model, each as deep as it runs: the pruned model and the teacher 3 calls, the shallow one 2
+    assert sorted(len(v) for v in calls.values()) == [2, 3, 3], calls
+    assert any("shallow" in m for m in calls) and any("pruned" in m for m in calls)
 
 
 def test_lookup_task_label_is_the_word_after_the_marker():
@@ -364,3 +371,17 @@ def test_lookup_task_label_is_the_word_after_the_marker():
     # the answer is not predictable from the order of the values either
     rank = [[w for w in r["text"].split() if w in LOOKUP_VALUES].index(r["label"]) for r in rows]
     assert all(60 <= rank.count(k) <= 140 for k in range(3))
+
+
+def test_majority_task_label_is_the_most_frequent_group():
+    """The trade-off table's task: counted here from the text, independently of the generator."""
+    from minialbert.finetune.toy import MAJORITY_GROUPS, majority_rows
+
+    group_of = {w: g for g, words in MAJORITY_GROUPS.items() for w in words}
+    rows = majority_rows(500, seed=3)
+    for row in rows:
+        counts = sorted(((sum(group_of.get(w) == g for w in row["text"].split()), g) for g in MAJORITY_GROUPS),
+                        reverse=True)
+        assert counts[0][1] == row["label"] and counts[0][0] == counts[1][0] + 1 and 3 <= counts[0][0] <= 6
+    # no group wins by its name: every label about equally often
+    assert all(70 <= sum(r["label"] == g for r in rows) <= 130 for g in MAJORITY_GROUPS)
