@@ -221,8 +221,10 @@ def main() -> int:
     clock = time.thread_time if args.clock == "cpu" else time.perf_counter
     work = Path(args.workdir)
     print(f"# CPU: {cpu_description()}; clock: {args.clock}", flush=True)
+    t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         variants, dev = build_variants(work, args)
+    built_s = time.perf_counter() - t0
     texts, labels = read_dev(dev)
     tokenizer = AlbertTokenizer.from_pretrained(variants["teacher"])
     models = {name: AlbertForSequenceClassification.from_pretrained(d) for name, d in variants.items()}
@@ -249,17 +251,14 @@ def main() -> int:
         rows[name]["latency_ms_1x16"] = speed[name]["1x16"] * 1e3
 
     _, what, n_labels = TASKS[args.task]
-    p_teacher = rows["teacher"]["dev_acc"]
-    half_width = 1.96 * math.sqrt(p_teacher * (1 - p_teacher) / len(texts))
     print(f"\n## Trade-off on the {what} task (dev set of {len(texts)}, chance 1/{n_labels}), teacher: "
           f"{args.layer_calls} layer calls, H=64, 4 heads, FFN 256\n")
-    print(f"A dev accuracy near the teacher's has a 95% interval of about ±{half_width:.3f} (binomial, "
-          f"n = {len(texts)}).\n")
-    print("| variant | dev accuracy | parameters | tokens/s 8x128 | latency 1x16 (ms) | file (MB) |")
+    print("| variant | dev accuracy (95% interval) | parameters | tokens/s 8x128 | latency 1x16 (ms) | file (MB) |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, r in rows.items():
         size = f"{r['file_mb']:.2f}" + (" (int8 ONNX)" if name == int8_name else "") if r["file_mb"] else "n/a"
-        print(f"| {name} | {r['dev_acc']:.3f} | {r['params']:,} | {r['tokens_per_s_8x128']:,.0f} | "
+        half = 1.96 * math.sqrt(r["dev_acc"] * (1 - r["dev_acc"]) / len(texts))  # binomial, normal approximation
+        print(f"| {name} | {r['dev_acc']:.3f} ± {half:.3f} | {r['params']:,} | {r['tokens_per_s_8x128']:,.0f} | "
               f"{r['latency_ms_1x16']:.2f} | {size} |")
 
     # ------------------------------------------------------------- albert-base-size ratios
@@ -284,6 +283,8 @@ def main() -> int:
     print(f"| 6 vs 12 layer calls | {base_speed['12 calls']['8x128'] * 1e3:.0f} | "
           f"{base_speed['6 calls']['8x128'] * 1e3:.0f} | {calls_ratio:.2f}x |")
     print(f"\n# load average after: {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "")
+    print(f"# wall time: building (or, on a rerun, finding) the variants {built_s:.0f} s, "
+          f"in all {time.perf_counter() - t0:.0f} s")
     if args.json:
         Path(args.json).write_text(json.dumps({"cpu": cpu_description(), "rows": rows,
                                                "base_ms_8x128": {k: v["8x128"] * 1e3 for k, v in base_speed.items()},
