@@ -2,7 +2,7 @@
 """The compression trade-off table (issue 23): what each way of making ALBERT smaller or faster
 costs in accuracy and buys in speed, on a generated task.
 
-    nice -n 10 python scripts/compress.py --workdir /tmp/compress        # ~10 min on a quiet 2-core machine
+    nice -n 10 python scripts/compress.py --workdir /tmp/compress   # 10.7 min on 2 busy cores; a rerun: 2 min
     python scripts/compress.py --workdir /tmp/compress --json compress-results.json
 
 1. Generates a task and fine-tunes a small ALBERT (6 layer calls, H=64, 4 heads, FFN 256) on it
