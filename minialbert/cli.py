@@ -151,15 +151,12 @@ def _embed_to_directory(args: argparse.Namespace) -> int:
             raise MinialbertError("--backend onnxruntime does not apply to --ray: Ray actors run the PyTorch model "
                                   "(--int8 for int8)")
         _check_int8(args)
-        if args.layer_calls is not None:
-            raise MinialbertError("--layer-calls does not apply to --ray yet: save a checkpoint with num_layer_calls "
-                                  "in its config.json and give that as --model")
 
         summary = embed_with_ray(
             args.input, args.output, model=args.model, revision=args.revision, cache_dir=args.cache_dir,
             local_files_only=args.offline, dtype=args.dtype, address=None if args.ray == "local" else args.ray,
             actors=args.ray_actors, cpus_per_actor=args.ray_cpus, gpus_per_actor=args.ray_gpus,
-            progress=progress, on_redo=redo, int8=args.int8, **options)
+            progress=progress, on_redo=redo, int8=args.int8, num_layer_calls=args.layer_calls, **options)
     else:
         from .stream import embed_file
 

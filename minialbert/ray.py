@@ -59,7 +59,7 @@ class RayEmbedder:
 
     model: a Hub repo id or a checkpoint directory every node can read. The other keywords are
     Embedder.from_pretrained's and Embedder.embed's (prompt_name/prompt for sentence-transformers
-    models with prompts). text_column/vector_column name the
+    models with prompts; num_layer_calls=N runs N calls of the shared layer). text_column/vector_column name the
     columns; keep_text=False drops the text from the output. device=None means the GPU Ray
     assigned to the actor (num_gpus=...) if any, else the CPU, with as many torch threads as
     the actor has CPUs (num_cpus=...). window=W embeds the rows of each id // W group on their
@@ -73,7 +73,7 @@ class RayEmbedder:
                  device: str | None = None, dtype: str | None = None, revision: str | None = None,
                  cache_dir: str | None = None, local_files_only: bool = False, window: int | None = None,
                  prompt_name: str | None = None, prompt: str | None = None, report_tokens: bool = False,
-                 int8: bool = False):
+                 int8: bool = False, num_layer_calls: int | None = None):
         import torch
 
         from .embed import Embedder
@@ -85,7 +85,7 @@ class RayEmbedder:
             torch.set_num_threads(max(1, int(cpus)))  # Ray's per-actor CPUs, not every core of the node
         self.embedder = Embedder.from_pretrained(model, revision=revision, cache_dir=cache_dir,
                                                  local_files_only=local_files_only, device=device, dtype=dtype,
-                                                 max_length=max_length, int8=int8)
+                                                 max_length=max_length, int8=int8, num_layer_calls=num_layer_calls)
         self.text_column, self.vector_column, self.keep_text = text_column, vector_column, keep_text
         self.window, self.report_tokens = window, report_tokens
         self.kwargs = dict(pooling=pooling, layer=layer, normalize=normalize, batch_size=batch_size,
@@ -243,7 +243,8 @@ def embed_with_ray(source, output, *, model: str, revision: str | None = None, c
                    batch_size: int = 32, max_length: int | None = None, long_text: str = "truncate",
                    stride: int = 128, prompt_name: str | None = None, prompt: str | None = None,
                    window: int | None = None, with_text: bool = False, resume: bool = False,
-                   progress: bool | str = False, on_redo=None, int8: bool = False):
+                   progress: bool | str = False, on_redo=None, int8: bool = False,
+                   num_layer_calls: int | None = None):
     """minialbert.stream.embed_file, with Ray actors doing the embedding: same directory, same resume.
 
     address: None starts a local Ray (or joins the cluster RAY_ADDRESS names); "auto",
@@ -265,7 +266,7 @@ def embed_with_ray(source, output, *, model: str, revision: str | None = None, c
         raise MinialbertError("int8 runs on the CPU: drop --ray-gpus (or --int8)")
     embedder = Embedder.from_pretrained(model, revision=revision, cache_dir=cache_dir,
                                         local_files_only=local_files_only, dtype=dtype, max_length=max_length,
-                                        int8=int8)
+                                        int8=int8, num_layer_calls=num_layer_calls)
     options = resolve_options(embedder, inp, pooling=pooling, layer=layer, normalize=normalize, batch_size=batch_size,
                               max_length=max_length, long_text=long_text, stride=stride,
                               window=window or DEFAULT_WINDOW, with_text=with_text,
@@ -298,7 +299,7 @@ def embed_with_ray(source, output, *, model: str, revision: str | None = None, c
             _run_windows(ray, out, pending, actors=actors, model=model, inp=inp, options=options,
                          cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor, bar=bar, summary=summary,
                          revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, dtype=dtype,
-                         int8=int8)
+                         int8=int8, num_layer_calls=num_layer_calls)
         finally:
             if started:
                 ray.shutdown()
@@ -312,7 +313,7 @@ def _run_windows(ray, out, pending: list[dict], *, actors: int | None, model: st
                  cpus_per_actor: float, gpus_per_actor: float, bar, summary, **load) -> None:
     """Embed the pending windows on Ray actors; write each as a shard as soon as it is whole.
 
-    load: revision, cache_dir, local_files_only, dtype, int8 (how each actor loads the model).
+    load: revision, cache_dir, local_files_only, dtype, int8, num_layer_calls (how each actor loads the model).
     """
     from .stream import embed_kwargs
 

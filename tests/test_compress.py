@@ -297,7 +297,43 @@ def test_parameter_count_of_a_pruned_config():
 
     model = _tiny(AlbertModel, num_hidden_groups=3, inner_group_num=2, num_hidden_layers=6)
     pruned = prune_model(model, [[0], [1, 2], [0, 1, 2], [3], [0, 3], [2]], [list(range(k)) for k in (5, 9, 37, 1, 20, 7)])
-    assert count_parameters(pruned.config).model == sum(p.numel() for p in pruned.parameters())
+    n = count_parameters(pruned.config)
+    assert n.model == sum(p.numel() for p in pruned.parameters())
+    # the BERT-style model `info` compares with has the same pruned shapes, one layer per application
+    # (6 calls x 2 inner layers; call i runs group i // 2): an unshared, unfactorized model built alike
+    c = pruned.config
+    runs = [2 * (i // 2) + j for i in range(6) for j in range(2)]
+    bert = AlbertModel(c.replace(sharing="none", num_hidden_groups=1, inner_group_num=1, num_hidden_layers=12,
+                                 embedding_size=c.hidden_size,
+                                 layer_attention_heads=[c.layer_attention_heads[k] for k in runs],
+                                 layer_intermediate_sizes=[c.layer_intermediate_sizes[k] for k in runs]))
+    projection = c.hidden_size * c.hidden_size + c.hidden_size  # E -> H, which BERT does not have
+    assert n.bert_equivalent == sum(p.numel() for p in bert.parameters()) - projection
+
+
+def test_info_describes_a_pruned_checkpoint(ckpt, tmp_path, capsys):
+    pruned = tmp_path / "pruned"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TransformersIncompatibleWarning)
+        prune_model(AlbertModel.from_pretrained(ckpt), [[1, 2]], [list(range(10))]).save_pretrained(pruned)
+    code, out, err = run(["info", pruned], capsys)
+    assert code == 0, err
+
+    def value(label):  # the count on the line that starts with label
+        line = next(x for x in out.splitlines() if x.strip().startswith(label))
+        return int(line[len(line) - len(line.lstrip()) + len(label):].split()[0].replace(",", ""))
+
+    model = AlbertModel.from_pretrained(pruned)
+    c = model.config
+    assert f"layer 0 {' ' * 26}2 of {c.num_attention_heads} heads, 10 of {c.intermediate_size:,} FFN neurons" in out
+    count = sum(p.numel() for p in model.parameters())
+    unpruned = sum(p.numel() for p in AlbertModel.from_pretrained(ckpt).parameters())
+    assert value("= AlbertModel") == count and value("unpruned AlbertModel") == unpruned
+    assert value("saved by pruning") == unpruned - count
+    # the BERT-style count is pruned alike: "saved by sharing" is only what sharing saves
+    # (num_hidden_layers - 1 more copies of the one pruned layer)
+    layer = sum(p.numel() for p in model.encoder.groups.parameters())
+    assert value("saved by cross-layer sharing") == (c.num_hidden_layers - 1) * layer
 
 
 def test_inspect_compares_teacher_with_shallow_and_pruned_variants(ckpt, tmp_path, capsys):
@@ -312,8 +348,15 @@ def test_inspect_compares_teacher_with_shallow_and_pruned_variants(ckpt, tmp_pat
     code, stdout, err = run(["inspect", "the cat sat", "--model", pruned, "--compare", ckpt, "--compare", shallow,
                              "--output", out, "--no-png", "--quiet"], capsys)
     assert code == 0, err
-    fig = (out / "figure1.csv").read_text()
-    assert str(shallow.name) in fig or "shallow" in fig
+    import csv
+
+    rows = list(csv.DictReader(open(out / "figure1.csv", encoding="utf-8")))
+    calls = {}
+    for r in rows:
+        calls.setdefault(r["model"], []).append(int(r["layer_call"]))
+    # one line per model, each as deep as it runs: the pruned model and the teacher 3 calls, the shallow one 2
+    assert sorted(len(v) for v in calls.values()) == [2, 3, 3], calls
+    assert any("shallow" in m for m in calls) and any("pruned" in m for m in calls)
 
 
 def test_lookup_task_label_is_the_word_after_the_marker():
@@ -328,3 +371,17 @@ def test_lookup_task_label_is_the_word_after_the_marker():
     # the answer is not predictable from the order of the values either
     rank = [[w for w in r["text"].split() if w in LOOKUP_VALUES].index(r["label"]) for r in rows]
     assert all(60 <= rank.count(k) <= 140 for k in range(3))
+
+
+def test_majority_task_label_is_the_most_frequent_group():
+    """The trade-off table's task: counted here from the text, independently of the generator."""
+    from minialbert.finetune.toy import MAJORITY_GROUPS, majority_rows
+
+    group_of = {w: g for g, words in MAJORITY_GROUPS.items() for w in words}
+    rows = majority_rows(500, seed=3)
+    for row in rows:
+        counts = sorted(((sum(group_of.get(w) == g for w in row["text"].split()), g) for g in MAJORITY_GROUPS),
+                        reverse=True)
+        assert counts[0][1] == row["label"] and counts[0][0] == counts[1][0] + 1 and 3 <= counts[0][0] <= 6
+    # no group wins by its name: every label about equally often
+    assert all(70 <= sum(r["label"] == g for r in rows) <= 130 for g in MAJORITY_GROUPS)

@@ -128,8 +128,9 @@ def test_parameter_map_against_torch_and_a_transformers_bert(ckpt, report):
 
     assert sum(p.albert for p in report.parameters) == report.parameters_counted
     c = report.config
+    # the BERT-style column has a layer of its own per layer application: CALLS (3 calls x 2 inner layers)
     bert = transformers.BertModel(transformers.BertConfig(
-        vocab_size=c.vocab_size, hidden_size=c.hidden_size, num_hidden_layers=c.num_hidden_layers,
+        vocab_size=c.vocab_size, hidden_size=c.hidden_size, num_hidden_layers=CALLS,
         num_attention_heads=c.num_attention_heads, intermediate_size=c.intermediate_size,
         max_position_embeddings=c.max_position_embeddings, type_vocab_size=c.type_vocab_size))
     assert sum(p.bert for p in report.parameters) == sum(p.numel() for p in bert.parameters())

@@ -92,3 +92,22 @@ def test_ray_equals_single_process_embed(cluster, ckpt, tmp_path):
     cos = (got * fp32).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(fp32, axis=1)
     assert cos.min() >= 0.999 and np.abs(got - fp32).max() > 1e-6
     assert json.loads((tmp_path / "int8" / "manifest.json").read_text())["options"]["runtime"] == "torch-int8"
+
+
+def test_ray_layer_calls_reach_the_actors(cluster, ckpt, tmp_path):
+    """`embed --ray --layer-calls 1` on a 2-call checkpoint: the actors run one call (the vectors of
+    Embedder.from_pretrained(num_layer_calls=1)), and the manifest's model identity records it."""
+    from minialbert.cli import main
+
+    texts = [t.replace("\n", " ") for t in corpus(40, seed=5, newlines=False)]
+    src = write_input(tmp_path / "in.txt", texts, "txt")
+    out = tmp_path / "out"
+    assert main(["embed", "--model", str(ckpt), "--input", str(src), "--output", f"{out}/", "--ray", "local",
+                 "--ray-actors", "1", "--layer-calls", "1", "--pooling", "mean", "--quiet"]) == 0
+    _, got = load_vectors(out)
+    want = Embedder.from_pretrained(ckpt, num_layer_calls=1).embed(texts, pooling="mean")
+    full = Embedder.from_pretrained(ckpt).embed(texts, pooling="mean")
+    assert np.abs(got - want).max() <= 1e-6 and np.abs(got - full).max() > 1e-3
+    # the same directory cannot be resumed with the checkpoint's own depth: other vectors
+    assert main(["embed", "--model", str(ckpt), "--input", str(src), "--output", f"{out}/", "--ray", "local",
+                 "--pooling", "mean", "--resume", "--quiet"]) != 0

@@ -8,7 +8,11 @@ vocabulary, tests/fixtures/tokenizer/spm). The rules:
                   "hidden", drawn from a set of answer words that occur nowhere else (so a small
                   model can also find it by the word itself); in SQuAD 2.0 files a quarter of the
                   passages have neither marker nor answer;
-  tagging         filler words with names (PER) and places (LOC), one or two words long, BIO tags.
+  tagging         filler words with names (PER) and places (LOC), one or two words long, BIO tags;
+  majority        words of five groups, 3 to 6 of the most frequent group and one fewer of the
+                  runner-up; the label is the most frequent group (a counting task with a graded
+                  score: scripts/compress.py's trade-off table);
+  lookup          the value word right after the marker, among three (see lookup_rows).
 """
 
 from __future__ import annotations
@@ -173,3 +177,35 @@ def write_lookup(directory: str | Path, n_train: int = 3000, n_dev: int = 300, s
                  pairs: int = 3) -> tuple[Path, Path]:
     """train.csv and dev.csv (text,label) of the key-value lookup task."""
     return _write_text_label_csvs(directory, lambda n, s: lookup_rows(n, s, pairs), n_train, n_dev, seed)
+
+
+# A graded task for the compression table (scripts/compress.py): which group has the most words?
+# Five groups of three words; the winner has 3 to 6 words, the runner-up exactly one fewer, the
+# other three groups 0 to (winner - 1) each, among 0 to 4 filler words, all shuffled. No single
+# word decides the label (most texts hold words of every group): [CLS] has to count each group
+# across the text, and a margin of one word in 5 to 30 makes the counting precise, so a small
+# model scores well above chance (1/5) but below 1, and losing attention capacity or depth shows.
+MAJORITY_GROUPS = {"red": ("life", "time", "people"), "blue": ("model", "vector", "layer"),
+                   "green": ("year", "state", "flow"), "gold": ("attention", "tokenizer", "transformer"),
+                   "gray": ("language", "finance", "embedding")}
+
+
+def majority_rows(n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    names = sorted(MAJORITY_GROUPS)
+    rows = []
+    for _ in range(n):
+        order = rng.sample(names, len(names))
+        top = rng.randint(3, 6)
+        counts = {order[0]: top, order[1]: top - 1, **{g: rng.randint(0, top - 1) for g in order[2:]}}
+        words = _fillers(rng, 0, 4)
+        for group in names:
+            for _ in range(counts[group]):
+                words.insert(rng.randint(0, len(words)), rng.choice(MAJORITY_GROUPS[group]))
+        rows.append({"text": " ".join(words), "label": order[0]})
+    return rows
+
+
+def write_majority(directory: str | Path, n_train: int = 6000, n_dev: int = 1000, seed: int = 0) -> tuple[Path, Path]:
+    """train.csv and dev.csv (text,label) of the majority-group task."""
+    return _write_text_label_csvs(directory, majority_rows, n_train, n_dev, seed)

@@ -28,7 +28,7 @@ from .. import model as model_module
 from .. import tokenizer as tokenizer_module
 from ..config import AlbertConfig
 from ..errors import MinialbertError
-from ..params import attention_params, count_parameters, embedding_params, ffn_params
+from ..params import count_parameters, embedding_params, is_pruned, layer_applications
 
 # Above this many tokens the page shows aggregated attention views (one map per layer call, the
 # mean over heads, plus per-head statistics) instead of a heatmap per head: 144 heads x 128 x 128
@@ -171,20 +171,21 @@ class ParameterPart:
 def parameter_map(c: AlbertConfig, has_pooler: bool = True) -> list[ParameterPart]:
     """The `minialbert info` breakdown, part by part, next to the unfactorized and unshared BERT.
 
-    The BERT column has V x H embeddings (no projection) and L separate layers; both columns sum
+    The BERT column has V x H embeddings (no projection) and a separate layer per layer application
+    (L x inner_group_num; with a pruned checkpoint's shapes); both columns sum
     to `params.count_parameters(c)`'s model and bert_equivalent counts.
     """
     n = count_parameters(c)
-    H, L = c.hidden_size, c.num_hidden_layers
+    H = c.hidden_size
     pooler = n.pooler if has_pooler else 0
     return [
         ParameterPart("word embeddings", n.word_embeddings, c.vocab_size * H, "V·E", "V·H"),
         ParameterPart("position + type embeddings, LayerNorm", n.position_and_type_embeddings,
                       embedding_params(c, H) - c.vocab_size * H, "(P+T)·E + 2E", "(P+T)·H + 2H"),
         ParameterPart("projection E→H", n.projection, 0, "E·H + H", "none"),
-        ParameterPart("transformer layers", n.layers, L * (attention_params(c) + ffn_params(c)),
+        ParameterPart("transformer layers", n.layers, n.bert_layers,
                       f"{n.distinct_attention_blocks} attention + {n.distinct_ffn_blocks} FFN block(s)",
-                      f"{L} layers"),
+                      f"{len(layer_applications(c))} layers" + (", pruned alike" if is_pruned(c) else "")),
         ParameterPart("pooler", pooler, pooler, "H² + H" if has_pooler else "none", "H² + H" if has_pooler else "none"),
     ]
 
