@@ -135,7 +135,7 @@ class OutputDirectory:
             diffs = []
             if header["model"]["fingerprint"] != manifest["model"]["fingerprint"]:
                 diffs.append(f"model: {header['model']['name']} now, {manifest['model']['name']} there "
-                             "(different weights, tokenizer or dtype)")
+                             "(different weights, config such as --layer-calls, tokenizer or dtype)")
             diffs += _differences(header["options"], manifest["options"], "")
             if header.get("dim") != manifest.get("dim"):
                 diffs.append(f"dim: {header.get('dim')} now, {manifest.get('dim')} there")
