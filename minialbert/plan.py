@@ -1,6 +1,6 @@
 """Which kernel the inference engine uses for each GEMM kind, chosen per machine.
 
-The engine (fast.py) has more than one kernel for the same product, and which one is fastest
+The engine (minialbert/fast/) has more than one kernel for the same product, and which one is fastest
 depends on the CPU: `Plan` holds the choices, and `current_plan()` makes them on first use:
 
   * int8 activations: full 8-bit (0..255) where the CPU multiplies uint8 x int8 without

@@ -1,4 +1,4 @@
-"""int8 GEMMs for the inference engine (CPU): `InferenceEngine(model, int8=True)` in fast.py.
+"""int8 GEMMs for the inference engine (CPU): `InferenceEngine(model, int8=True)` in minialbert/fast/.
 
 Weights: each Linear's weight is quantized once, symmetric per output channel (int8, scale =
 max |w_row| / 127), and packed for the kernel; the fp32 weight stays in the model (training,
@@ -11,7 +11,7 @@ number of rows (tokens) of the call, because each wins on one side (scripts/prof
   * oneDNN's int8 inner product (`torch.ops.onednn.qlinear_pointwise`, the kernel PyTorch's
     inductor uses for int8 models) for SMALL_ROWS rows or more. It applies the bias, the erf
     GELU / ReLU and the residual add inside the GEMM's output stage, so those cost no extra pass
-    over memory. (Its tanh-GELU post-op is slower than ATen's gelu_ afterwards, so fast.py
+    over memory. (Its tanh-GELU post-op is slower than ATen's gelu_ afterwards, so fast/ops.py
     applies tanh GELU separately.)
   * FBGEMM's dynamic int8 linear (`torch.ops.quantized.linear_dynamic`, what the deprecated
     torch.ao.quantization.quantize_dynamic runs) below it: better at skinny GEMMs.

@@ -7,7 +7,7 @@ For M = 16, 1024, 4096 rows (tokens) and the four weight shapes of an ALBERT-bas
 down) it times, interleaved in one process (rotating order per round, medians):
 
   fp32  mkl          F.linear (ATen -> MKL sgemm)
-        onednn       torch.ops.mkldnn._linear_pointwise, plain weight (what fast.py uses)
+        onednn       torch.ops.mkldnn._linear_pointwise, plain weight (what minialbert/fast/ uses)
         onednn-pk    the same with the weight pre-packed once (_reorder_linear_weight)
         ort          ONNX Runtime MatMul (MLAS), a one-node graph
   int8  fbgemm-dyn   quantized.linear_dynamic: activation min/max + quantize + GEMM + dequant,

@@ -1,4 +1,4 @@
-"""The inference engine's fused path (fast.py) equals the reference model (model.py) and transformers.
+"""The inference engine's fused path (minialbert/fast/) equals the reference model (model.py) and transformers.
 
 Small configs: max |diff| <= 1e-5. One albert-base-sized random model at length 512: <= 1e-4
 (marked slow). No speed thresholds here: speed is measured by scripts/bench.py. Which models the
@@ -12,6 +12,7 @@ import torch
 
 from conftest import make_hf_checkpoint, random_inputs
 from minialbert import fast
+from minialbert.errors import MinialbertError
 from minialbert.fast import InferenceEngine
 from minialbert.model import AlbertModel
 
@@ -186,7 +187,7 @@ def test_int8_close_to_fp32_and_follows_weight_changes(tmp_path):
     assert near < 0.2 and _maxdiff(changed.last_hidden_state[real], out.last_hidden_state[real]) > 5 * near
     # int8 is for float32 models on the CPU: anything else is refused, not silently run in fp32
     model.to(torch.bfloat16)
-    with pytest.raises(fast.MinialbertError, match="int8 runs float32 models on the CPU"):
+    with pytest.raises(MinialbertError, match="int8 runs float32 models on the CPU"):
         with torch.inference_mode():
             engine(ids, mask, tt)
 
@@ -196,10 +197,10 @@ def test_large_batches_run_in_slices_of_rows(pair, monkeypatch):
     and positions given per row or shared by the batch."""
     ours, hf = pair
     ids, mask, tt = random_inputs(batch=5, seq=13, seed=11)
-    monkeypatch.setattr(fast, "SLICE_TOKENS", 2 * 13)  # slices of 2, 2 and 1 rows
+    monkeypatch.setattr(fast.forward, "SLICE_TOKENS", 2 * 13)  # slices of 2, 2 and 1 rows
     calls = []
-    real = fast._embed
-    monkeypatch.setattr(fast, "_embed", lambda *a: calls.append(a[1].shape[0]) or real(*a))
+    real = fast.forward._embed
+    monkeypatch.setattr(fast.forward, "_embed", lambda *a: calls.append(a[1].shape[0]) or real(*a))
     positions = torch.arange(13).unsqueeze(0)
     for kwargs in (dict(attention_mask=mask, token_type_ids=tt), dict(token_type_ids=tt[:1], position_ids=positions)):
         out = _fast(ours, ids, kwargs.get("attention_mask"), kwargs.get("token_type_ids"), kwargs.get("position_ids"))
