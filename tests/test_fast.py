@@ -226,3 +226,18 @@ def test_int8_activation_bytes_are_the_quantized_values():
     values, scale, zero_point = quantize.quantize_activation(x, full_range=True)  # VNNI/AMX plans: 0..255
     assert int(values.max()) == 255 and int(values.min()) == 0
     assert torch.equal(values.float(), torch.clamp(torch.round(x / scale) + zero_point, 0, 255))
+
+
+def test_in_place_tanh_gelu_is_the_tanh_gelu():
+    """fast/act.py's y * sigmoid(2z) form against the tanh formula in float64, to float32 rounding;
+    in place; bfloat16 through ATen's kernel."""
+    from minialbert.fast.act import gelu_tanh_
+
+    y = torch.linspace(-12, 12, 20001)
+    x = y.double()
+    ref = 0.5 * x * (1 + torch.tanh((2 / torch.pi) ** 0.5 * (x + 0.044715 * x**3)))
+    out = gelu_tanh_(y)
+    assert out.data_ptr() == y.data_ptr()
+    assert ((out.double() - ref).abs() <= 1e-6 * (1 + ref.abs())).all()
+    b = torch.linspace(-6, 6, 101, dtype=torch.bfloat16)
+    assert torch.equal(gelu_tanh_(b.clone()), torch.nn.functional.gelu(b, approximate="tanh"))

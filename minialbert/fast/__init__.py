@@ -22,9 +22,12 @@ transformers. What it does differently, and why (measured on a 2-core AVX2 CPU, 
 
   * Linear layers run through oneDNN (`torch.ops.mkldnn._linear_pointwise`), which also fuses
     epilogues: each residual add into the projection before its LayerNorm, the erf GELU / ReLU
-    into the up-projection (not the tanh GELU of ALBERT v2, slower fused: see _FUSED_ACT), so
-    those never make an extra pass over memory. Calls of few rows (batch-1 latency) use a copy of
-    the weight laid out once for oneDNN (below the plan's fp32_packed_below rows).
+    into the up-projection (the tanh GELU of ALBERT v2 too where the plan measured that faster:
+    not on AVX2, yes on AVX-512; see ops._FUSED_TANH), so those never make an extra pass over
+    memory. Calls of few rows (batch-1 latency) use a copy of the weight laid out once for oneDNN
+    (below the plan's fp32_packed_below rows).
+  * Each distinct layer's weights are looked up once per call (forward._BoundLayer), not once
+    per layer call: ALBERT calls one shared layer 12 times, and at batch 1 the lookups were ~1 ms.
   * Q, K and V come from one GEMM against the three weight matrices stacked (3H x H); the
     stacked copy is made once per distinct attention module and cached (see `_Prepared`).
   * Attention is torch's fused scaled_dot_product_attention; q/k/v are strided views of the

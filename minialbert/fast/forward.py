@@ -27,20 +27,33 @@ def _embed(model: AlbertModel, input_ids, token_type_ids, position_ids) -> torch
     return F.layer_norm(x, emb.norm.normalized_shape, emb.norm.weight, emb.norm.bias, emb.norm.eps)
 
 
-def _layer(layer: AlbertLayer, h: torch.Tensor, mask: torch.Tensor | None, act: str, ops) -> torch.Tensor:
-    att = layer.attention
+class _BoundLayer:
+    """One distinct AlbertLayer's weights, resolved by the ops for this call's inputs (once per
+    forward, however many times the layer is called)."""
+
+    __slots__ = ("qkv", "output", "up", "down", "heads", "head_dim", "norm1", "norm2")
+
+    def __init__(self, layer: AlbertLayer, h: torch.Tensor, ops):
+        att, ff = layer.attention, layer.feed_forward
+        self.qkv = ops.bind(_qkv(att), h)
+        self.output = ops.bind(att.output, h)
+        self.up = ops.bind(ff.up, h)
+        self.down = ops.bind(ff.down, h)  # only the rows, dtype and device of h matter
+        self.heads, self.head_dim = att.num_heads, att.head_dim
+        self.norm1 = (att.norm.normalized_shape, att.norm.weight, att.norm.bias, att.norm.eps)
+        self.norm2 = (ff.norm.normalized_shape, ff.norm.weight, ff.norm.bias, ff.norm.eps)
+
+
+def _layer(bound: _BoundLayer, h: torch.Tensor, mask: torch.Tensor | None, act: str, ops) -> torch.Tensor:
     batch, seq, hidden = h.shape
-    heads, head_dim = att.num_heads, att.head_dim
-    qkv = ops.linear(h, _qkv(att)).view(batch, seq, 3, heads, head_dim)
+    heads, head_dim = bound.heads, bound.head_dim
+    qkv = ops.linear(h, bound.qkv).view(batch, seq, 3, heads, head_dim)
     q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, heads, seq, d_k), views
     context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     context = context.transpose(1, 2).reshape(batch, seq, heads * head_dim)
-    norm = att.norm
-    h = F.layer_norm(ops.linear_add(context, att.output, h), norm.normalized_shape, norm.weight, norm.bias, norm.eps)
-    ff = layer.feed_forward
-    u = ops.linear_act(h, ff.up, act)
-    norm = ff.norm
-    return F.layer_norm(ops.linear_add(u, ff.down, h), norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+    h = torch.layer_norm(ops.linear_add(context, bound.output, h), *bound.norm1)
+    u = ops.linear_act(h, bound.up, act)
+    return torch.layer_norm(ops.linear_add(u, bound.down, h), *bound.norm2)
 
 
 # Batches of more than SLICE_TOKENS tokens run in slices of whole rows. The GEMMs are at least as
@@ -70,14 +83,19 @@ def fused_forward(model: AlbertModel, input_ids, attention_mask=None, token_type
         pooled = None if outs[0].pooler_output is None else torch.cat([o.pooler_output for o in outs])
         return AlbertOutput(torch.cat([o.last_hidden_state for o in outs]), pooled)
     h = _embed(model, input_ids, token_type_ids, position_ids)
-    h = ops.linear(h, model.encoder.project)
+    h = ops.linear(h, ops.bind(model.encoder.project, h))
     mask = None
     if attention_mask is not None and not bool(attention_mask.all()):
         mask = additive_attention_mask(attention_mask, h.dtype)
     act = model.config.hidden_act
+    bound: dict = {}
     for layer in model.encoder.layer_calls():
-        h = _layer(layer, h, mask, act, ops)
+        b = bound.get(layer)
+        if b is None:
+            b = bound[layer] = _BoundLayer(layer, h, ops)
+        h = _layer(b, h, mask, act, ops)
     pooled = None
     if model.pooler is not None:
-        pooled = torch.tanh(ops.linear(h[:, 0], model.pooler))
+        first = h[:, 0]
+        pooled = torch.tanh(ops.linear(first, ops.bind(model.pooler, first)))
     return AlbertOutput(h, pooled)

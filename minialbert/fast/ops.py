@@ -14,6 +14,7 @@ from torch import nn
 from .. import quantize
 from ..model import ACTIVATIONS, SelfAttention
 from ..plan import FIXED, Plan
+from .act import gelu_tanh_
 
 __all__ = ["clear_cache"]
 
@@ -30,11 +31,11 @@ _FUSED_ACT = {
     "gelu_python": ("gelu", "none"),
     "relu": ("relu", ""),
 }
-# Activations applied in place on a GEMM's fresh output (no new tensor).
-_INPLACE_ACT = {
-    "gelu_new": lambda y: torch.ops.aten.gelu_(y, approximate="tanh"),
-    "gelu_pytorch_tanh": lambda y: torch.ops.aten.gelu_(y, approximate="tanh"),
-}
+# The tanh GELU inside the GEMM too, where the plan measured it faster (plan.gelu_tanh_fused: on
+# AVX-512 ATen's tanh GELU is the slow part, and the post-op saves ~12% of the up-projection).
+_FUSED_TANH = {"gelu_new": ("gelu", "tanh"), "gelu_pytorch_tanh": ("gelu", "tanh")}
+# Activations applied in place on a GEMM's fresh output (no new tensor; see act.py).
+_INPLACE_ACT = {"gelu_new": gelu_tanh_, "gelu_pytorch_tanh": gelu_tanh_}
 
 
 def _activate(y: torch.Tensor, act: str) -> torch.Tensor:
@@ -119,26 +120,6 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
-def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    if _onednn_ok(x, w):
-        return _LINEAR(x, w, b, "none", [], "")
-    return F.linear(x, w, b)
-
-
-def _linear_act(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, act: str) -> torch.Tensor:
-    fused = _FUSED_ACT.get(act)
-    if fused is not None and _onednn_ok(x, w):
-        return _LINEAR(x, w, b, fused[0], [], fused[1])
-    return _activate(_linear(x, w, b), act)
-
-
-def _linear_add(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, residual: torch.Tensor) -> torch.Tensor:
-    """x W^T + b + residual, the add done inside the GEMM's epilogue when possible."""
-    if _onednn_ok(x, w):
-        return _LINEAR_ADD(x, residual, w, b, "add")
-    return torch.add(F.linear(x, w, b), residual)
-
-
 class _PackCache:
     """Per-weight derived tensors (int8 packs, pre-packed fp32 weights), owned by an engine.
 
@@ -196,27 +177,43 @@ _PACKED_DTYPES = (torch.float32, torch.bfloat16)
 
 
 class _FloatOps:
-    """The three linear shapes of a layer in the model's own dtype (oneDNN when it can)."""
+    """The three linear shapes of a layer in the model's own dtype (oneDNN when it can).
+
+    bind(module, x) resolves a Linear's weights for inputs like x once (the packed layout below
+    the plan's row count; whether oneDNN can run it), so that the fused forward looks each weight
+    up once per call, not once per layer call (ALBERT calls one layer 12 times)."""
 
     def __init__(self, packs: _PackCache, plan: Plan = FIXED):
         self.packs = packs
         self.small_rows = plan.fp32_packed_below
+        self.fused_act = {**_FUSED_ACT, **_FUSED_TANH} if plan.gelu_tanh_fused else _FUSED_ACT
 
-    def _weight(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        # fp32 and bf16 alike (bf16 at 1 x 16 on an AVX512-BF16 CPU: 40 -> 26 ms, one thread)
-        if _rows(x) >= self.small_rows or x.dtype not in _PACKED_DTYPES or not _onednn_ok(x, w):
-            return w
-        return self.packs.get(w, None, lambda w, _: torch.ops.mkldnn._reorder_linear_weight(w.detach(), _rows(x)))
-
-    def linear(self, x, module_or_prepared):
+    def bind(self, module_or_prepared, x: torch.Tensor) -> tuple:
         w, b = _weights(module_or_prepared)
-        return _linear(x, self._weight(x, w), b)
+        onednn = _onednn_ok(x, w)
+        # fp32 and bf16 alike (bf16 at 1 x 16 on an AVX512-BF16 CPU: 40 -> 26 ms, one thread)
+        if onednn and _rows(x) < self.small_rows and x.dtype in _PACKED_DTYPES:
+            rows = _rows(x)
+            w = self.packs.get(w, None, lambda w, _: torch.ops.mkldnn._reorder_linear_weight(w.detach(), rows))
+        return w, b, onednn
 
-    def linear_act(self, x, module, act):
-        return _linear_act(x, self._weight(x, module.weight), module.bias, act)
+    @staticmethod
+    def linear(x, bound):
+        w, b, onednn = bound
+        return _LINEAR(x, w, b, "none", [], "") if onednn else F.linear(x, w, b)
 
-    def linear_add(self, x, module, residual):
-        return _linear_add(x, self._weight(x, module.weight), module.bias, residual)
+    def linear_act(self, x, bound, act):
+        w, b, onednn = bound
+        fused = self.fused_act.get(act)
+        if fused is not None and onednn:
+            return _LINEAR(x, w, b, fused[0], [], fused[1])
+        return _activate(_LINEAR(x, w, b, "none", [], "") if onednn else F.linear(x, w, b), act)
+
+    @staticmethod
+    def linear_add(x, bound, residual):
+        """x W^T + b + residual, the add done inside the GEMM's epilogue when possible."""
+        w, b, onednn = bound
+        return _LINEAR_ADD(x, residual, w, b, "add") if onednn else torch.add(F.linear(x, w, b), residual)
 
 
 class _Int8Ops:
@@ -225,19 +222,22 @@ class _Int8Ops:
     def __init__(self, packs: _PackCache, plan: Plan = FIXED):
         self.packs = packs  # the engine's: packed weights live as long as the engine
         self.kw = {"onednn_rows": plan.int8_onednn_rows, "full_range": plan.int8_full_range}
+        self.fused_act = {**_FUSED_ACT, **_FUSED_TANH} if plan.gelu_tanh_fused else _FUSED_ACT
 
-    def _int8(self, module_or_prepared) -> quantize.Int8Linear:
+    def bind(self, module_or_prepared, x: torch.Tensor) -> quantize.Int8Linear:
         w, b = _weights(module_or_prepared)
         return self.packs.get(w, b, quantize.Int8Linear)
 
-    def linear(self, x, module_or_prepared):
-        return quantize.linear(x, self._int8(module_or_prepared), **self.kw)
+    def linear(self, x, bound):
+        return quantize.linear(x, bound, **self.kw)
 
-    def linear_act(self, x, module, act):
-        fused = _FUSED_ACT.get(act)
-        if fused is not None:
-            return quantize.linear(x, self._int8(module), fused[0], **self.kw)
-        return _activate(quantize.linear(x, self._int8(module), **self.kw), act)
+    def linear_act(self, x, bound, act):
+        fused = self.fused_act.get(act)
+        if fused is not None and fused[1] != "tanh":
+            return quantize.linear(x, bound, fused[0], **self.kw)
+        if fused is not None and _rows(x) >= self.kw["onednn_rows"]:  # tanh GELU in oneDNN's post-op
+            return quantize.linear(x, bound, "gelu_tanh", **self.kw)
+        return _activate(quantize.linear(x, bound, **self.kw), act)
 
-    def linear_add(self, x, module, residual):
-        return quantize.linear_add(x, self._int8(module), residual, **self.kw)
+    def linear_add(self, x, bound, residual):
+        return quantize.linear_add(x, bound, residual, **self.kw)
