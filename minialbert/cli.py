@@ -637,7 +637,8 @@ def _embed_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16", "auto"], default=None,
                    help="auto: bfloat16 on CPUs with AVX512-BF16 or AMX, float32 elsewhere (says which on stderr)")
     p.add_argument("--int8", action="store_true",
-                   help="int8 GEMMs for the last layer (x86 CPU; ~1.5-2x faster, cosine to float32 >= 0.999)")
+                   help="int8 GEMMs for the last layer (x86 CPU): mean-pooled cosine to float32 >= 0.999 on the "
+                        "benchmark corpus; speed against float32 per CPU in docs/guides/speed.md")
     p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch",
                    help="onnxruntime: run an ONNX export (a folder from `minialbert export onnx`, or the checkpoint "
                         "exported in memory); needs the [onnx] extra")

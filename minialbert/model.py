@@ -15,7 +15,7 @@ and LayerNorm ("post-LN").
 
 This file is the reference implementation: it favours the plain equations over speed, and
 calling a model runs it line for line, whatever you change in it. Calling the model runs
-model.py; the engine (fast.py) is an optimisation that refuses to run anything it was not built
+model.py; the engine (fast/) is an optimisation that refuses to run anything it was not built
 for: it checks that a model is made of these classes, unmodified, and otherwise steps aside.
 Parameter names here are minialbert's own; `weights.py` maps them to the Hugging Face names.
 """
@@ -695,7 +695,7 @@ class AlbertForMultipleChoice(AlbertTaskModel):
 
 # ---------------------------------------------------------------------------------------------
 # The methods of the classes above, and of the torch modules they are built from, as they were
-# when this file was imported. Nothing here uses the record: fast.py's InferenceEngine compares
+# when this file was imported. Nothing here uses the record: fast/engine.py's InferenceEngine compares
 # the live classes with it, so that a method replaced later (monkeypatching) makes the engine
 # step aside and let the model run its own forward.
 # ---------------------------------------------------------------------------------------------

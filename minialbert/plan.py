@@ -1,6 +1,6 @@
 """Which kernel the inference engine uses for each GEMM kind, chosen per machine.
 
-The engine (fast.py) has more than one kernel for the same product, and which one is fastest
+The engine (minialbert/fast/) has more than one kernel for the same product, and which one is fastest
 depends on the CPU: `Plan` holds the choices, and `current_plan()` makes them on first use:
 
   * int8 activations: full 8-bit (0..255) where the CPU multiplies uint8 x int8 without
@@ -11,6 +11,10 @@ depends on the CPU: `Plan` holds the choices, and `current_plan()` makes them on
     oneDNN (which fuses the epilogues) from there on. Measured: no flag predicts the crossover.
   * fp32 / bf16 weight layout by rows: below `fp32_packed_below` rows, a copy of each weight laid out
     once for oneDNN; from there on the weight as it is. Measured.
+  * tanh GELU (ALBERT v2's "gelu_new"): inside oneDNN's GEMM (its eltwise post-op, fp32, bf16 and
+    int8 alike) or in place after it (fast/act.py). On the 2-core AVX2 EPYC the post-op cost more
+    than the pass it saves (measured against ATen's gelu_); on an AVX-512 EPYC it saves ~12% of
+    the up-projection at 1024 rows. Measured.
   * bf16: whether the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX); Embedder(dtype="auto")
     and `--dtype auto` then run bfloat16. From the flags.
 
@@ -23,7 +27,7 @@ ignored with a warning (and rewritten).
 
 MINIALBERT_ENGINE_PLAN=fixed forces the fixed plan the engine used before plans were chosen per
 machine (tuned on a 2-core AVX2 EPYC: 7-bit activations, oneDNN from 128 rows, packed fp32 weights
-below 128 rows), for reproducible runs or to compare; "auto" (or unset) chooses per machine.
+below 128 rows, tanh GELU after the GEMM), for reproducible runs or to compare; "auto" (or unset) chooses per machine.
 `minialbert info --engine` prints the plan, `InferenceEngine(model).plan()` returns it.
 """
 
@@ -62,6 +66,7 @@ class Plan:
     int8_full_range: bool = False   # activations 0..255 (VNNI/AMX) instead of 0..127
     int8_onednn_rows: int = 128     # int8 calls of at least this many rows take oneDNN, fewer FBGEMM
     fp32_packed_below: int = 128    # fp32/bf16 calls of fewer rows use weights laid out once for oneDNN
+    gelu_tanh_fused: bool = False   # tanh GELU as oneDNN's post-op inside the GEMM (else ATen's gelu_ after)
     bf16: bool = False              # the CPU multiplies bfloat16 natively (dtype="auto" picks it)
     source: str = "fixed"           # "fixed", "measured" or "cache"
     cpu: str = ""                   # what it was chosen for
@@ -77,6 +82,7 @@ class Plan:
             f"  int8 activations:      {bits}",
             f"  int8 GEMM kernel:      FBGEMM below {self.int8_onednn_rows} rows, oneDNN (fused epilogues) from there",
             f"  fp32/bf16 weights:     packed for oneDNN below {self.fp32_packed_below} rows, as stored from there",
+            f"  tanh GELU:             {'fused into the GEMM (oneDNN post-op)' if self.gelu_tanh_fused else 'in place after the GEMM'}",
             f"  dtype auto:            {'bfloat16 (native bf16 GEMMs)' if self.bf16 else 'float32 (no native bf16)'}",
         ])
 
@@ -107,8 +113,12 @@ def cpu_features() -> dict:
     }
 
 
+# Bumped when the plan gains a measured choice: a cached plan without it is measured again.
+_PLAN_VERSION = 2
+
+
 def _signature(features: dict) -> dict:
-    return {**features, "torch": torch.__version__}
+    return {**features, "torch": torch.__version__, "plan_version": _PLAN_VERSION}
 
 
 def _key(signature: dict) -> str:
@@ -204,6 +214,7 @@ def _measure(features: dict, quantize) -> Plan:
 
             int8_rows = _crossover(candidates, fbgemm_faster)
         fp32_rows = FIXED.fp32_packed_below
+        gelu_fused = FIXED.gelu_tanh_fused
         if torch.backends.mkldnn.is_available():
             linear = torch.ops.mkldnn._linear_pointwise.default
 
@@ -218,8 +229,16 @@ def _measure(features: dict, quantize) -> Plan:
                 return p < q
 
             fp32_rows = _crossover(candidates, packed_faster)
+
+            # tanh GELU in the GEMM's output stage, or in place after it (256 rows: a batch)
+            from .fast.act import gelu_tanh_
+
+            x = torch.randn(256, 768, generator=gen)
+            fused = _best_time(lambda: linear(x, weight, bias, "gelu", [], "tanh"))
+            apart = _best_time(lambda: gelu_tanh_(linear(x, weight, bias, "none", [], "")))
+            gelu_fused = fused < apart
     return Plan(int8_full_range=full_range, int8_onednn_rows=int8_rows, fp32_packed_below=fp32_rows,
-                bf16=native_bf16(features), source="measured", cpu=_describe_cpu(features))
+                gelu_tanh_fused=gelu_fused, bf16=native_bf16(features), source="measured", cpu=_describe_cpu(features))
 
 
 # ----------------------------------------------------------------------------- the cache

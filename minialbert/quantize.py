@@ -1,4 +1,4 @@
-"""int8 GEMMs for the inference engine (CPU): `InferenceEngine(model, int8=True)` in fast.py.
+"""int8 GEMMs for the inference engine (CPU): `InferenceEngine(model, int8=True)` in minialbert/fast/.
 
 Weights: each Linear's weight is quantized once, symmetric per output channel (int8, scale =
 max |w_row| / 127), and packed for the kernel; the fp32 weight stays in the model (training,
@@ -11,7 +11,7 @@ number of rows (tokens) of the call, because each wins on one side (scripts/prof
   * oneDNN's int8 inner product (`torch.ops.onednn.qlinear_pointwise`, the kernel PyTorch's
     inductor uses for int8 models) for SMALL_ROWS rows or more. It applies the bias, the erf
     GELU / ReLU and the residual add inside the GEMM's output stage, so those cost no extra pass
-    over memory. (Its tanh-GELU post-op is slower than ATen's gelu_ afterwards, so fast.py
+    over memory. (Its tanh-GELU post-op is slower than ATen's gelu_ afterwards, so fast/ops.py
     applies tanh GELU separately.)
   * FBGEMM's dynamic int8 linear (`torch.ops.quantized.linear_dynamic`, what the deprecated
     torch.ao.quantization.quantize_dynamic runs) below it: better at skinny GEMMs.
@@ -110,20 +110,24 @@ def quantize_activation(x: torch.Tensor, full_range: bool = False) -> tuple[torc
     return values, q.q_scale(), q.q_zero_point()
 
 
+_GELU_ALGORITHM = {"gelu": "none", "gelu_tanh": "tanh"}  # act -> oneDNN's GELU algorithm
+
+
 def linear(x: torch.Tensor, w: Int8Linear, act: str = "none", *, onednn_rows: int | None = None,
            full_range: bool = False) -> torch.Tensor:
     """act(x W^T + b), x (..., K) fp32 -> (..., N) fp32 through an int8 GEMM. act: "none", or
-    "relu" / "gelu" (erf), which oneDNN applies inside the GEMM. oneDNN from `onednn_rows` rows
+    "relu" / "gelu" (erf) / "gelu_tanh", which oneDNN applies inside the GEMM. oneDNN from `onednn_rows` rows
     (default SMALL_ROWS), FBGEMM below; full_range: 8-bit activations (only on VNNI/AMX CPUs)."""
     x2 = x.reshape(-1, x.shape[-1])
     if x2.shape[0] < (SMALL_ROWS if onednn_rows is None else onednn_rows):
         y = torch.ops.quantized.linear_dynamic(x2.float(), w.fbgemm(), not full_range)
         if act != "none":
-            y = torch.relu_(y) if act == "relu" else torch.ops.aten.gelu_(y)
+            y = torch.relu_(y) if act == "relu" else torch.ops.aten.gelu_(y, approximate=_GELU_ALGORITHM.get(act, "none"))
     else:
         qx, scale, zero_point = quantize_activation(x2.contiguous(), full_range)
+        algorithm = _GELU_ALGORITHM.get(act, "")
         y = torch.ops.onednn.qlinear_pointwise(qx, scale, zero_point, w.onednn(), w.scale, w._zero_points, w.bias,
-                                               1.0, 0, torch.float32, act, [], "none" if act == "gelu" else "")
+                                               1.0, 0, torch.float32, "gelu" if algorithm else act, [], algorithm)
     return y.view(*x.shape[:-1], y.shape[-1])
 
 

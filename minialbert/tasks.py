@@ -9,7 +9,7 @@
 
 Each loads the tokenizer and the matching head of model.py section 7 from a checkpoint directory
 or Hub repo, batches its inputs by length, and runs the model under torch.inference_mode()
-through the inference engine (fast.py; `pipeline.engine`), which computes model.py's equations
+through the inference engine (minialbert/fast/; `pipeline.engine`), which computes model.py's equations
 with fused kernels for a stock model and otherwise calls the model itself.
 """
 

@@ -55,22 +55,22 @@ def _name(model, param) -> str:
 
 @pytest.fixture(autouse=True)
 def fresh_warnings():
-    fast._WARNED.clear()  # "once per reason" is per process; each test starts afresh
+    fast.engine._WARNED.clear()  # "once per reason" is per process; each test starts afresh
     yield
-    fast._WARNED.clear()
+    fast.engine._WARNED.clear()
 
 
 @pytest.fixture
 def fused_calls(monkeypatch):
     """Counts calls of the fused forward (the engine looks it up at call time)."""
     calls = []
-    real = fast.fused_forward
+    real = fast.forward.fused_forward
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(fast, "fused_forward", counting)
+    monkeypatch.setattr(fast.forward, "fused_forward", counting)
     return calls
 
 

@@ -1,4 +1,4 @@
-"""The inference engine's fused path (fast.py) equals the reference model (model.py) and transformers.
+"""The inference engine's fused path (minialbert/fast/) equals the reference model (model.py) and transformers.
 
 Small configs: max |diff| <= 1e-5. One albert-base-sized random model at length 512: <= 1e-4
 (marked slow). No speed thresholds here: speed is measured by scripts/bench.py. Which models the
@@ -12,6 +12,7 @@ import torch
 
 from conftest import make_hf_checkpoint, random_inputs
 from minialbert import fast
+from minialbert.errors import MinialbertError
 from minialbert.fast import InferenceEngine
 from minialbert.model import AlbertModel
 
@@ -186,7 +187,7 @@ def test_int8_close_to_fp32_and_follows_weight_changes(tmp_path):
     assert near < 0.2 and _maxdiff(changed.last_hidden_state[real], out.last_hidden_state[real]) > 5 * near
     # int8 is for float32 models on the CPU: anything else is refused, not silently run in fp32
     model.to(torch.bfloat16)
-    with pytest.raises(fast.MinialbertError, match="int8 runs float32 models on the CPU"):
+    with pytest.raises(MinialbertError, match="int8 runs float32 models on the CPU"):
         with torch.inference_mode():
             engine(ids, mask, tt)
 
@@ -196,10 +197,10 @@ def test_large_batches_run_in_slices_of_rows(pair, monkeypatch):
     and positions given per row or shared by the batch."""
     ours, hf = pair
     ids, mask, tt = random_inputs(batch=5, seq=13, seed=11)
-    monkeypatch.setattr(fast, "SLICE_TOKENS", 2 * 13)  # slices of 2, 2 and 1 rows
+    monkeypatch.setattr(fast.forward, "SLICE_TOKENS", 2 * 13)  # slices of 2, 2 and 1 rows
     calls = []
-    real = fast._embed
-    monkeypatch.setattr(fast, "_embed", lambda *a: calls.append(a[1].shape[0]) or real(*a))
+    real = fast.forward._embed
+    monkeypatch.setattr(fast.forward, "_embed", lambda *a: calls.append(a[1].shape[0]) or real(*a))
     positions = torch.arange(13).unsqueeze(0)
     for kwargs in (dict(attention_mask=mask, token_type_ids=tt), dict(token_type_ids=tt[:1], position_ids=positions)):
         out = _fast(ours, ids, kwargs.get("attention_mask"), kwargs.get("token_type_ids"), kwargs.get("position_ids"))
@@ -225,3 +226,18 @@ def test_int8_activation_bytes_are_the_quantized_values():
     values, scale, zero_point = quantize.quantize_activation(x, full_range=True)  # VNNI/AMX plans: 0..255
     assert int(values.max()) == 255 and int(values.min()) == 0
     assert torch.equal(values.float(), torch.clamp(torch.round(x / scale) + zero_point, 0, 255))
+
+
+def test_in_place_tanh_gelu_is_the_tanh_gelu():
+    """fast/act.py's y * sigmoid(2z) form against the tanh formula in float64, to float32 rounding;
+    in place; bfloat16 through ATen's kernel."""
+    from minialbert.fast.act import gelu_tanh_
+
+    y = torch.linspace(-12, 12, 20001)
+    x = y.double()
+    ref = 0.5 * x * (1 + torch.tanh((2 / torch.pi) ** 0.5 * (x + 0.044715 * x**3)))
+    out = gelu_tanh_(y)
+    assert out.data_ptr() == y.data_ptr()
+    assert ((out.double() - ref).abs() <= 1e-6 * (1 + ref.abs())).all()
+    b = torch.linspace(-6, 6, 101, dtype=torch.bfloat16)
+    assert torch.equal(gelu_tanh_(b.clone()), torch.nn.functional.gelu(b, approximate="tanh"))

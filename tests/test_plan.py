@@ -159,7 +159,7 @@ def _full_range_ok() -> bool:
 
 
 @pytest.mark.parametrize("bits", [7, 8])
-@pytest.mark.parametrize("kernel", ["fbgemm", "onednn"])
+@pytest.mark.parametrize("kernel", ["fbgemm", "onednn", "onednn+gelu"])
 def test_each_int8_choice_within_its_bound_of_model_py(kernel, bits):
     """Each int8 kernel with each activation range the plan can choose: mean-pooled cosine to
     model.py >= 0.999 and pooler >= 0.998 (the documented bound), on transformers-like weights."""
@@ -169,7 +169,8 @@ def test_each_int8_choice_within_its_bound_of_model_py(kernel, bits):
         pytest.skip("no FBGEMM / oneDNN int8 in this torch build")
     if bits == 8 and not _full_range_ok():
         pytest.skip("8-bit activations need VNNI or AMX (they saturate elsewhere; the plan never picks them there)")
-    choice = plan.Plan(int8_full_range=bits == 8, int8_onednn_rows=10**9 if kernel == "fbgemm" else 1)
+    choice = plan.Plan(int8_full_range=bits == 8, int8_onednn_rows=10**9 if kernel == "fbgemm" else 1,
+                       gelu_tanh_fused=kernel == "onednn+gelu")
     model = _transformers_like()
     ids, mask, tt = random_inputs(batch=4, seq=40, vocab=500, seed=2)
     out = _run(model, ids, mask, tt, int8=True, plan=choice)
@@ -194,12 +195,15 @@ def test_full_range_is_more_accurate_than_7_bits():
     assert err[8] < err[7]
 
 
+@pytest.mark.parametrize("gelu_fused", [False, True])
 @pytest.mark.parametrize("packed_below", [1, 10**9])
-def test_each_fp32_layout_equals_model_py(packed_below):
-    """fp32 weights as stored, or laid out for oneDNN: both equal model.py to float rounding."""
+def test_each_fp32_layout_equals_model_py(packed_below, gelu_fused):
+    """fp32 weights as stored, or laid out for oneDNN; tanh GELU in the GEMM's post-op or after
+    it: each equals model.py to float rounding."""
     model = _transformers_like()
+    assert model.config.hidden_act == "gelu_new"  # the tanh GELU, which the post-op choice is about
     ids, mask, tt = random_inputs(batch=2, seq=20, vocab=500, seed=5)
-    out = _run(model, ids, mask, tt, plan=plan.Plan(fp32_packed_below=packed_below))
+    out = _run(model, ids, mask, tt, plan=plan.Plan(fp32_packed_below=packed_below, gelu_tanh_fused=gelu_fused))
     with torch.no_grad():
         ref = model(ids, attention_mask=mask, token_type_ids=tt)
     assert (out.last_hidden_state - ref.last_hidden_state).abs().max() <= 1e-5
