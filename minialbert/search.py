@@ -506,7 +506,7 @@ class VectorIndex:
                 continue
             if name not in self.search_params:
                 flag = "--" + name.replace("_", "-")
-                raise SearchIndexError(f"{flag} does not apply to a {self.kind} index (it applies to "
+                raise SearchIndexError(f"{flag} does not apply to {self.kind} indexes (only to "
                                        f"{', '.join(k for k, v in SEARCH_PARAMS.items() if name in v)})")
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
                 raise SearchIndexError(f"{name} must be a positive integer, got {value!r}")

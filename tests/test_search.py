@@ -144,7 +144,7 @@ def test_ivf_search_settings_change_without_a_rebuild(medium):
     index.set_search_params(nprobe=1, rerank=1)
     one = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(index.search_vectors(q, 10)[1], truth)])
     assert one < 0.95, one  # one list of 32 cannot hold every neighbour of these clustered queries
-    with pytest.raises(MinialbertError, match="--ef-search does not apply to a ivf-sq8 index"):
+    with pytest.raises(MinialbertError, match=r"--ef-search does not apply to ivf-sq8 indexes \(only to hnsw\)"):
         index.set_search_params(ef_search=10)
     with pytest.raises(MinialbertError, match="nprobe must be a positive integer"):
         index.set_search_params(nprobe=0)
@@ -248,6 +248,8 @@ def test_one_line_errors(ckpt, vectors, tmp_path):
     cli = [sys.executable, "-m", "minialbert"]
     for args, message in (
         (["search", "q", "--index", str(tmp_path / "idx"), "-k", "0"], "k must be a positive integer"),
+        (["search", "q", "--index", str(tmp_path / "idx"), "--nprobe", "4"],
+         "--nprobe does not apply to exact indexes (only to ivf-flat, ivf-sq8, ivf-pq)"),
         (["search", "q", "--index", str(tmp_path / "nowhere")], "no such index directory"),
         (["index", str(tmp_path / "nowhere")], "no such vectors directory"),
         (["index", str(vec_dir), "--update", "-o", str(tmp_path / "new")], "no index in"),
