@@ -311,7 +311,7 @@ def _add_search_commands(sub) -> None:
     p.add_argument("--nprobe", type=int, default=None, help="ivf-*: lists visited per query (default 32; "
                                                             "`search --nprobe` overrides it)")
     p.add_argument("--rerank", type=int, default=None, help="ivf-*: k x RERANK candidates re-scored exactly "
-                                                            "(default: ivf-flat 1, ivf-sq8 2, ivf-pq 10)")
+                                                            "(default: ivf-flat 1, ivf-sq8 2, ivf-pq 50)")
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=cmd_index)
 

@@ -297,12 +297,13 @@ def bench_kinds(name: str, vec: Path, queries: np.ndarray, args) -> list[dict]:
         nq = min(len(queries), args.exact_queries) if kind == "exact" else len(queries)
         settings = [None]
         if kind.startswith("ivf"):
-            settings = [int(p) for p in args.nprobe.split(",")]
+            reranks = [int(r) for r in args.rerank.split(",")] if args.rerank else [None]
+            settings = [(int(p), r) for p in args.nprobe.split(",") for r in reranks]
         elif kind == "hnsw":
             settings = [int(p) for p in args.ef_search.split(",")]
         for setting in settings:
             if kind.startswith("ivf"):
-                index.set_search_params(nprobe=setting)
+                index.set_search_params(nprobe=setting[0], rerank=setting[1] or index.record["params"]["rerank"])
             elif kind == "hnsw":
                 index.set_search_params(ef_search=setting)
             def top(q, search=index.search_vectors):
@@ -402,6 +403,8 @@ def main() -> None:
     ap.add_argument("--kinds", default="exact,ivf-flat,ivf-sq8,ivf-pq")
     ap.add_argument("--params", default="{}", help='build settings per kind, JSON: \'{"hnsw": {"M": 32}}\'')
     ap.add_argument("--nprobe", default="8,16,32", help="IVF kinds: search settings to measure (no rebuild)")
+    ap.add_argument("--rerank", default="", help="IVF kinds: k x RERANK candidates re-scored, settings to measure "
+                                                 "(default: each index's own)")
     ap.add_argument("--ef-search", default="64", help="hnsw: search settings to measure (no rebuild)")
     ap.add_argument("--rebuild", action="store_true", help="build the indexes again (data and references are kept)")
     ap.add_argument("--libraries", action="store_true", help="only the raw FAISS-vs-usearch HNSW comparison")
