@@ -261,7 +261,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     queries = _read_input(args, args.queries)
     searcher = Searcher.from_index(args.index, model=args.model, device=args.device, threads=args.threads,
-                                   local_files_only=args.offline, cache_dir=args.cache_dir)
+                                   local_files_only=args.offline, cache_dir=args.cache_dir, nprobe=args.nprobe,
+                                   ef_search=args.ef_search, rerank=args.rerank)
     hits = searcher.search(queries, k=args.top_k, with_text=args.with_text)
     for i, query in enumerate(queries):
         rows = hits.rows(i)
@@ -290,8 +291,9 @@ def _add_search_commands(sub) -> None:
     p = sub.add_parser("index", help="build a vector index over `embed --output DIR/` shards ([search] extra for "
                                      "hnsw/ivf-pq)", allow_abbrev=False)
     p.add_argument("vectors", metavar="VECTORS_DIR", help="a directory written by `minialbert embed --output DIR/`")
-    p.add_argument("--kind", choices=["exact", "hnsw", "ivf-pq"], default="exact",
-                   help="exact (no extra; chunked matrix products), hnsw (FAISS graph) or ivf-pq (FAISS, compressed)")
+    p.add_argument("--kind", choices=["exact", "hnsw", "ivf-flat", "ivf-sq8", "ivf-pq"], default="exact",
+                   help="exact (no extra; chunked matrix products), hnsw (FAISS graph), or FAISS inverted lists "
+                        "storing float32 (ivf-flat), 8-bit (ivf-sq8) or product-quantized (ivf-pq) vectors")
     p.add_argument("--output", "-o", default=None, metavar="INDEX_DIR", help="default: VECTORS_DIR/index")
     p.add_argument("--update", action="store_true",
                    help="add the shards written since the index was built (after `embed --resume` on more input)")
@@ -301,11 +303,12 @@ def _add_search_commands(sub) -> None:
     p.add_argument("--M", type=int, default=None, help="hnsw: links per node (default 32)")
     p.add_argument("--ef-construction", type=int, default=None, help="hnsw: build beam (default 100)")
     p.add_argument("--ef-search", type=int, default=None, help="hnsw: search beam (default 128)")
-    p.add_argument("--nlist", type=int, default=None, help="ivf-pq: inverted lists (default 4 sqrt(n))")
+    p.add_argument("--nlist", type=int, default=None, help="ivf-*: inverted lists (default 4 sqrt(n))")
     p.add_argument("--pq-m", type=int, default=None, help="ivf-pq: sub-quantizers, divides dim (default dim/4: dim bytes per vector)")
-    p.add_argument("--nprobe", type=int, default=None, help="ivf-pq: lists visited per query (default 32)")
-    p.add_argument("--rerank", type=int, default=None, help="ivf-pq: k x RERANK candidates re-scored exactly "
-                                                            "(default 10)")
+    p.add_argument("--nprobe", type=int, default=None, help="ivf-*: lists visited per query (default 32; "
+                                                            "`search --nprobe` overrides it)")
+    p.add_argument("--rerank", type=int, default=None, help="ivf-*: k x RERANK candidates re-scored exactly "
+                                                            "(default: ivf-flat 1, ivf-sq8 2, ivf-pq 50)")
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=cmd_index)
 
@@ -322,6 +325,10 @@ def _add_search_commands(sub) -> None:
     p.add_argument("--field", default=None, help="JSON field of .jsonl --input")
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--nprobe", type=int, default=None, help="ivf-* indexes: lists visited per query (default: the "
+                                                            "index's)")
+    p.add_argument("--rerank", type=int, default=None, help="ivf-* indexes: k x RERANK candidates re-scored")
+    p.add_argument("--ef-search", type=int, default=None, help="hnsw indexes: search beam (default: the index's)")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("serve", help="an HTTP embedding server (OpenAI and TEI APIs; [serve] extra)",

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 # Output formats by file suffix (lower-cased): what write_vectors writes, and JSON lines.
 VECTOR_SUFFIXES = (".npy", ".jsonl", ".ndjson", ".json")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+LOCK_FILE = ".lock"  # held (flock) by a process writing a vectors or index directory
 
 
 class InputError(MinialbertError):
@@ -91,6 +92,24 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
             os.unlink(tmp)
         raise
     _fsync_path(path.parent, directory=True)
+
+
+def lock_directory(path: str | os.PathLike, busy: str, error: type[MinialbertError] = MinialbertError):
+    """Hold an exclusive lock on a directory while writing it: the open lock file `path/.lock`
+    (close it to release), or None where the OS has no flock (Windows). Another process holding
+    it raises error(busy) at once. The kernel drops a flock when its process dies (kill -9
+    included), so a crashed writer leaves no stale lock; the empty .lock file itself is harmless."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; the manifest checks still apply
+        return None
+    f = open(Path(path) / LOCK_FILE, "a")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise error(busy) from None
+    return f
 
 
 def decode_line(raw: bytes, number: int, name: str) -> str:

@@ -202,6 +202,24 @@ def scan_windows(inp, window: int) -> list[dict]:
         stream.close()
 
 
+def _grown_texts(inp, out, w: dict) -> list[str] | None:
+    """The texts of window w when its shard holds fewer rows than it now has, else None.
+
+    That is the partial last window of an earlier run whose input has since grown (texts
+    appended): check_window compares the shard with these texts' first rows, so that the window
+    is embedded again whole and its new shard records what it extends (as embed_file does)."""
+    from .readers import Position
+
+    done = out.completed.get(w["window"])
+    if done is None or done["rows"] >= w["rows"] or done["texts_sha256"] == w["sha256"]:
+        return None
+    stream = inp.texts(Position(w["index"], w["offset"], w["line"]))
+    try:
+        return stream.take(w["rows"])
+    finally:
+        stream.close()
+
+
 def _user_error(e: BaseException) -> MinialbertError | None:
     """The MinialbertError behind a Ray task failure, if that is what it was."""
     seen = set()
@@ -289,11 +307,13 @@ def embed_with_ray(source, output, *, model: str, revision: str | None = None, c
             return summary
         windows = scan_windows(inp, W)
         bar.total, bar.estimated = windows[-1]["index"] + windows[-1]["rows"], False
+        pending = []
         for w in windows:
-            if check_window(out, w["window"], w["sha256"]):
+            if check_window(out, w["window"], w["sha256"], _grown_texts(inp, out, w)):
                 bar.skip(w["rows"])
+            else:
+                pending.append(w)
         check_no_extra_windows(out, len(windows))
-        pending = [w for w in windows if w["window"] not in out.completed]
         started = _start_ray(ray, address)
         try:
             _run_windows(ray, out, pending, actors=actors, model=model, inp=inp, options=options,
@@ -361,6 +381,7 @@ def _write_window(out, k: int, parts: list, digest: str, with_text: bool, bar, s
     table = table.take(np.argsort(table.column("id").to_numpy(), kind="stable"))
     tokens = int(np.sum(table.column(TOKENS_COLUMN).to_numpy()))
     texts = table.column("text").to_pylist() if with_text else None
-    shard = out.write_shard(k, table.column("id").to_numpy(), _vectors_of(table, out.path), texts, digest)
+    shard = out.write_shard(k, table.column("id").to_numpy(), _vectors_of(table, out.path), texts, digest,
+                            extends=out.grown.get(k))
     summary.count(table.num_rows, tokens)
     bar.window_done(table.num_rows, shard["file"], n_tokens=tokens)

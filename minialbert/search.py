@@ -13,8 +13,14 @@ Kinds:
           a running top-k per chunk, so memory stays bounded by the chunk size whatever the corpus.
   hnsw    FAISS IndexHNSWFlat (the [search] extra): a graph over the full vectors; recall ~1 at sub-ms
           latency, index ~ (4*dim + 8*M) bytes per vector. Incremental adds; no removal.
-  ivf-pq  FAISS IndexIVFPQ: product-quantized codes (dim/4 bytes per vector), 10 k candidates re-scored
-          exactly against the memory-mapped vectors. Small; adds use the trained quantizer.
+  ivf-flat, ivf-sq8, ivf-pq
+          FAISS inverted lists (4 sqrt(n) k-means cells; a query scans the nprobe nearest cells):
+          ivf-flat stores the float32 vectors (4*dim bytes per vector), ivf-sq8 one byte per
+          dimension (IndexIVFScalarQuantizer, 8 bit), ivf-pq product-quantized codes (dim/4 bytes).
+          The k*rerank best candidates are re-scored exactly against the memory-mapped vectors,
+          so scores equal exact search's. They build in minutes at 1M (no graph to link); adds
+          use the trained quantizer. nprobe (and rerank, ef_search for hnsw) can be changed at
+          search time without a rebuild.
 
 FAISS was picked over usearch by scripts/bench_search.py (docs/guides/search-and-serve.md): same
 recall, faster builds here, and it has both a graph and a compressed kind.
@@ -38,12 +44,14 @@ from typing import Sequence
 import numpy as np
 
 from .errors import MinialbertError
-from .files import atomic_write
+from .files import LOCK_FILE, atomic_write, lock_directory
 
 INDEX_MANIFEST = "index.json"
 INDEX_FORMAT = "minialbert.index"
 INDEX_VERSION = 1
-KINDS = ("exact", "hnsw", "ivf-pq")
+KINDS = ("exact", "hnsw", "ivf-flat", "ivf-sq8", "ivf-pq")
+IVF_KINDS = ("ivf-flat", "ivf-sq8", "ivf-pq")
+SEARCH_PARAMS = {"hnsw": ("ef_search",), **{k: ("nprobe", "rerank") for k in IVF_KINDS}}
 METRICS = ("cosine", "dot", "euclidean", "manhattan")
 ANN_FILE = "index.faiss"
 NORMS_FILE = "norms.npy"
@@ -214,12 +222,17 @@ def _new_ann(faiss, kind: str, dim: int, metric: str, params: dict, train: np.nd
         inner.hnsw.efConstruction = params["ef_construction"]
         inner.hnsw.efSearch = params["ef_search"]
     else:
-        if dim % params["pq_m"]:
-            raise SearchIndexError(f"--pq-m {params['pq_m']} must divide the dimension {dim}")
         quantizer = faiss.IndexFlatL2(dim) if space == faiss.METRIC_L2 else faiss.IndexFlatIP(dim)
-        inner = faiss.IndexIVFPQ(quantizer, dim, params["nlist"], params["pq_m"], params["nbits"], space)
+        if kind == "ivf-flat":
+            inner = faiss.IndexIVFFlat(quantizer, dim, params["nlist"], space)
+        elif kind == "ivf-sq8":
+            inner = faiss.IndexIVFScalarQuantizer(quantizer, dim, params["nlist"], faiss.ScalarQuantizer.QT_8bit, space)
+        else:
+            if dim % params["pq_m"]:
+                raise SearchIndexError(f"--pq-m {params['pq_m']} must divide the dimension {dim}")
+            inner = faiss.IndexIVFPQ(quantizer, dim, params["nlist"], params["pq_m"], params["nbits"], space)
+            inner.pq.cp.niter = 10
         inner.cp.niter = 10  # k-means iterations for the coarse centroids (FAISS default 25; recall is re-scored)
-        inner.pq.cp.niter = 10
         inner.train(train)
         inner.nprobe = params["nprobe"]
     return faiss.IndexIDMap2(inner)
@@ -228,10 +241,11 @@ def _new_ann(faiss, kind: str, dim: int, metric: str, params: dict, train: np.nd
 def _default_params(kind: str, n: int, dim: int, given: dict) -> dict:
     if kind == "hnsw":
         p = {"M": 32, "ef_construction": 100, "ef_search": 128}
-    elif kind == "ivf-pq":
+    elif kind in IVF_KINDS:
         nlist = int(max(1, min(4 * np.sqrt(max(n, 1)), n // 39 if n >= 39 else 1)))
-        pq_m = next(m for m in (dim // 4, dim // 2, dim, 1) if m and dim % m == 0)
-        p = {"nlist": nlist, "pq_m": pq_m, "nprobe": 32, "rerank": 10}
+        p = {"nlist": nlist, "nprobe": 32, "rerank": {"ivf-flat": 1, "ivf-sq8": 2, "ivf-pq": 50}[kind]}
+        if kind == "ivf-pq":
+            p["pq_m"] = next(m for m in (dim // 4, dim // 2, dim, 1) if m and dim % m == 0)
     else:
         p = {}
     p.update({k: v for k, v in given.items() if v is not None and k in p})
@@ -261,9 +275,10 @@ def build_index(vectors_dir: str | os.PathLike, *, kind: str = "exact", output: 
     was built (an `embed --output DIR/ --resume` run on a longer input); a shard that changed
     or disappeared needs a rebuild, which update refuses with a one-line reason (exact indexes
     have nothing to rebuild and always update). Without update, an existing index is replaced.
+    One build at a time per output directory: it holds an exclusive lock (flock on
+    INDEX_DIR/.lock, released by the kernel if the process dies), and a second build into the
+    same directory stops at once with a one-line error.
     """
-    from .shards import MANIFEST, _read_columns, _vectors_of, load_vectors
-
     t0 = time.perf_counter()
     if kind not in KINDS:
         raise SearchIndexError(f"unknown index kind {kind!r}; choose from {', '.join(KINDS)}")
@@ -274,14 +289,42 @@ def build_index(vectors_dir: str | os.PathLike, *, kind: str = "exact", output: 
     out = Path(output) if output is not None else vdir / "index"
     if out.exists() and not out.is_dir():
         raise SearchIndexError(f"{out} is a file, not a directory")
-    old = _read_index_manifest(out) if (out / INDEX_MANIFEST).exists() else None
-    if old is None and out.exists() and any(out.iterdir()):
-        raise SearchIndexError(f"{out} is not empty and holds no {INDEX_MANIFEST}; choose an empty or new directory")
-    if update and old is None:
+    if update and not (out / INDEX_MANIFEST).exists():
         raise SearchIndexError(f"no index in {out} to update: build one first (minialbert index {vdir} --kind {kind})")
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SearchIndexError(f"cannot create index directory {out}: {e.strerror}") from None
+    lock = lock_directory(out, f"{out} is being built by another `minialbert index` run; wait for it to finish, or "
+                               "build into another directory (-o)", SearchIndexError)
+    try:
+        return _build_locked(vdir, manifest, out, t0, kind=kind, metric=metric, update=update, threads=threads,
+                             given={"M": M, "ef_construction": ef_construction, "ef_search": ef_search,
+                                    "nlist": nlist, "pq_m": pq_m, "nprobe": nprobe, "rerank": rerank})
+    except BaseException:
+        if created:  # leave no empty index directory behind a failed first build
+            (out / LOCK_FILE).unlink(missing_ok=True)
+            try:
+                out.rmdir()
+            except OSError:
+                pass
+        raise
+    finally:
+        if lock is not None:
+            lock.close()  # releases the flock
+
+
+def _build_locked(vdir: Path, manifest: dict, out: Path, t0: float, *, kind: str, metric: str | None, update: bool,
+                  threads: int | None, given: dict) -> IndexSummary:
+    from .shards import MANIFEST, _read_columns, _vectors_of, load_vectors
+
+    for tmp in out.glob(".*.tmp"):  # left by a build that was killed mid-write (we hold the lock)
+        tmp.unlink(missing_ok=True)
+    old = _read_index_manifest(out) if (out / INDEX_MANIFEST).exists() else None
+    if old is None and any(p.name != LOCK_FILE for p in out.iterdir()):
+        raise SearchIndexError(f"{out} is not empty and holds no {INDEX_MANIFEST}; choose an empty or new directory")
     if update:
-        if kind != old["kind"] and kind != "exact":
-            pass
         kind = old["kind"]
         if old["model"]["fingerprint"] != manifest["model"]["fingerprint"]:
             raise SearchIndexError(f"{vdir} now holds vectors of another model than {out} was built from; rebuild the "
@@ -321,15 +364,13 @@ def build_index(vectors_dir: str | os.PathLike, *, kind: str = "exact", output: 
                               f"rebuild it: minialbert index {vdir} --kind {kind}")
         added_shards = [s for s in shards_now if s["file"] not in before or s["file"] in grown]
         rebuilt = kind == "exact" and bool(changed)
-        if kind == "ivf-pq" and count > 4 * old["params"].get("trained_on", count):
-            notes.append(f"the ivf-pq quantizer was trained on {old['params']['trained_on']:,} vectors and the index "
-                         f"now holds {count:,}: rebuild it for the best recall (minialbert index {vdir} --kind ivf-pq)")
+        if kind in IVF_KINDS and count > 4 * old["params"].get("trained_on", count):
+            notes.append(f"the {kind} quantizer was trained on {old['params']['trained_on']:,} vectors and the index "
+                         f"now holds {count:,}: rebuild it for the best recall (minialbert index {vdir} --kind {kind})")
 
-    params = dict(old["params"]) if update else _default_params(
-        kind, count, dim, {"M": M, "ef_construction": ef_construction, "ef_search": ef_search, "nlist": nlist,
-                           "pq_m": pq_m, "nprobe": nprobe, "rerank": rerank})
-    if kind in ("exact", "ivf-pq"):
-        # the memory map that exact search and ivf-pq's re-scoring read (made once per change of the shards)
+    params = dict(old["params"]) if update else _default_params(kind, count, dim, given)
+    if kind != "hnsw":
+        # the memory map that exact search and the IVF kinds' re-scoring read (made once per change of the shards)
         ids, vectors = load_vectors(vdir, mmap=True)
         if metric == "cosine" and not manifest["options"].get("normalize"):
             norms = ExactIndex.over_matrix(vectors, metric="cosine").norms
@@ -348,17 +389,17 @@ def build_index(vectors_dir: str | os.PathLike, *, kind: str = "exact", output: 
             index = faiss.read_index(str(out / ANN_FILE))
         else:
             train = None
-            if kind == "ivf-pq":
+            if kind in IVF_KINDS:
                 if count < params["nlist"]:
-                    raise SearchIndexError(f"{count} vectors are too few for ivf-pq with nlist {params['nlist']}; "
+                    raise SearchIndexError(f"{count} vectors are too few for {kind} with nlist {params['nlist']}; "
                                       "use --kind exact or hnsw")
-                _, all_vectors = load_vectors(vdir, mmap=True)
+                # k-means wants >= 39 points per cell (FAISS warns below): 40 per cell, and at least 9,984
                 rng = np.random.default_rng(0)
-                sample = np.sort(rng.choice(count, min(count, max(64 * params["nlist"], 39 * 256), 100_000), replace=False))
-                train = _ann_vectors(all_vectors[sample], metric)
+                sample = np.sort(rng.choice(count, min(count, max(40 * params["nlist"], 39 * 256)), replace=False))
+                train = _ann_vectors(vectors[sample], metric)
                 params["trained_on"] = count
-                # FAISS wants >= 39 training points per PQ centroid: fewer bits per code for small sets
-                params["nbits"] = next(b for b in (8, 7, 6, 5, 4, 3, 2, 1) if len(train) >= 39 * 2**b or b == 1)
+                if kind == "ivf-pq":  # >= 39 training points per PQ centroid: fewer bits per code for small sets
+                    params["nbits"] = next(b for b in (8, 7, 6, 5, 4, 3, 2, 1) if len(train) >= 39 * 2**b or b == 1)
             index = _new_ann(faiss, kind, dim, metric, params, train)
         added = 0
         for shard in added_shards:
@@ -371,8 +412,7 @@ def build_index(vectors_dir: str | os.PathLike, *, kind: str = "exact", output: 
                 vecs, row_ids = vecs[keep], row_ids[keep]
             index.add_with_ids(vecs, row_ids)
             added += len(vecs)
-        data = faiss.serialize_index(index)
-        atomic_write(out / ANN_FILE, lambda tmp: Path(tmp).write_bytes(data.tobytes()))
+        atomic_write(out / ANN_FILE, lambda tmp: faiss.write_index(index, tmp))
     record = {
         "format": INDEX_FORMAT, "version": INDEX_VERSION, "kind": kind, "metric": metric, "params": params,
         "model": manifest["model"], "options": manifest["options"], "dim": dim, "count": count,
@@ -420,7 +460,8 @@ def resolve_index_dir(path: str | os.PathLike) -> Path:
 class VectorIndex:
     """An opened index: checked against its vectors directory (stale -> one line), ready to search vectors."""
 
-    def __init__(self, path: str | os.PathLike, *, threads: int | None = None):
+    def __init__(self, path: str | os.PathLike, *, threads: int | None = None, nprobe: int | None = None,
+                 ef_search: int | None = None, rerank: int | None = None):
         from .shards import MANIFEST
 
         self.path = resolve_index_dir(path)
@@ -443,7 +484,9 @@ class VectorIndex:
         self._text_cache: dict[str, list] = {}
         self._exact = None
         self._ann = None
-        if self.kind == "exact" or self.kind == "ivf-pq":
+        self.search_params = {name: r["params"][name] for name in SEARCH_PARAMS.get(self.kind, ())}
+        self.set_search_params(nprobe=nprobe, ef_search=ef_search, rerank=rerank)
+        if self.kind != "hnsw":
             from .shards import load_vectors
 
             ids, vectors = load_vectors(self.vectors_dir, mmap=True)
@@ -454,6 +497,20 @@ class VectorIndex:
             if threads:
                 faiss.omp_set_num_threads(int(threads))
             self._ann = faiss.read_index(str(self.path / ANN_FILE))
+
+    def set_search_params(self, **params: int | None) -> None:
+        """Change search-time settings without a rebuild: nprobe and rerank (IVF kinds), ef_search
+        (hnsw). None leaves a setting as it is; a setting the kind does not have is refused."""
+        for name, value in params.items():
+            if value is None:
+                continue
+            if name not in self.search_params:
+                flag = "--" + name.replace("_", "-")
+                raise SearchIndexError(f"{flag} does not apply to {self.kind} indexes (only to "
+                                       f"{', '.join(k for k, v in SEARCH_PARAMS.items() if name in v)})")
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+                raise SearchIndexError(f"{name} must be a positive integer, got {value!r}")
+            self.search_params[name] = int(value)
 
     def search_vectors(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids), each (n_queries, min(k, count)), best first."""
@@ -466,10 +523,25 @@ class VectorIndex:
         if self.kind == "exact":
             return self._exact.search(queries, k)
         q = _ann_vectors(queries, self.metric)
-        p = self.record["params"]
+        import faiss
+
+        # FAISS splits its work across queries: one query runs on one thread anyway, and a team of
+        # OpenMP threads only adds a barrier that waits for a descheduled thread on a busy machine
+        # (measured: p50 8 ms instead of 0.5 ms at 1M on 2 cores at load 4)
+        threads = faiss.omp_get_max_threads()
+        if len(q) == 1:
+            faiss.omp_set_num_threads(1)
+        try:
+            return self._search_ann(faiss, q, queries, k)
+        finally:
+            faiss.omp_set_num_threads(threads)
+
+    def _search_ann(self, faiss, q: np.ndarray, queries: np.ndarray, k: int):
+        p = self.search_params
         if self.kind == "hnsw":
             return self._search_hnsw(q, k, max(p["ef_search"], k))
-        # ivf-pq: PQ candidates, re-scored exactly against the memory-mapped vectors
+        # IVF: candidates from the nprobe nearest cells, re-scored exactly against the memory-mapped vectors
+        faiss.extract_index_ivf(self._ann).nprobe = p["nprobe"]
         _, cand = self._ann.search(q, min(k * p["rerank"], self.count))
         scores_out = np.full((len(q), k), -np.inf, np.float32)
         ids_out = np.full((len(q), k), -1, np.int64)
@@ -480,19 +552,23 @@ class VectorIndex:
             order = np.argsort(rows)
             rows, c = rows[order], c[order]
             block = np.asarray(ex.vectors[rows], dtype=np.float32)
-            import torch
-
-            norms = torch.from_numpy(np.array(ex.norms[rows])) if ex.norms is not None else None
-            s = _scores_from(self.metric, torch.from_numpy(_prepare_queries(self.metric, queries[i])),
-                             torch.from_numpy(block), norms)[0].numpy()
+            # numpy, not torch: a torch call here leaves torch's OpenMP threads spinning while FAISS's
+            # own OpenMP pool runs the next query, which made one query 8x slower on 2 cores
+            qv = _prepare_queries(self.metric, queries[i])[0]
+            if self.metric == "euclidean":
+                s = -np.sqrt(np.maximum(((block - qv) ** 2).sum(1), 0))
+            else:
+                s = block @ qv
+                if ex.norms is not None:
+                    s /= np.asarray(ex.norms[rows], dtype=np.float32)
             top = np.argsort(-s, kind="stable")[:k]
             scores_out[i, :len(top)], ids_out[i, :len(top)] = s[top], c[top]
         return scores_out, ids_out
 
     def _search_hnsw(self, q: np.ndarray, k: int, ef: int):
-        inner = self._ann.index if hasattr(self._ann, "index") else self._ann
         import faiss
 
+        inner = self._ann.index if hasattr(self._ann, "index") else self._ann
         hnsw = faiss.downcast_index(inner)
         hnsw.hnsw.efSearch = ef
         dist, ids = self._ann.search(q, k)
@@ -560,9 +636,11 @@ class Searcher:
     @classmethod
     def from_index(cls, path: str | os.PathLike, *, model: str | os.PathLike | None = None, embedder=None,
                    device: str | None = None, threads: int | None = None, local_files_only: bool = False,
-                   cache_dir: str | None = None) -> "Searcher":
-        """Open an index and load the model its vectors record (or `model`, or a ready `embedder`)."""
-        index = VectorIndex(path, threads=threads)
+                   cache_dir: str | None = None, nprobe: int | None = None, ef_search: int | None = None,
+                   rerank: int | None = None) -> "Searcher":
+        """Open an index and load the model its vectors record (or `model`, or a ready `embedder`).
+        nprobe / rerank (IVF kinds) and ef_search (hnsw) override the index's search settings."""
+        index = VectorIndex(path, threads=threads, nprobe=nprobe, ef_search=ef_search, rerank=rerank)
         if embedder is None:
             embedder = load_recorded_embedder(index.record, model=model, device=device,
                                               local_files_only=local_files_only, cache_dir=cache_dir)

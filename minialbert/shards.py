@@ -27,13 +27,13 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .errors import MinialbertError
-from .files import atomic_write
+from .files import LOCK_FILE, atomic_write, lock_directory
 from .readers import require_pyarrow
 
 MANIFEST = "manifest.json"
 FORMAT = "minialbert.vectors"
 VERSION = 1
-LOCK = ".lock"
+LOCK = LOCK_FILE
 
 
 class OutputDirError(MinialbertError):
@@ -241,18 +241,8 @@ def _remove_temp_files(path: Path) -> None:
 def _lock(path: Path):
     """Hold an exclusive lock on the directory while writing (two runs into one directory would
     interleave shards). The OS drops it when the process dies, kill -9 included."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks; the manifest checks still apply
-        return None
-    f = open(path / LOCK, "a")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.close()
-        raise OutputDirError(f"{path} is being written by another minialbert run; wait for it to finish or "
-                             "choose another directory") from None
-    return f
+    return lock_directory(path, f"{path} is being written by another minialbert run; wait for it to finish or "
+                                "choose another directory", OutputDirError)
 
 
 def _unlock(f) -> None:

@@ -111,3 +111,23 @@ def test_ray_layer_calls_reach_the_actors(cluster, ckpt, tmp_path):
     # the same directory cannot be resumed with the checkpoint's own depth: other vectors
     assert main(["embed", "--model", str(ckpt), "--input", str(src), "--output", f"{out}/", "--ray", "local",
                  "--pooling", "mean", "--resume", "--quiet"]) != 0
+
+
+def test_ray_resume_appends_a_grown_input(cluster, ckpt, tmp_path):
+    """Texts appended to the input, then --ray --resume: the partial last window is embedded again
+    whole (its shard records what it extends, for `index --update`) and new windows are added; the
+    vectors equal single-process Embedder.embed's over the whole input, as without --ray."""
+    texts = corpus(190, seed=12)
+    first, more = texts[:120], texts[120:]
+    src = write_input(tmp_path / "in.txt", first, "txt")
+    embed_with_ray(src, tmp_path / "out", model=str(ckpt), pooling="mean", window=50, actors=1, with_text=True)
+    write_input(tmp_path / "in.txt", first + more, "txt")
+    again = embed_with_ray(src, tmp_path / "out", model=str(ckpt), pooling="mean", window=50, actors=1,
+                           with_text=True, resume=True)
+    assert again.complete and again.rows == 190 and again.embedded == 90  # window 2 (20 -> 50 texts), window 3 (40)
+    ids, vectors = load_vectors(tmp_path / "out")
+    want = Embedder.from_pretrained(ckpt).embed(first + more, pooling="mean")
+    assert ids.tolist() == list(range(190)) and np.abs(vectors - want).max() <= 1e-6
+    shards = json.loads((tmp_path / "out" / "manifest.json").read_text())["shards"]
+    assert [s["rows"] for s in shards] == [50, 50, 50, 40]
+    assert shards[2]["extends"]["rows"] == 20 and "extends" not in shards[3]

@@ -113,7 +113,7 @@ def medium(tmp_path_factory):
     return d, x
 
 
-@pytest.mark.parametrize("kind,floor", [("hnsw", 0.95), ("ivf-pq", 0.9)])
+@pytest.mark.parametrize("kind,floor", [("hnsw", 0.95), ("ivf-flat", 0.9), ("ivf-sq8", 0.9), ("ivf-pq", 0.9)])
 def test_ann_recall_on_a_medium_set(medium, kind, floor):
     from sklearn.neighbors import NearestNeighbors
 
@@ -124,10 +124,64 @@ def test_ann_recall_on_a_medium_set(medium, kind, floor):
     scores, ids = VectorIndex(d.parent / kind).search_vectors(q, 10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, truth)])
     assert recall >= floor, recall
-    # scores are cosines of the returned ids (re-scored exactly for ivf-pq)
+    # scores are cosines of the returned ids (re-scored exactly for the IVF kinds)
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
     qn = q / np.linalg.norm(q, axis=1, keepdims=True)
     np.testing.assert_allclose(scores[:, 0], np.sum(qn * xn[ids[:, 0]], axis=1), atol=1e-4)
+
+
+def test_ivf_search_settings_change_without_a_rebuild(medium):
+    """nprobe is a search-time setting: visiting every list is exact search; one list misses neighbours."""
+    from sklearn.neighbors import NearestNeighbors
+
+    d, x = medium
+    build_index(d, kind="ivf-sq8", output=d.parent / "ivf-sq8-knobs", nlist=32, threads=1)
+    q = _clustered(50, 48, 2)
+    truth = NearestNeighbors(n_neighbors=10, metric="cosine", algorithm="brute").fit(x).kneighbors(q)[1]
+    index = VectorIndex(d.parent / "ivf-sq8-knobs", nprobe=32, rerank=4)
+    assert index.search_params == {"nprobe": 32, "rerank": 4}
+    assert index.search_vectors(q, 10)[1].tolist() == truth.tolist()  # all 32 lists, re-scored: exact
+    index.set_search_params(nprobe=1, rerank=1)
+    one = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(index.search_vectors(q, 10)[1], truth)])
+    assert one < 0.95, one  # one list of 32 cannot hold every neighbour of these clustered queries
+    with pytest.raises(MinialbertError, match=r"--ef-search does not apply to ivf-sq8 indexes \(only to hnsw\)"):
+        index.set_search_params(ef_search=10)
+    with pytest.raises(MinialbertError, match="nprobe must be a positive integer"):
+        index.set_search_params(nprobe=0)
+
+
+def test_two_builds_into_one_directory(medium, tmp_path):
+    """A build holds an exclusive lock on its output: a second build there stops with one line; a
+    killed build (SIGKILL) leaves no stale lock, and the next build succeeds."""
+    import signal
+    import time
+
+    d, _ = medium
+    out = tmp_path / "locked"
+    holder = subprocess.Popen([sys.executable, "-c", f"""
+import time, minialbert.search as s
+def slow(*a, **k):
+    print("building", flush=True)
+    time.sleep(120)
+s._build_locked = slow
+s.build_index({str(d)!r}, kind="ivf-flat", output={str(out)!r})
+"""], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "building"
+        r = subprocess.run([sys.executable, "-m", "minialbert", "index", str(d), "--kind", "ivf-flat", "-o", str(out)],
+                           capture_output=True, text=True)
+        assert r.returncode == 1 and r.stdout == "", r.stderr
+        assert r.stderr.strip().splitlines() == [f"minialbert index: error: {out} is being built by another `minialbert "
+                                                 "index` run; wait for it to finish, or build into another directory (-o)"]
+        with pytest.raises(MinialbertError, match="is being built by another"):
+            build_index(d, kind="ivf-flat", output=out, update=False)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    t = time.perf_counter()
+    s = build_index(d, kind="ivf-flat", output=out, nlist=16, threads=1)
+    assert s.count == 4000 and time.perf_counter() - t < 60
+    assert VectorIndex(out).search_vectors(np.ones(48, np.float32), 3)[1].shape == (1, 3)
 
 
 def test_metric_follows_the_sentence_transformers_config(ckpt, tmp_path):
@@ -194,6 +248,8 @@ def test_one_line_errors(ckpt, vectors, tmp_path):
     cli = [sys.executable, "-m", "minialbert"]
     for args, message in (
         (["search", "q", "--index", str(tmp_path / "idx"), "-k", "0"], "k must be a positive integer"),
+        (["search", "q", "--index", str(tmp_path / "idx"), "--nprobe", "4"],
+         "--nprobe does not apply to exact indexes (only to ivf-flat, ivf-sq8, ivf-pq)"),
         (["search", "q", "--index", str(tmp_path / "nowhere")], "no such index directory"),
         (["index", str(tmp_path / "nowhere")], "no such vectors directory"),
         (["index", str(vec_dir), "--update", "-o", str(tmp_path / "new")], "no index in"),
