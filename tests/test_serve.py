@@ -312,3 +312,11 @@ def test_port_in_use_is_one_line(ckpt):  # noqa: F811
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr.strip() == (f"minialbert serve: error: port {port} on 127.0.0.1 is already in use; stop what "
                                 "listens there or choose another --port")
+
+
+def test_batch_size_below_one_is_one_line(ckpt):  # noqa: F811
+    r = subprocess.run([sys.executable, "-m", "minialbert", "serve", "--model", str(ckpt), "--port", "0",
+                        "--max-batch-size", "0"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.strip() == ("minialbert serve: error: --max-batch-tokens, --max-batch-size, --max-queue and "
+                                "--max-inputs must be at least 1")
