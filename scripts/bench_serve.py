@@ -236,6 +236,9 @@ def main() -> None:
     ap.add_argument("--json", default=None, metavar="FILE", help="also write the results as JSON")
     args = ap.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: still stop the servers (finally below)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -335,6 +338,19 @@ def main() -> None:
                          "p50_ms": p50, "p99_ms": p99, "errors": err, "cpu_ms_per_text": cpu_ms,
                          "rates": rate[side]})
         summary = {"cpu": model_name, "flags": flags, "texts": len(texts), "tokens": tokens, "rows": rows}
+        for name in [n for n in procs if n != "Infinity"]:  # how the requests became batches (Prometheus text)
+            import httpx
+
+            text = httpx.get(f"http://127.0.0.1:{procs[name][1]}/metrics", timeout=30).text
+            value = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+                     if line and not line.startswith("#") and "{" not in line}
+            batches = value.get("minialbert_batch_texts_count", 0)
+            if batches:
+                mean = value["minialbert_batch_texts_sum"] / batches
+                real = value["minialbert_tokens_total"] / value["minialbert_batch_tokens_sum"]
+                print(f"{name}: {batches:.0f} model batches, {mean:.1f} texts each on average, real tokens "
+                      f"{real:.0%} of the padded batches the batcher formed (all runs)")
+                summary[f"{name} batches"] = {"count": batches, "mean_texts": mean, "real_token_share": real}
 
         if not args.no_overload:
             proc, port, _, _ = procs["minialbert serve"]
@@ -343,13 +359,14 @@ def main() -> None:
             counts = {s: res["status"].count(s) for s in sorted(set(res["status"]))}
             no_retry = sum(s == "503" and not ra for s, ra in zip(res["status"], res["retry_after"]))
             after = run_load(port, write_bodies(logs / "after.json", texts[:32]), 8, proc.pid)
-            ok = after["status"].count("200")
+            ok, sent = after["status"].count("200"), len(after["status"])
+            hung = sum(s == "TimeoutError" for s in res["status"] + after["status"])  # no answer in 120 s
             print(f"\noverload: {len(burst)} requests at once (10x --max-queue {args.max_queue}) -> "
                   f"{', '.join(f'{n} x {s}' for s, n in counts.items())} in {res['wall']:.1f} s (slowest "
-                  f"{1000 * max(res['lat']):.0f} ms; 503 without Retry-After: {no_retry}); recovery: {ok}/32 x 200; "
-                  f"answered {len(res['status'])}/{len(burst)}, none hung")
+                  f"{1000 * max(res['lat']):.0f} ms; 503 without Retry-After: {no_retry}); recovery: {ok}/{sent} x 200; "
+                  f"{len(res['status'])}/{len(burst)} counted, {hung} hung (no answer in 120 s)")
             summary["overload"] = {"burst": len(burst), "statuses": counts, "no_retry_after": no_retry,
-                                   "recovery_ok": ok, "slowest_ms": 1000 * max(res["lat"])}
+                                   "recovery_ok": ok, "hung": hung, "slowest_ms": 1000 * max(res["lat"])}
         if args.json:
             Path(args.json).write_text(json.dumps(summary, indent=1))
     finally:
