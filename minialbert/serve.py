@@ -10,11 +10,11 @@ Endpoints (the `[serve]` extra: FastAPI + uvicorn + prometheus_client):
   GET  /health, GET /metrics (Prometheus text)
 
 Dynamic batching: every request's texts go into one queue; a worker thread takes what waits,
-sorts it by length and runs the longest --max-batch-size texts (at most --max-batch-tokens padded
-tokens) through Embedder.embed, so concurrent requests share model batches and the event loop
-never runs the model. The cap on texts keeps work waiting while the model runs: the event loop
-answers one batch and reads the next requests while the model computes another, instead of the
-model waiting for a whole round trip of every client after each batch. A full queue (--max-queue texts waiting) answers 503 with Retry-After at once. Errors are
+sorts it by length and runs a run of neighbours that holds the oldest waiting text (at most
+--max-batch-size texts and --max-batch-tokens padded tokens) through Embedder.embed, so
+concurrent requests share model batches and the event loop never runs the model; while the model
+computes one batch, the next one gathers. A full queue (--max-queue texts waiting) answers 503
+with Retry-After at once. Errors are
 JSON with one readable message ({"error": {"message", "type", "code"}}), never a traceback.
 SIGTERM stops accepting connections and answers every accepted request before exiting.
 """
