@@ -282,7 +282,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     return serve(ServeOptions(
         model=args.model, index=args.index, host=args.host, port=args.port, int8=args.int8, backend=args.backend,
-        max_batch_tokens=args.max_batch_tokens, max_queue=args.max_queue, api_key=args.api_key,
+        max_batch_tokens=args.max_batch_tokens, max_batch_size=args.max_batch_size, max_queue=args.max_queue,
+        api_key=args.api_key,
         max_body_bytes=args.max_body_bytes, max_inputs=args.max_inputs, device=args.device, revision=args.revision,
         cache_dir=args.cache_dir, local_files_only=args.offline, log_level=args.log_level))
 
@@ -342,6 +343,8 @@ def _add_search_commands(sub) -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--max-batch-tokens", type=int, default=16384,
                    help="tokens (padded) per merged model batch (default %(default)s)")
+    p.add_argument("--max-batch-size", type=int, default=32,
+                   help="texts per merged model batch (default %(default)s)")
     p.add_argument("--max-queue", type=int, default=256, help="texts waiting before 503 (default %(default)s)")
     p.add_argument("--max-inputs", type=int, default=512, help="texts per request before 413 (default %(default)s)")
     p.add_argument("--max-body-bytes", type=int, default=4 * 2**20, help="request body before 413 (default 4 MiB)")

@@ -195,6 +195,63 @@ def test_full_queue_answers_503_then_recovers(embedder):
         assert "minialbert_rejected_total 40.0" in metrics
 
 
+def test_a_bug_is_a_one_line_500_and_metrics_stay_bounded(embedder, capsys):
+    class Broken:  # the model fails: the client gets one line, the log gets the traceback
+        def __getattr__(self, name):
+            return getattr(embedder, name)
+
+        def embed(self, texts, **kw):
+            raise RuntimeError("boom\nsecond line")
+
+    with Server(Broken()) as s, httpx.Client(base_url=s.url, timeout=60) as http:
+        r = http.post("/embed", json={"inputs": "x"})
+        assert r.status_code == 500
+        assert r.json()["error"]["message"] == "internal error: RuntimeError: boom"
+        for i in range(3):  # unknown paths: 404 in one line, counted under one label
+            r = http.get(f"/scan/{i}")
+            assert r.status_code == 404 and r.json()["error"]["message"] == f"no such endpoint: GET /scan/{i}"
+        metrics = http.get("/metrics").text
+    assert 'minialbert_requests_total{code="500",endpoint="/embed"} 1.0' in metrics
+    assert 'minialbert_requests_total{code="404",endpoint="other"} 3.0' in metrics
+    assert "/scan/" not in metrics
+    assert "RuntimeError: boom" in capsys.readouterr().err
+
+
+def test_batcher_caps_batches_and_serves_the_oldest_text_first():
+    """Hand-worked: with --max-batch-size 2, five waiting texts become three length-sorted batches,
+    each holding the oldest text still waiting (so a short text is not passed over for ever)."""
+    import asyncio
+
+    from minialbert.serve import Batcher, Metrics
+
+    gate, calls = threading.Event(), []
+
+    class Fake:
+        def embed(self, texts, **kw):
+            calls.append(list(texts))
+            gate.wait(30)
+            return np.array([[len(t), ord(t[-1])] for t in texts], dtype=np.float32)
+
+    async def main():
+        batcher = Batcher(Fake(), max_batch_tokens=1000, max_queue=16, max_batch_size=2, metrics=Metrics())
+        key = (("normalize", False), ("long_text", "truncate"), 64)
+        first = batcher.submit(["a"], [10], key)  # taken at once: the model holds it at the gate
+        while not calls:
+            await asyncio.sleep(0.01)
+        jobs = [batcher.submit(["s1", "L1", "L2", "L3"], [5, 50, 40, 30], key),
+                batcher.submit(["L4"], [60], key)]
+        assert batcher.depth == 5
+        gate.set()
+        out = [await first, *[await j for j in jobs]]
+        batcher.close()
+        return out
+
+    first, job1, job2 = asyncio.run(main())
+    assert calls == [["a"], ["L3", "s1"], ["L4", "L1"], ["L2"]]
+    np.testing.assert_array_equal(job1, [[2, ord("1")], [2, ord("1")], [2, ord("2")], [2, ord("3")]])
+    np.testing.assert_array_equal(job2, [[2, ord("4")]])
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -230,7 +287,10 @@ def test_sigterm_during_load_answers_every_accepted_request(ckpt):  # noqa: F811
 
         with ThreadPoolExecutor(16) as pool:
             futures = [pool.submit(call, i) for i in range(48)]
-            time.sleep(0.5)
+            deadline = time.monotonic() + 60  # SIGTERM once requests are in (a fixed sleep raced a loaded machine)
+            while not any(f.done() for f in futures) and httpx.get(url + "/health", timeout=30).json()["queue"] == 0:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
             proc.send_signal(signal.SIGTERM)
             results = [f.result(180) for f in futures]
         assert proc.wait(120) == 0
@@ -252,3 +312,11 @@ def test_port_in_use_is_one_line(ckpt):  # noqa: F811
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr.strip() == (f"minialbert serve: error: port {port} on 127.0.0.1 is already in use; stop what "
                                 "listens there or choose another --port")
+
+
+def test_batch_size_below_one_is_one_line(ckpt):  # noqa: F811
+    r = subprocess.run([sys.executable, "-m", "minialbert", "serve", "--model", str(ckpt), "--port", "0",
+                        "--max-batch-size", "0"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.strip() == ("minialbert serve: error: --max-batch-tokens, --max-batch-size, --max-queue and "
+                                "--max-inputs must be at least 1")
