@@ -401,12 +401,22 @@ class _Slices:
     are never mapped into this process, so its RSS does not grow with what a long run has read
     (a mapped page stays in RSS once touched)."""
 
-    def __init__(self, array: np.memmap):
+    def __init__(self, array: np.memmap, label: str = "shard", truncated: str = "prepare the data again"):
         self.path = array.filename
         self.offset = int(array.offset)
         self.dtype = array.dtype
         self.length = len(array)
+        self.label, self.truncated = label, truncated  # the one-line error: what is truncated, what to do
         self.fd = -1  # opened on first use
+
+    @classmethod
+    def raw(cls, path: Path, dtype: np.dtype, label: str, truncated: str) -> "_Slices":
+        """The same reader over a headerless file of `dtype` items (the pair index)."""
+        self = cls.__new__(cls)
+        self.path, self.offset, self.dtype, self.fd = str(path), 0, np.dtype(dtype), -1
+        self.label, self.truncated = label, truncated
+        self.length = os.path.getsize(path) // self.dtype.itemsize
+        return self
 
     def __call__(self, start: int, stop: int) -> np.ndarray:
         if self.fd < 0:
@@ -415,8 +425,8 @@ class _Slices:
         want = (stop - start) * size
         buf = os.pread(self.fd, want, self.offset + start * size)
         if len(buf) != want:
-            raise PretrainError(f"shard {self.path} is truncated (reading items {start}..{stop}); "
-                                "prepare the data again")
+            raise PretrainError(f"{self.label} {self.path} is truncated (reading items {start}..{stop}); "
+                                f"{self.truncated}")
         return np.frombuffer(buf, dtype=self.dtype)
 
     def close(self) -> None:
@@ -445,7 +455,7 @@ class ShardPairs:
         self.dtype = np.dtype(meta["dtype"])
         self.row_starts = np.concatenate([[0], np.cumsum(meta["shard_rows"], dtype=np.int64)])
         self.n = int(self.row_starts[-1])
-        self.fd = os.open(path, os.O_RDONLY) if self.n else -1
+        self.rows = _Slices.raw(path, self.dtype, "the pair index", "delete it to rebuild it")
         self.tokens = [_Slices(a["tokens.npy"]) for a in data.shards]
         self._open: OrderedDict[int, None] = OrderedDict()
 
@@ -456,11 +466,7 @@ class ShardPairs:
         i = int(i)
         if not 0 <= i < self.n:
             raise IndexError(f"pair {i} out of range [0, {self.n})")
-        row_bytes = 3 * self.dtype.itemsize
-        buf = os.pread(self.fd, row_bytes, i * row_bytes)
-        if len(buf) != row_bytes:
-            raise PretrainError(f"the pair index {self.path} is truncated; delete it to rebuild it")
-        a0, a1, b1 = (int(v) for v in np.frombuffer(buf, dtype=self.dtype))
+        a0, a1, b1 = self.rows(3 * i, 3 * i + 3).tolist()
         shard = int(np.searchsorted(self.row_starts, i, side="right")) - 1
         self._open[shard] = None
         self._open.move_to_end(shard)
@@ -470,9 +476,7 @@ class ShardPairs:
         return ab[:a1 - a0], ab[a1 - a0:]
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self.rows.close()
         for t in self.tokens:
             t.close()
 
