@@ -302,6 +302,19 @@ def test_sigterm_during_load_answers_every_accepted_request(ckpt):  # noqa: F811
             proc.wait()
 
 
+def test_connections_send_without_waiting_for_acks(embedder):
+    """Nagle's algorithm off on every accepted connection (TCP_NODELAY). uvicorn writes a response
+    as headers, then body; with Nagle on, the body waited for the client's delayed ACK, and every
+    request took ~40 ms longer than its work (measured: 124 against 83 ms at concurrency 1)."""
+    with Server(embedder) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        assert client.post("/embed", json={"inputs": "hello"}).status_code == 200  # keep-alive: still open
+        connections = list(server.server.server_state.connections)
+        assert connections
+        for protocol in connections:
+            sock = protocol.transport.get_extra_info("socket")
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
 def test_port_in_use_is_one_line(ckpt):  # noqa: F811
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
