@@ -27,11 +27,21 @@ def _reference(model, *args, **kwargs):
 
 
 def _fast(model, ids, mask=None, tt=None, pos=None, int8=False):
-    """The engine's fused path; fails if the engine stepped aside."""
+    """The engine's fused path; fails if the engine stepped aside. Padding positions of a
+    right-padded batch must come back zero (the engine skips them; see _real)."""
     engine = InferenceEngine(model, int8=int8)
     with torch.inference_mode():
         assert engine.why_not_fused() is None
-        return engine(ids, attention_mask=mask, token_type_ids=tt, position_ids=pos)
+        out = engine(ids, attention_mask=mask, token_type_ids=tt, position_ids=pos)
+    if mask is not None and fast.forward._Packing.worth_it(mask):
+        assert out.last_hidden_state[~mask.bool()].abs().max().item() == 0
+    return out
+
+
+def _real(hidden, mask):
+    """The rows of real tokens: what the engine and model.py must agree on (model.py also computes
+    values at padding positions, which the engine skips)."""
+    return hidden if mask is None else hidden[mask.bool()]
 
 
 def _maxdiff(a, b):
@@ -71,9 +81,10 @@ def test_fast_equals_reference_and_transformers(pair, kind):
     ref = _reference(ours, ids, **kwargs)
     with torch.no_grad():
         theirs = hf(ids, **kwargs)
-    assert _maxdiff(out.last_hidden_state, ref.last_hidden_state) <= SMALL
+    m = kwargs.get("attention_mask")
+    assert _maxdiff(_real(out.last_hidden_state, m), _real(ref.last_hidden_state, m)) <= SMALL
     assert _maxdiff(out.pooler_output, ref.pooler_output) <= SMALL
-    assert _maxdiff(out.last_hidden_state, theirs.last_hidden_state) <= SMALL
+    assert _maxdiff(_real(out.last_hidden_state, m), _real(theirs.last_hidden_state, m)) <= SMALL
     assert _maxdiff(out.pooler_output, theirs.pooler_output) <= SMALL
 
 
@@ -97,19 +108,20 @@ def test_prepared_weights_follow_parameter_changes(tmp_path):
     ids, mask, tt = random_inputs(seed=9)
     _fast(model, ids, mask, tt)  # fills the cache
     model.load_state_dict(other.state_dict())  # copy_ into the same tensors
-    assert _maxdiff(_fast(model, ids, mask, tt).last_hidden_state,
-                    _reference(other, ids, attention_mask=mask, token_type_ids=tt).last_hidden_state) <= SMALL
+    assert _maxdiff(_real(_fast(model, ids, mask, tt).last_hidden_state, mask),
+                    _real(_reference(other, ids, attention_mask=mask, token_type_ids=tt).last_hidden_state, mask)) <= SMALL
     with torch.no_grad():
         model.encoder.groups[0][0].attention.value.weight.mul_(2.0)  # in place
-    assert _maxdiff(_fast(model, ids, mask, tt).last_hidden_state,
-                    _reference(model, ids, attention_mask=mask, token_type_ids=tt).last_hidden_state) <= SMALL
+    assert _maxdiff(_real(_fast(model, ids, mask, tt).last_hidden_state, mask),
+                    _real(_reference(model, ids, attention_mask=mask, token_type_ids=tt).last_hidden_state, mask)) <= SMALL
     model.encoder.groups[0][0].attention.key.weight = torch.nn.Parameter(torch.randn(32, 32))  # replaced
-    assert _maxdiff(_fast(model, ids, mask, tt).last_hidden_state,
-                    _reference(model, ids, attention_mask=mask, token_type_ids=tt).last_hidden_state) <= SMALL
+    assert _maxdiff(_real(_fast(model, ids, mask, tt).last_hidden_state, mask),
+                    _real(_reference(model, ids, attention_mask=mask, token_type_ids=tt).last_hidden_state, mask)) <= SMALL
     model.double()  # dtype change (float64 runs the plain-kernel fallback)
     out = _fast(model, ids, mask, tt).last_hidden_state
     assert out.dtype == torch.float64
-    assert _maxdiff(out, _reference(model, ids, attention_mask=mask, token_type_ids=tt).last_hidden_state) <= 1e-10
+    assert _maxdiff(_real(out, mask),
+                    _real(_reference(model, ids, attention_mask=mask, token_type_ids=tt).last_hidden_state, mask)) <= 1e-10
 
 
 def test_model_loaded_under_inference_mode(tmp_path):
@@ -123,7 +135,7 @@ def test_model_loaded_under_inference_mode(tmp_path):
         model.encoder.groups[0][0].attention.value.weight.copy_(torch.randn(32, 32))
         b = engine(ids, mask, tt).last_hidden_state
     ref = _reference(model, ids, attention_mask=mask, token_type_ids=tt).last_hidden_state
-    assert _maxdiff(b, ref) <= SMALL and _maxdiff(a, b) > 1e-4
+    assert _maxdiff(_real(b, mask), _real(ref, mask)) <= SMALL and _maxdiff(a, b) > 1e-4
 
 
 def test_bfloat16_close_to_fp32(pair):
@@ -157,7 +169,7 @@ def test_full_size_length_512_equals_transformers(tmp_path):
     out = _fast(ours, ids, mask, tt)
     with torch.no_grad():
         theirs = hf(ids, attention_mask=mask, token_type_ids=tt)
-    assert _maxdiff(out.last_hidden_state, theirs.last_hidden_state) <= FULL
+    assert _maxdiff(_real(out.last_hidden_state, mask), _real(theirs.last_hidden_state, mask)) <= FULL
     assert _maxdiff(out.pooler_output, theirs.pooler_output) <= FULL
 
 
@@ -205,7 +217,8 @@ def test_large_batches_run_in_slices_of_rows(pair, monkeypatch):
     for kwargs in (dict(attention_mask=mask, token_type_ids=tt), dict(token_type_ids=tt[:1], position_ids=positions)):
         out = _fast(ours, ids, kwargs.get("attention_mask"), kwargs.get("token_type_ids"), kwargs.get("position_ids"))
         ref = _reference(ours, ids, **kwargs)
-        assert _maxdiff(out.last_hidden_state, ref.last_hidden_state) <= SMALL
+        m = kwargs.get("attention_mask")
+        assert _maxdiff(_real(out.last_hidden_state, m), _real(ref.last_hidden_state, m)) <= SMALL
         assert _maxdiff(out.pooler_output, ref.pooler_output) <= SMALL
     assert calls == [2, 2, 1, 2, 2, 1]
 
@@ -241,3 +254,55 @@ def test_in_place_tanh_gelu_is_the_tanh_gelu():
     assert ((out.double() - ref).abs() <= 1e-6 * (1 + ref.abs())).all()
     b = torch.linspace(-6, 6, 101, dtype=torch.bfloat16)
     assert torch.equal(gelu_tanh_(b.clone()), torch.nn.functional.gelu(b, approximate="tanh"))
+
+
+def test_right_padded_batches_skip_the_padding(pair, monkeypatch):
+    """A right-padded batch runs its GEMMs on the real tokens' rows only (fast/forward.py, _Packing):
+    model.py's numbers at every real token and in the pooler, zeros at padding positions. A mask
+    that is not right padding (left padding, holes) runs padded, equal to model.py everywhere."""
+    ours, hf = pair
+    ids, mask, tt = random_inputs(batch=4, seq=13, seed=7)  # rows 1-3 padded at the end
+    rows_seen = []
+    real_linear = fast.ops._FloatOps.linear
+    monkeypatch.setattr(fast.ops._FloatOps, "linear", staticmethod(
+        lambda x, bound: rows_seen.append(x.numel() // x.shape[-1]) or real_linear(x, bound)))
+    out = _fast(ours, ids, mask, tt)
+    ref = _reference(ours, ids, attention_mask=mask, token_type_ids=tt)
+    with torch.no_grad():
+        theirs = hf(ids, attention_mask=mask, token_type_ids=tt)
+    real = mask.bool()
+    assert rows_seen[0] == int(mask.sum()) < mask.numel()  # the projection saw the real tokens only
+    assert _maxdiff(out.last_hidden_state[real], ref.last_hidden_state[real]) <= SMALL
+    assert _maxdiff(out.last_hidden_state[real], theirs.last_hidden_state[real]) <= SMALL
+    assert _maxdiff(out.pooler_output, ref.pooler_output) <= SMALL
+    assert out.last_hidden_state[~real].abs().max().item() == 0
+
+    rows_seen.clear()
+    left = torch.flip(mask, dims=[1])  # left padding: runs padded
+    out = _fast(ours, ids, left, tt)
+    ref = _reference(ours, ids, attention_mask=left, token_type_ids=tt)
+    assert rows_seen[0] == mask.numel()
+    assert _maxdiff(out.last_hidden_state, ref.last_hidden_state) <= SMALL
+
+
+def test_int8_right_padded_equals_int8_padded(tmp_path):
+    """int8 on packed rows: the same GEMMs per real token as on the padded batch, except that each
+    activation's quantization range now comes from real tokens alone; both close to model.py."""
+    from minialbert.quantize import int8_available
+
+    if not int8_available():
+        pytest.skip("no FBGEMM in this build")
+    make_hf_checkpoint(tmp_path, "AlbertModel", seed=1)
+    model = AlbertModel.from_pretrained(tmp_path)
+    ids, mask, tt = random_inputs(batch=4, seq=13, seed=3)
+    real = mask.bool()
+    ref = _reference(model, ids, attention_mask=mask, token_type_ids=tt)
+    out = _fast(model, ids, mask, tt, int8=True)
+    one_by_one = [_fast(model, ids[i:i + 1, :int(mask[i].sum())], None, tt[i:i + 1, :int(mask[i].sum())], int8=True)
+                  for i in range(4)]
+    cos = torch.nn.functional.cosine_similarity(out.last_hidden_state[real], ref.last_hidden_state[real], dim=-1)
+    assert cos.min() > 0.99
+    assert out.last_hidden_state[~real].abs().max().item() == 0
+    for i, alone in enumerate(one_by_one):  # each row as if embedded alone, to int8's precision
+        n = int(mask[i].sum())
+        assert _maxdiff(out.last_hidden_state[i, :n], alone.last_hidden_state[0]) < 0.2

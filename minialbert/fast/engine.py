@@ -57,6 +57,13 @@ class InferenceEngine:
            logits) for the task heads of model.py section 7 (multiple choice: inputs of shape
            (batch, choices, seq)). No hidden states, attentions or losses: call the model for those.
 
+    Padding: for an AlbertModel and a right-padded batch (each row's tokens, then its padding:
+    what the tokenizer makes) every GEMM runs on the real tokens alone, and the last hidden state
+    is zero at padding positions; model.py computes values there (padding queries still attend to
+    the real tokens) that no pooling reads. Real tokens and the pooler are model.py's numbers.
+    Other masks (left padding, holes), and the pre-training and task heads (whose logits at every
+    position stay model.py's), run the padded batch, as model.py does.
+
     Calling the model runs model.py; the engine is an optimisation that refuses to run anything it
     was not built for. The fused path runs when `why_not_fused()` is None: a stock model
     (`why_not_stock`), every module in eval mode, and no gradients wanted (under
@@ -140,7 +147,10 @@ class InferenceEngine:
                 for t in (input_ids, attention_mask, token_type_ids, position_ids))
         check_inputs(base.config, input_ids, attention_mask, token_type_ids, position_ids)
         _ordinary_parameters(model)
-        out = forward.fused_forward(base, input_ids, attention_mask, token_type_ids, position_ids, self._ops(base))
+        # Padding is skipped for the encoder alone (AlbertModel: vectors, where pooling reads real
+        # tokens only); the heads keep model.py's logits at every position, padding included.
+        out = forward.fused_forward(base, input_ids, attention_mask, token_type_ids, position_ids, self._ops(base),
+                                    skip_padding=base is model)
         if base is model:
             return out
         return _run_head(model, out, choices)

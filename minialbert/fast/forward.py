@@ -44,16 +44,66 @@ class _BoundLayer:
         self.norm2 = (ff.norm.normalized_shape, ff.norm.weight, ff.norm.bias, ff.norm.eps)
 
 
-def _layer(bound: _BoundLayer, h: torch.Tensor, mask: torch.Tensor | None, act: str, ops) -> torch.Tensor:
-    batch, seq, hidden = h.shape
+def _layer(bound: _BoundLayer, h: torch.Tensor, mask: torch.Tensor | None, act: str, ops,
+           packed: "_Packing | None" = None) -> torch.Tensor:
+    """One layer call. h is (batch, seq, H), or with `packed` the (tokens, H) rows of the real
+    tokens only: then every GEMM skips the padding, and only attention sees the padded layout."""
     heads, head_dim = bound.heads, bound.head_dim
-    qkv = ops.linear(h, bound.qkv).view(batch, seq, 3, heads, head_dim)
-    q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, heads, seq, d_k), views
+    qkv = ops.linear(h, bound.qkv)
+    if packed is not None:
+        qkv = packed.unpack(qkv)
+    batch, seq = qkv.shape[:2]
+    q, k, v = qkv.view(batch, seq, 3, heads, head_dim).permute(2, 0, 3, 1, 4).unbind(0)  # (batch, heads, seq, d_k)
     context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     context = context.transpose(1, 2).reshape(batch, seq, heads * head_dim)
+    if packed is not None:
+        context = packed.pack(context)
     h = torch.layer_norm(ops.linear_add(context, bound.output, h), *bound.norm1)
     u = ops.linear_act(h, bound.up, act)
     return torch.layer_norm(ops.linear_add(u, bound.down, h), *bound.norm2)
+
+
+class _Packing:
+    """Where the real tokens of a right-padded batch sit, to run the GEMMs on them alone.
+
+    Every Linear, LayerNorm and activation of a layer works row by row, so it may run on the real
+    tokens' rows packed together ((tokens, H): no work on padding); attention mixes the rows of a
+    sequence, so it runs on the padded layout, rebuilt in a buffer whose padding rows stay zero
+    (padding keys are masked; padding queries' outputs are dropped). Output rows of padding
+    positions are zero (model.py computes values there that nothing should read)."""
+
+    def __init__(self, attention_mask: torch.Tensor):
+        self.batch, self.seq = attention_mask.shape
+        self.index = attention_mask.reshape(-1).nonzero().squeeze(1)  # real positions in (batch * seq)
+        self._buffer: torch.Tensor | None = None
+
+    @staticmethod
+    def worth_it(attention_mask: torch.Tensor) -> bool:
+        """Right padding only (each row: its tokens, then its padding), at least one token per row,
+        and some padding to skip. Other masks run padded, as model.py does."""
+        if bool(attention_mask.all()):  # no padding (one text, or texts of one length)
+            return False
+        lengths = attention_mask.sum(dim=1)
+        if bool((lengths == 0).any()):  # a row of padding alone: model.py's numbers, padded
+            return False
+        positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+        return bool(((positions < lengths[:, None]) == attention_mask.bool()).all())
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, seq, ...) -> (tokens, ...)."""
+        return x.reshape(self.batch * self.seq, *x.shape[2:]).index_select(0, self.index)
+
+    def unpack(self, rows: torch.Tensor) -> torch.Tensor:
+        """(tokens, D) -> (batch, seq, D) in a reused buffer, padding rows zero."""
+        width = rows.shape[-1]
+        if self._buffer is None or self._buffer.shape[-1] != width or self._buffer.dtype != rows.dtype:
+            self._buffer = rows.new_zeros(self.batch * self.seq, width)
+        return self._buffer.index_copy_(0, self.index, rows).view(self.batch, self.seq, width)
+
+    def unpack_new(self, rows: torch.Tensor) -> torch.Tensor:
+        """(tokens, D) -> a new (batch, seq, D) tensor, padding rows zero."""
+        out = rows.new_zeros(self.batch * self.seq, rows.shape[-1])
+        return out.index_copy_(0, self.index, rows).view(self.batch, self.seq, rows.shape[-1])
 
 
 # Batches of more than SLICE_TOKENS tokens run in slices of whole rows. The GEMMs are at least as
@@ -64,13 +114,18 @@ def _layer(bound: _BoundLayer, h: torch.Tensor, mask: torch.Tensor | None, act: 
 # bounds the working memory of very large batches.
 SLICE_TOKENS = 1024
 
+# Run right-padded batches on their real tokens only (_Packing). Always True in use; set False
+# only to measure what it saves (scripts/bench_padding.py runs both in one process).
+PACK_PADDING = True
+
 
 def fused_forward(model: AlbertModel, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                  ops=None) -> AlbertOutput:
+                  ops=None, skip_padding: bool = False) -> AlbertOutput:
     """AlbertModel.forward for inference (last layer and pooler only), fused kernels.
 
     Assumes what InferenceEngine checks first: a stock model, eval mode, valid inputs. Use the
-    engine rather than this function."""
+    engine rather than this function. skip_padding: run a right-padded batch's GEMMs on its real
+    tokens only (_Packing); the last hidden state is then zero at padding positions."""
     ops = ops if ops is not None else _FloatOps(_PackCache())
     batch, seq = input_ids.shape
     rows = max(1, SLICE_TOKENS // max(seq, 1))
@@ -79,10 +134,14 @@ def fused_forward(model: AlbertModel, input_ids, attention_mask=None, token_type
             return t[i:i + rows] if t is not None and t.shape[0] == batch else t
 
         outs = [fused_forward(model, input_ids[i:i + rows], part(attention_mask, i), part(token_type_ids, i),
-                              part(position_ids, i), ops) for i in range(0, batch, rows)]
+                              part(position_ids, i), ops, skip_padding) for i in range(0, batch, rows)]
         pooled = None if outs[0].pooler_output is None else torch.cat([o.pooler_output for o in outs])
         return AlbertOutput(torch.cat([o.last_hidden_state for o in outs]), pooled)
     h = _embed(model, input_ids, token_type_ids, position_ids)
+    packed = None
+    if skip_padding and PACK_PADDING and attention_mask is not None and _Packing.worth_it(attention_mask):
+        packed = _Packing(attention_mask)
+        h = packed.pack(h)
     h = ops.linear(h, ops.bind(model.encoder.project, h))
     mask = None
     if attention_mask is not None and not bool(attention_mask.all()):
@@ -93,7 +152,9 @@ def fused_forward(model: AlbertModel, input_ids, attention_mask=None, token_type
         b = bound.get(layer)
         if b is None:
             b = bound[layer] = _BoundLayer(layer, h, ops)
-        h = _layer(b, h, mask, act, ops)
+        h = _layer(b, h, mask, act, ops, packed)
+    if packed is not None:
+        h = packed.unpack_new(h)
     pooled = None
     if model.pooler is not None:
         first = h[:, 0]
