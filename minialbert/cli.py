@@ -306,7 +306,7 @@ def _add_search_commands(sub) -> None:
     p.add_argument("--ef-search", type=int, default=None, help="hnsw: search beam (default 128)")
     p.add_argument("--nlist", type=int, default=None, help="ivf-*: inverted lists (default 4 sqrt(n))")
     p.add_argument("--pq-m", type=int, default=None, help="ivf-pq: sub-quantizers, divides dim (default dim/4: dim bytes per vector)")
-    p.add_argument("--nprobe", type=int, default=None, help="ivf-*: lists visited per query (default 32; "
+    p.add_argument("--nprobe", type=int, default=None, help="ivf-*: lists visited per query (default 64; "
                                                             "`search --nprobe` overrides it)")
     p.add_argument("--rerank", type=int, default=None, help="ivf-*: k x RERANK candidates re-scored exactly "
                                                             "(default: ivf-flat 1, ivf-sq8 2, ivf-pq 50)")
