@@ -79,10 +79,8 @@ class _Packing:
 
     @staticmethod
     def worth_it(attention_mask: torch.Tensor) -> bool:
-        """Right padding only (each row: its tokens, then its padding), at least one token per row,
-        and some padding to skip. Other masks run padded, as model.py does."""
-        if bool(attention_mask.all()):  # no padding (one text, or texts of one length)
-            return False
+        """For a mask with some padding: right padding only (each row: its tokens, then its
+        padding), at least one token per row. Other masks run padded, as model.py does."""
         lengths = attention_mask.sum(dim=1)
         if bool((lengths == 0).any()):  # a row of padding alone: model.py's numbers, padded
             return False
@@ -138,14 +136,13 @@ def fused_forward(model: AlbertModel, input_ids, attention_mask=None, token_type
         pooled = None if outs[0].pooler_output is None else torch.cat([o.pooler_output for o in outs])
         return AlbertOutput(torch.cat([o.last_hidden_state for o in outs]), pooled)
     h = _embed(model, input_ids, token_type_ids, position_ids)
+    padded = attention_mask is not None and not bool(attention_mask.all())
     packed = None
-    if skip_padding and PACK_PADDING and attention_mask is not None and _Packing.worth_it(attention_mask):
+    if padded and skip_padding and PACK_PADDING and _Packing.worth_it(attention_mask):
         packed = _Packing(attention_mask)
         h = packed.pack(h)
     h = ops.linear(h, ops.bind(model.encoder.project, h))
-    mask = None
-    if attention_mask is not None and not bool(attention_mask.all()):
-        mask = additive_attention_mask(attention_mask, h.dtype)
+    mask = additive_attention_mask(attention_mask, h.dtype) if padded else None
     act = model.config.hidden_act
     bound: dict = {}
     for layer in model.encoder.layer_calls():
