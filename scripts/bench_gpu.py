@@ -2,8 +2,8 @@
 
     python scripts/bench_gpu.py --json bench-gpu.json
 
-An albert-base-v2-sized model with random weights (written by transformers' save_pretrained, so
-both sides load the same file) runs at each batch x seq shape, in float32, bfloat16 and float16:
+An albert-base-v2-sized model with random weights (scripts/bench.py's checkpoint, in Hugging Face
+layout, so both sides load the same file) runs at each batch x seq shape, in float32, bfloat16 and float16:
 transformers' AlbertModel (its default attention, SDPA), minialbert's model.py, and minialbert's
 inference engine. Every round times every side once, interleaved, after a warm-up; the table gives
 the median tokens/s over the rounds, the ratio to transformers in the same dtype, and max |delta|
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -24,28 +23,11 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))  # bench.py: the same random checkpoint as the CPU benchmark
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def make_checkpoint(folder: Path) -> None:
-    import transformers
-
-    torch.manual_seed(0)
-    config = transformers.AlbertConfig(vocab_size=30000, embedding_size=128, hidden_size=768, num_hidden_layers=12,
-                                       num_attention_heads=12, intermediate_size=3072, hidden_act="gelu_new")
-    transformers.AlbertModel(config).save_pretrained(folder)
 
 
 def inputs(batch: int, seq: int):
@@ -69,18 +51,20 @@ def main(argv=None) -> int:
         return 2
     import transformers
 
+    import bench
     from minialbert import AlbertModel
+    from minialbert.cpuinfo import cpu_name
     from minialbert.fast import InferenceEngine
 
     torch.backends.cuda.matmul.allow_tf32 = False  # float32 means float32 on both sides
-    machine = {"gpu": torch.cuda.get_device_name(), "cpu": cpu_model(), "torch": torch.__version__,
+    machine = {"gpu": torch.cuda.get_device_name(), "cpu": cpu_name(), "torch": torch.__version__,
                "transformers": transformers.__version__}
     print(f"bench_gpu.py on {machine['gpu']} (host CPU {machine['cpu']}), torch {machine['torch']}, "
           f"transformers {machine['transformers']}")
     results: dict = {"machine": machine, "command": "python scripts/bench_gpu.py " + " ".join(argv or sys.argv[1:]),
                      "shapes": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        make_checkpoint(Path(tmp))
+        tmp = bench.build_checkpoint(Path(tmp) / "albert-base-v2-random")
         sides = {}
         for name in args.dtypes.split(","):
             dtype = DTYPES[name]

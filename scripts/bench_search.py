@@ -148,7 +148,8 @@ def embed_options(device: str) -> list[str]:
 
 
 def prepare_real(cache: Path, n: int, n_queries: int, device: str = "cpu") -> tuple[Path, np.ndarray]:
-    d = cache / f"real-{n}"
+    # vectors embedded elsewhere than the CPU (float32, not int8) are another data set: keep them apart
+    d = cache / (f"real-{n}" if device == "cpu" else f"real-{n}-{device.replace(':', '-')}")
     d.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     ckpt = d / "demo-albert"
