@@ -86,8 +86,11 @@ def _timed(fn) -> float:
 def _stats(times: list[float], work: float) -> dict:
     """work units per second: median and the min-max range over rounds."""
     rates = sorted(work / t for t in times)
+    # "seconds" in round order: side A's round r ran next to side B's round r, so the ratio of the
+    # two within a round is free of the slow drifts (other load, clocks) that move whole rounds;
+    # bench_report.py's goal ratios are medians of these paired ratios.
     return {"median": statistics.median(rates), "min": rates[0], "max": rates[-1],
-            "seconds": sorted(times), "rounds": len(times)}
+            "seconds": list(times), "in_round_order": True, "rounds": len(times)}
 
 
 def interleave(sides: dict, rounds: int, work: float, warmup: int = 1) -> dict:

@@ -11,6 +11,7 @@ Plain Python: imports nothing from torch, minialbert or the benchmark sides.
 
 from __future__ import annotations
 
+import statistics
 import sys
 from pathlib import Path
 
@@ -163,8 +164,20 @@ def goals_table(result: dict) -> str:
     return "\n".join(["| goal | measured | met? |", "|---|---|---|"] + [f"| {g} | {v} | {ok} |" for g, v, ok in rows])
 
 
+def ratio(result: dict, shape: str, a: str, b: str) -> tuple[float, str]:
+    """Side a's speed over side b's at one shape. With per-round times in round order (bench.py
+    since stop 31): the median of the per-round ratios (a's round r ran beside b's round r) and a
+    note of in how many rounds a was at least as fast; else the ratio of medians and None."""
+    sa, sb = result["model"][shape][a], result["model"][shape][b]
+    if sa.get("in_round_order") and sb.get("in_round_order") and len(sa["seconds"]) == len(sb["seconds"]):
+        per_round = [tb / ta for ta, tb in zip(sa["seconds"], sb["seconds"])]
+        return statistics.median(per_round), f"{sum(r >= 1 for r in per_round)}/{len(per_round)} rounds >= 1"
+    return sa["median"] / sb["median"], None
+
+
 def plan_goals_table(result: dict) -> str:
-    """Issue 22's goals (per-machine plans, VNNI int8, bf16, no cliffs) against a run's JSON."""
+    """Issue 22's goals (per-machine plans, VNNI int8, bf16, no cliffs) against a run's JSON.
+    Each ratio is paired by round where the JSON allows (see ratio())."""
     m, acc = result["model"], result.get("accuracy", {}).get("sides", {})
     shapes = [s for s in ("1x16", "8x128", "32x128") if s in m]
 
@@ -174,13 +187,21 @@ def plan_goals_table(result: dict) -> str:
     def met(ok):
         return "yes" if ok else "no"
 
+    def ratios(pairs, of: str = ""):  # {shape: (a, b)} -> (text, {shape: ratio})
+        got = {sh: ratio(result, sh, a, b) for sh, (a, b) in pairs.items()}
+        paired = all(how for _, how in got.values())
+        text = ", ".join(f"{v:.2f}x ({sh}{': ' + how if how else ''})" for sh, (v, how) in got.items())
+        return text + of + ("; medians of per-round ratios" if paired else ""), {sh: v for sh, (v, _) in got.items()}
+
+    def fastest(shape, sides):
+        return max(sides, key=lambda s: rate(shape, s))
+
     ours8, ours, bf16 = "minialbert int8", "minialbert fp32", "minialbert bf16"
     rows = []
     ort8 = [s for s in ORT_INT8 + ("ORT int8, minialbert export",) if rate(shapes[0], s)]
-    ratios = {sh: rate(sh, ours8) / max(rate(sh, s) for s in ort8) for sh in shapes}
-    rows.append(("int8 >= the best ORT dynamic int8 at " + ", ".join(shapes),
-                 ", ".join(f"{v:.2f}x ({sh})" for sh, v in ratios.items()) + " of the fastest of " + ", ".join(
-                     s.removeprefix("ORT int8 ") for s in ort8), met(min(ratios.values()) >= 1)))
+    text, r = ratios({sh: (ours8, fastest(sh, ort8)) for sh in shapes},
+                     " of the fastest of " + ", ".join(s.removeprefix("ORT int8 ") for s in ort8))
+    rows.append(("int8 >= the best ORT dynamic int8 at " + ", ".join(shapes), text, met(min(r.values()) >= 1)))
     for side in (ours8, "minialbert int8, fixed plan"):
         if side in acc:
             a = acc[side]
@@ -188,28 +209,24 @@ def plan_goals_table(result: dict) -> str:
                          f"{a['cos_min_mean_pooled']:.5f}, {a['cos_min_pooler']:.5f}",
                          met(a["cos_min_mean_pooled"] >= 0.999 and a["cos_min_pooler"] >= 0.998)))
     ort32 = [s for s in ("ORT fp32, minialbert export", "ORT fp32, torch.onnx export") if rate(shapes[0], s)]
-    fp = {sh: rate(sh, ours) / max(rate(sh, s) for s in ort32) for sh in ("1x16", "8x128") if sh in m}
-    rows.append(("fp32 >= 1.0x ORT fp32 at 8x128 and 1x16", ", ".join(f"{v:.2f}x ({sh})" for sh, v in fp.items()),
-                 met(min(fp.values()) >= 1)))
+    text, r = ratios({sh: (ours, fastest(sh, ort32)) for sh in ("1x16", "8x128") if sh in m})
+    rows.append(("fp32 >= 1.0x ORT fp32 at 8x128 and 1x16", text, met(min(r.values()) >= 1)))
     if rate(shapes[-1], bf16):
-        r = {sh: rate(sh, bf16) / rate(sh, ours) for sh in shapes}
+        text, r = ratios({sh: (bf16, ours) for sh in shapes})
         a = acc.get(bf16, {})
         rows.append(("bf16 >= 1.5x fp32 (AVX512-BF16 here), mean-pooled cosine >= 0.999",
-                     ", ".join(f"{v:.2f}x ({sh})" for sh, v in r.items())
-                     + (f"; cosines {a['cos_min_mean_pooled']:.5f}, {a['cos_min_pooler']:.5f}" if a else ""),
+                     text + (f"; cosines {a['cos_min_mean_pooled']:.5f}, {a['cos_min_pooler']:.5f}" if a else ""),
                      met(r[shapes[-1]] >= 1.5 and a.get("cos_min_mean_pooled", 0) >= 0.999)))
     else:
         rows.append(("bf16 >= 1.5x fp32 where the CPU has AVX512-BF16", "no native bf16 on this CPU: not timed", "n/a"))
     cliff = "minialbert int8, inference-mode load"
     if rate(shapes[0], cliff):
-        r = {sh: rate(sh, cliff) / rate(sh, ours8) for sh in shapes}
-        rows.append(("inference-mode load within 5% of a normal load (int8)",
-                     ", ".join(f"{v:.2f}x ({sh})" for sh, v in r.items()), met(min(r.values()) >= 0.95)))
+        text, r = ratios({sh: (cliff, ours8) for sh in shapes})
+        rows.append(("inference-mode load within 5% of a normal load (int8)", text, met(min(r.values()) >= 0.95)))
     fixed = "minialbert int8, fixed plan"
     if rate(shapes[0], fixed):
-        r = {sh: rate(sh, ours8) / rate(sh, fixed) for sh in shapes}
-        rows.append(("this machine's plan vs the fixed (AVX2) plan, int8", ", ".join(
-            f"{v:.2f}x ({sh})" for sh, v in r.items()), "both run"))
+        text, _ = ratios({sh: (ours8, fixed) for sh in shapes})
+        rows.append(("this machine's plan vs the fixed (AVX2) plan, int8", text, "both run"))
     return "\n".join(["| goal | measured | met? |", "|---|---|---|"] + [f"| {g} | {v} | {ok} |" for g, v, ok in rows])
 
 

@@ -41,3 +41,19 @@ def test_speed_page_tables_are_the_rendered_json(json_name, markers, sides):
     assert result["machine"]["cpu"] in block and result["machine"]["cpu_flags"] in block
     for side in sides:
         assert f"| {side} |" in block
+
+
+def test_goal_ratios_pair_the_rounds_of_a_run():
+    """A ratio of two sides is the median of their per-round ratios when the times are in round
+    order (rounds ran side by side), and the ratio of medians for older JSON files (sorted times)."""
+    bench = _bench_module()
+    # Round 2 was slow for both sides alike: paired, side a is 1.25x, 1.25x, 0.8x faster than b.
+    a = {"median": 100 / 1.6, "seconds": [0.8, 1.6, 1.0], "in_round_order": True}
+    b = {"median": 100 / 1.0, "seconds": [1.0, 2.0, 0.8], "in_round_order": True}
+    result = {"model": {"1x16": {"a": a, "b": b}}}
+    value, note = bench.ratio(result, "1x16", "a", "b")
+    assert value == pytest.approx(1.25) and note == "2/3 rounds >= 1"
+    for side in (a, b):
+        del side["in_round_order"]
+    value, note = bench.ratio(result, "1x16", "a", "b")
+    assert value == pytest.approx(0.625) and note is None  # 62.5 / 100, the medians'
