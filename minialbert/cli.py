@@ -23,6 +23,12 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     _hub_args(p)
 
 
+def _threads_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=None, metavar="N", dest="torch_threads",
+                   help="torch CPU threads (default: torch's, one per core; on a small machine that is "
+                        "busy with other work, 1 is often faster)")
+
+
 def _layer_calls_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layer-calls", type=int, default=None, metavar="N", dest="layer_calls",
                    help="run N calls of the shared layer(s) instead of the checkpoint's num_hidden_layers "
@@ -338,9 +344,10 @@ def _add_search_commands(sub) -> None:
     p.add_argument("--index", default=None, metavar="DIR", help="also serve POST /search over this index")
     p.add_argument("--host", default="127.0.0.1", help="default: %(default)s (loopback only)")
     p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--int8", action="store_true", help="int8 GEMMs for the last layer (x86 CPU)")
+    p.add_argument("--int8", action="store_true", help="int8 GEMMs in every layer (x86 CPU)")
     p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch")
     p.add_argument("--device", default=None)
+    _threads_arg(p)
     p.add_argument("--max-batch-tokens", type=int, default=16384,
                    help="tokens (padded) per merged model batch (default %(default)s)")
     p.add_argument("--max-batch-size", type=int, default=32,
@@ -478,6 +485,7 @@ def _task_args(p: argparse.ArgumentParser, max_length_default: int = 512) -> Non
                         "the model's max_position_embeddings is smaller)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cpu)")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
+    _threads_arg(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
 
 
@@ -647,11 +655,12 @@ def _embed_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16", "auto"], default=None,
                    help="auto: bfloat16 on CPUs with AVX512-BF16 or AMX, float32 elsewhere (says which on stderr)")
     p.add_argument("--int8", action="store_true",
-                   help="int8 GEMMs for the last layer (x86 CPU): mean-pooled cosine to float32 >= 0.999 on the "
+                   help="int8 GEMMs in every layer, for last-layer vectors (x86 CPU): mean-pooled cosine to float32 >= 0.999 on the "
                         "benchmark corpus; speed against float32 per CPU in docs/guides/speed.md")
     p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch",
                    help="onnxruntime: run an ONNX export (a folder from `minialbert export onnx`, or the checkpoint "
                         "exported in memory); needs the [onnx] extra")
+    _threads_arg(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary on stderr")
 
 
@@ -724,6 +733,7 @@ def build_parser() -> argparse.ArgumentParser:
     _layer_calls_arg(p)
     p.add_argument("--top-k", "-k", type=int, default=5)
     p.add_argument("--device", default=None)
+    _threads_arg(p)
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
     p.set_defaults(func=cmd_fill_mask)
 
@@ -739,6 +749,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=None, help="tokens kept, [CLS]/[SEP] included (default: the model's)")
     p.add_argument("--no-png", action="store_true", help="skip the matplotlib PNGs")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cpu)")
+    _threads_arg(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
     p.set_defaults(func=cmd_inspect)
 
@@ -853,6 +864,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--window must be at least 1")
     if getattr(args, "ray_actors", None) is not None and args.ray_actors < 1:
         parser.error("--ray-actors must be at least 1")
+    threads = getattr(args, "torch_threads", None)
+    if threads is not None:
+        if threads < 1:
+            parser.error("--threads must be at least 1")
+        if getattr(args, "ray", None) is not None:
+            parser.error("--threads sets this process's threads; with --ray each actor runs --ray-cpus threads")
+        import torch
+
+        torch.set_num_threads(threads)  # the process's intra-op pool: threads started later use it too
     try:
         return int(args.func(args) or 0)
     except MinialbertError as e:

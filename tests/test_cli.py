@@ -312,3 +312,53 @@ def test_pretrain_is_passed_through_to_its_own_parser(tmp_path, capsys):
     code, _, err = run(["pretrain", "--corpus", tmp_path / "none.txt", "--output-dir", tmp_path / "out"], capsys)
     assert code == 1 and err.strip() == f"minialbert pretrain: error: corpus file not found: {tmp_path / 'none.txt'}"
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", [["embed", "some text"], ["similarity", "q", "a", "b"], ["fill-mask", "a [MASK]"],
+                                     ["classify", "some text"], ["serve"]])
+def test_threads_option_sets_torch_threads(ckpt, capsys, monkeypatch, command):
+    """--threads N sets torch's intra-op threads before the command runs, also for threads the
+    command starts later (serve's batching thread); N below 1 is a one-line error."""
+    import threading
+
+    import minialbert.cli as cli
+
+    d, _ = ckpt
+    seen = {}
+
+    def record(*args, **kwargs):
+        worker = threading.Thread(target=lambda: seen.setdefault("worker", torch.get_num_threads()))
+        worker.start()
+        worker.join()
+        seen["main"] = torch.get_num_threads()
+        return 0
+
+    before = torch.get_num_threads()
+    wanted = before + 1  # differs from the default on any machine
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: _with_func(parser, command[0], record))
+    try:
+        code, _, err = run([*command, "-m", d, "--threads", wanted], capsys)
+        assert code == 0, err
+        assert seen == {"main": wanted, "worker": wanted}
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(SystemExit):
+        main([*command, "-m", str(d), "--threads", "0"])
+    err = capsys.readouterr().err
+    assert "--threads must be at least 1" in err and "Traceback" not in err
+    assert torch.get_num_threads() == before
+
+
+def _with_func(parser, command, func):
+    """The parser with `command`'s handler replaced (set_defaults captured the original)."""
+    sub = next(a for a in parser._actions if isinstance(a, __import__("argparse")._SubParsersAction))
+    sub.choices[command].set_defaults(func=func)
+    return parser
+
+
+def test_threads_with_ray_is_refused(ckpt, capsys):
+    d, _ = ckpt
+    with pytest.raises(SystemExit):
+        main(["embed", "-i", "x.txt", "-o", "out/", "--ray", "--threads", "2", "-m", str(d)])
+    assert "with --ray each actor runs --ray-cpus threads" in capsys.readouterr().err
