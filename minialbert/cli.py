@@ -331,7 +331,8 @@ def _add_search_commands(sub) -> None:
     p.add_argument("--input", "-i", metavar="FILE", help="queries, one per line")
     p.add_argument("--field", default=None, help="JSON field of .jsonl --input")
     p.add_argument("--device", default=None)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="FAISS threads for a batch of queries (default: all "
+                                                             "cores; one query runs on one)")
     p.add_argument("--nprobe", type=int, default=None, help="ivf-* indexes: lists visited per query (default: the "
                                                             "index's)")
     p.add_argument("--rerank", type=int, default=None, help="ivf-* indexes: k x RERANK candidates re-scored")
