@@ -345,7 +345,8 @@ def _add_search_commands(sub) -> None:
     p.add_argument("--index", default=None, metavar="DIR", help="also serve POST /search over this index")
     p.add_argument("--host", default="127.0.0.1", help="default: %(default)s (loopback only)")
     p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--int8", action="store_true", help="int8 GEMMs in every layer (x86 CPU)")
+    p.add_argument("--int8", action="store_true", help="int8 GEMMs in every layer (x86 CPU); with --backend "
+                                                       "onnxruntime, an int8 export made in memory for this CPU")
     p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch")
     p.add_argument("--device", default=None)
     _threads_arg(p)
@@ -411,6 +412,9 @@ def cmd_export(args: argparse.Namespace) -> int:
                        local_files_only=args.offline, num_layer_calls=args.layer_calls)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB"
           + (f", int8 {int8.describe()}" if int8 else ", float32") + "), tokenizer files beside it", file=sys.stderr)
+    if int8 and int8.weights == "u8" and Int8Options.for_this_cpu().weights == "s8":
+        print("note: this CPU multiplies u8 x s8 without saturating (VNNI/AMX): --int8-weights s8 runs faster "
+              "here (ONNX Runtime's U8S8 kernel); u8 stays accurate on every x86 CPU", file=sys.stderr)
     return 0
 
 
@@ -657,7 +661,8 @@ def _embed_args(p: argparse.ArgumentParser) -> None:
                    help="auto: bfloat16 on CPUs with AVX512-BF16 or AMX, float32 elsewhere (says which on stderr)")
     p.add_argument("--int8", action="store_true",
                    help="int8 GEMMs in every layer, for last-layer vectors (x86 CPU): mean-pooled cosine to float32 >= 0.999 on the "
-                        "benchmark corpus; speed against float32 per CPU in docs/guides/speed.md")
+                        "benchmark corpus; with --backend onnxruntime, an int8 export made in memory for this CPU "
+                        "(the fastest batch-1 path on VNNI CPUs); speed per CPU in docs/guides/speed.md")
     p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch",
                    help="onnxruntime: run an ONNX export (a folder from `minialbert export onnx`, or the checkpoint "
                         "exported in memory); needs the [onnx] extra")

@@ -120,7 +120,9 @@ class Embedder:
 
         int8=True runs last-layer outputs through the inference engine's int8 GEMMs
         (InferenceEngine(model, int8=True): x86 CPU, float32; mean-pooled cosine to float32
-        >= 0.9997 on the benchmark corpus). For int8 ONNX Runtime, load an `--int8` export.
+        >= 0.9997 on the benchmark corpus). With backend="onnxruntime" a checkpoint is exported in
+        memory with int8 weights for this CPU (export.Int8Options.for_this_cpu(): "s8" with VNNI or
+        AMX, the fastest batch-1 path there; "u8" elsewhere); an export folder must be an --int8 one.
 
         num_layer_calls=N runs N calls of the shared layer(s) instead of the checkpoint's count
         (AlbertModel.from_pretrained's; docs/guides/compression.md). An ONNX export folder has its
@@ -138,9 +140,6 @@ class Embedder:
         if backend not in BACKENDS:
             raise MinialbertError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
         if int8:
-            if backend != "torch":
-                raise MinialbertError("int8=True is the PyTorch engine's; for int8 ONNX Runtime, export with "
-                                      "`minialbert export onnx MODEL OUT.onnx --int8` and load that export")
             if (device is not None and torch.device(device).type != "cpu") or _dtype(dtype) not in (None, torch.float32):
                 raise MinialbertError("int8 runs float32 models on the CPU: drop --device/--dtype (or int8)")
         if backend == "onnxruntime":
@@ -152,16 +151,20 @@ class Embedder:
                     raise MinialbertError("num_layer_calls does not apply to an ONNX export (its depth is fixed in "
                                           "the graph); export with `minialbert export onnx ... --layer-calls N`")
                 model = onnx_backend.OnnxAlbert(export).to(device, _dtype(dtype))
+                if int8 and model.int8 == "none":
+                    raise MinialbertError(f"{export} is a float32 export; for int8 give the checkpoint (exported in "
+                                          "memory with int8 weights for this CPU) or export with --int8")
                 return cls(model, AlbertTokenizer.from_pretrained(export.parent), pooling=pooling or "cls",
                            normalize=bool(normalize), max_length=max_length)
         source = ModelSource(name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
         st = read_sentence_transformers(source)
         folder = source.checkpoint_folder(st.get("transformer_path", ""))
         if backend == "onnxruntime":
-            from .export import build_onnx
+            from .export import Int8Options, build_onnx
 
             model = onnx_backend.OnnxAlbert(build_onnx(AlbertModel.from_pretrained(
-                folder, num_layer_calls=num_layer_calls))).to(device, _dtype(dtype))
+                folder, num_layer_calls=num_layer_calls), int8=Int8Options.for_this_cpu() if int8 else False)
+            ).to(device, _dtype(dtype))
         else:
             model = AlbertModel.from_pretrained(folder, dtype=_dtype(dtype), device=device,
                                                 num_layer_calls=num_layer_calls)
@@ -182,7 +185,7 @@ class Embedder:
         )
         embedder.from_sentence_transformers = bool(st)
         embedder.dtype_note = dtype_note
-        if int8:
+        if int8 and backend == "torch":
             from .fast import InferenceEngine
 
             embedder.engine = InferenceEngine(model, int8=True)

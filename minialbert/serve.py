@@ -558,8 +558,6 @@ def load(options: ServeOptions):
     """(embedder, searcher or None) for these options; one line if the index holds another model's vectors."""
     from .embed import Embedder
 
-    if options.int8 and options.backend != "torch":
-        raise ServeError("--int8 runs the PyTorch model's int8 engine; for int8 ONNX Runtime serve an --int8 export")
     embedder = Embedder.from_pretrained(options.model, revision=options.revision, cache_dir=options.cache_dir,
                                         local_files_only=options.local_files_only, device=options.device,
                                         backend=options.backend, int8=options.int8)

@@ -291,7 +291,7 @@ def onnx_files(ckpt: Path, ours, work: Path, quick: bool, log) -> dict:
     except ImportError:
         log("  (onnx / onnxruntime not installed: no ONNX Runtime sides)")
         return {}
-    from minialbert.export import build_onnx
+    from minialbert.export import Int8Options, build_onnx
 
     work.mkdir(parents=True, exist_ok=True)
     files = {}
@@ -300,9 +300,12 @@ def onnx_files(ckpt: Path, ours, work: Path, quick: bool, log) -> dict:
         files["ORT fp32, torch.onnx export"] = torch_export
     fp32 = work / "minialbert-fp32.onnx"
     int8 = work / "minialbert-int8.onnx"
+    int8_s8 = work / "minialbert-int8-s8.onnx"
     if not fp32.exists():
         fp32.write_bytes(build_onnx(ours).SerializeToString())
         int8.write_bytes(build_onnx(ours, int8=True).SerializeToString())
+    if not int8_s8.exists():  # `export onnx --int8 --int8-weights s8`: ONNX Runtime's U8S8 kernel
+        int8_s8.write_bytes(build_onnx(ours, int8=Int8Options(weights="s8")).SerializeToString())
     files["ORT fp32, minialbert export"] = fp32
     # ONNX Runtime's own quantizer on the float32 export, with its defaults (reduce_range off):
     # the ORT int8 baseline. Weight types and granularity as the issue lists them.
@@ -326,6 +329,7 @@ def onnx_files(ckpt: Path, ours, work: Path, quick: bool, log) -> dict:
             quantize_dynamic(str(plain), str(unshared), weight_type=QuantType.QUInt8, per_channel=True)
         files["ORT int8 U8U8 per-channel, unshared"] = unshared
     files["ORT int8, minialbert export"] = int8
+    files["ORT int8, minialbert export s8"] = int8_s8
     return files
 
 

@@ -254,3 +254,44 @@ def test_embedder_onnxruntime_backend(ckpt, tmp_path):
         Embedder.from_pretrained(tmp_path, backend="onnxruntime", dtype="bfloat16")
     with pytest.raises(Exception, match="unknown backend"):
         Embedder.from_pretrained(tmp_path, backend="tensorrt")
+
+
+@pytest.mark.parametrize("options, vnni, warns", [
+    (Int8Options(weights="s8"), False, True),   # saturates on this (faked) CPU: say so at load
+    (Int8Options(weights="s8"), True, False),
+    (Int8Options(weights="s8", reduce_range=True), False, False),
+    (Int8Options(weights="u8"), False, False),
+])
+def test_loading_an_s8_export_on_a_cpu_that_saturates_warns(ckpt, tmp_path, monkeypatch, options, vnni, warns):
+    import warnings
+
+    import minialbert.plan as plan
+
+    real = plan.cpu_features()
+    monkeypatch.setattr(plan, "cpu_features", lambda: {**real, "machine": "x86_64", "vnni": vnni, "amx": False})
+    export_onnx(ckpt, tmp_path / "model.onnx", int8=options)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Embedder.from_pretrained(tmp_path, backend="onnxruntime", int8=True)
+    said = [str(w.message) for w in caught if "int16 saturation" in str(w.message)]
+    assert len(said) == (1 if warns else 0)
+    assert Int8Options.for_this_cpu().weights == ("s8" if vnni else "u8")
+
+
+def test_int8_of_a_float32_export_is_refused(ckpt, tmp_path, capsys):
+    export_onnx(ckpt, tmp_path / "model.onnx")
+    code = main(["embed", "hi", "--model", str(tmp_path), "--backend", "onnxruntime", "--int8"])
+    err = capsys.readouterr().err
+    assert code == 1 and "is a float32 export; for int8 give the checkpoint" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("vnni", [True, False])
+def test_cli_export_points_vnni_cpus_to_s8(ckpt, tmp_path, capsys, monkeypatch, vnni):
+    import minialbert.plan as plan
+
+    real = plan.cpu_features()
+    monkeypatch.setattr(plan, "cpu_features", lambda: {**real, "machine": "x86_64", "vnni": vnni, "amx": False})
+    assert main(["export", "onnx", str(ckpt), str(tmp_path / "m.onnx"), "--int8"]) == 0
+    assert ("--int8-weights s8 runs faster here" in capsys.readouterr().err) == vnni
+    assert main(["export", "onnx", str(ckpt), str(tmp_path / "s.onnx"), "--int8", "--int8-weights", "s8"]) == 0
+    assert "runs faster here" not in capsys.readouterr().err
