@@ -402,6 +402,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------ export
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import Int8Options, export_onnx
+    from .plan import int8_without_saturation
 
     int8 = False
     if args.int8:
@@ -412,7 +413,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                        local_files_only=args.offline, num_layer_calls=args.layer_calls)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB"
           + (f", int8 {int8.describe()}" if int8 else ", float32") + "), tokenizer files beside it", file=sys.stderr)
-    if int8 and int8.weights == "u8" and Int8Options.for_this_cpu().weights == "s8":
+    if int8 and int8.weights == "u8" and int8_without_saturation():
         print("note: this CPU multiplies u8 x s8 without saturating (VNNI/AMX): --int8-weights s8 runs faster "
               "here (ONNX Runtime's U8S8 kernel); u8 stays accurate on every x86 CPU", file=sys.stderr)
     return 0

@@ -83,18 +83,9 @@ class Int8Options:
         kernel) where the CPU multiplies uint8 x int8 without saturating (VNNI, AMX), "u8" elsewhere.
         On a 2-core AVX-512 VNNI EPYC, s8 ran batch 1 x 16 at 1.23x ONNX Runtime's own
         quantize_dynamic U8S8 and 2.2x u8 (docs/guides/speed.md)."""
-        return cls(weights="s8" if saturation_free_cpu() else "u8")
+        from .plan import int8_without_saturation
 
-
-def saturation_free_cpu() -> bool:
-    """Whether this CPU sums uint8 x int8 products without int16 saturation (VNNI or AMX; any
-    non-x86 CPU, whose int8 dot products have no such step)."""
-    from .plan import cpu_features
-
-    f = cpu_features()
-    if f["machine"] not in ("x86_64", "amd64", "i386", "i686", "x86"):
-        return True
-    return bool(f.get("vnni") or f.get("amx"))
+        return cls(weights="s8" if int8_without_saturation() else "u8")
 
 
 def _onnx():

@@ -89,9 +89,9 @@ class OnnxAlbert:
         self.int8 = meta.get("minialbert_int8", "none")
         self.source = name
         if self.int8.startswith("U8S8") and "reduce_range" not in self.int8:
-            from .export import saturation_free_cpu
+            from .plan import int8_without_saturation
 
-            if not saturation_free_cpu():
+            if not int8_without_saturation():
                 warnings.warn(f"{name} has int8 weights ('s8') whose products this CPU (no VNNI or AMX) sums with "
                               "int16 saturation: vectors drift further from float32 (mean-pooled cosine ~0.9989 "
                               "instead of ~0.9998 measured); on this CPU export with --int8-weights u8 (or s8 "

@@ -140,6 +140,17 @@ def native_bf16(features: dict | None = None) -> bool:
         return False
 
 
+def int8_without_saturation(features: dict | None = None) -> bool:
+    """Whether the CPU, by its flags, sums uint8 x int8 products without int16 saturation: VNNI or
+    AMX on x86 (without them vpmaddubsw saturates pairs at 32767); any other architecture, whose
+    int8 dot products have no such step. The engine's plan also probes its kernels (_saturation_free);
+    ONNX exports made for this CPU (export.Int8Options.for_this_cpu) go by the flags alone."""
+    features = cpu_features() if features is None else features
+    if features["machine"] not in ("x86_64", "amd64", "i386", "i686", "x86"):
+        return True
+    return bool(features.get("vnni") or features.get("amx"))
+
+
 # ----------------------------------------------------------------------------- measuring
 def _best_time(fn, repeats: int = 5) -> float:
     """Least thread CPU time of fn() over `repeats` calls (run on one thread: see measure)."""
@@ -203,7 +214,7 @@ def _measure(features: dict, quantize) -> Plan:
     with torch.inference_mode(False), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         if quantize.int8_available():
-            full_range = bool(features.get("vnni") or features.get("amx")) and _saturation_free()
+            full_range = int8_without_saturation(features) and _saturation_free()
             w8 = quantize.Int8Linear(weight, bias)
 
             def fbgemm_faster(rows):

@@ -63,6 +63,7 @@ def main(argv=None) -> int:
     import torch._inductor.config as inductor
 
     import bench
+    import bench_report
     from minialbert import AlbertModel
     from minialbert.fast import InferenceEngine, forward
     from minialbert.fast.ops import _Int8Ops, _PackCache
@@ -129,10 +130,9 @@ def main(argv=None) -> int:
         for kind, (engine, compiled) in pairs.items():
             if compiled not in stats:
                 continue
-            per_round = [tc / te for te, tc in zip(stats[engine]["seconds"], stats[compiled]["seconds"])]
-            r = row["engine_over_compiled"][kind] = statistics.median(per_round)
-            print(f"  {kind}: the engine is {r:.2f}x the compiled side's speed "
-                  f"(median of per-round ratios; faster in {sum(x > 1 for x in per_round)}/{len(per_round)} rounds)")
+            r, rounds = bench_report.ratio({"model": {"shape": stats}}, "shape", engine, compiled)
+            row["engine_over_compiled"][kind] = r
+            print(f"  {kind}: the engine is {r:.2f}x the compiled side's speed (median of per-round ratios; {rounds})")
         results["shapes"][f"{batch}x{seq}"] = row
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))

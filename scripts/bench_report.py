@@ -165,7 +165,7 @@ def goals_table(result: dict) -> str:
     return "\n".join(["| goal | measured | met? |", "|---|---|---|"] + [f"| {g} | {v} | {ok} |" for g, v, ok in rows])
 
 
-def ratio(result: dict, shape: str, a: str, b: str) -> tuple[float, str]:
+def ratio(result: dict, shape: str, a: str, b: str) -> tuple[float, str | None]:
     """Side a's speed over side b's at one shape. With per-round times in round order (bench.py
     since stop 31): the median of the per-round ratios (a's round r ran beside b's round r) and a
     note of in how many rounds a was at least as fast; else the ratio of medians and None."""

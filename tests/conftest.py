@@ -138,6 +138,21 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def fake_int8_flags(monkeypatch):
+    """fake_int8_flags(vnni=...): make minialbert.plan.cpu_features report an x86 CPU with or
+    without VNNI (no AMX), everything else as this machine's; returns this machine's real flags."""
+    import minialbert.plan as plan
+
+    real = plan.cpu_features()
+
+    def fake(vnni: bool) -> dict:
+        monkeypatch.setattr(plan, "cpu_features", lambda: {**real, "machine": "x86_64", "vnni": vnni, "amx": False})
+        return real
+
+    return fake
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory):
     """A tiny AlbertForPreTraining checkpoint (all heads) and its transformers reference."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import shutil
@@ -102,15 +103,13 @@ def test_embed_int8_and_onnxruntime_backends_against_transformers(ckpt, referenc
 
 
 @pytest.mark.parametrize("vnni, weights", [(True, "U8S8"), (False, "U8U8")])
-def test_int8_onnxruntime_exports_in_memory_for_this_cpu(ckpt, reference, capsys, monkeypatch, vnni, weights):
+def test_int8_onnxruntime_exports_in_memory_for_this_cpu(ckpt, reference, capsys, fake_int8_flags, vnni, weights):
     """--backend onnxruntime --int8 on a checkpoint: an in-memory int8 export with the weights this
     CPU runs fastest without saturating (s8 with VNNI/AMX, u8 elsewhere; the flags are faked here),
     within cosine 0.999 of transformers' float32 vectors and not equal to them."""
-    import minialbert.plan as plan
     from minialbert import Embedder
 
-    real = plan.cpu_features()
-    monkeypatch.setattr(plan, "cpu_features", lambda: {**real, "machine": "x86_64", "vnni": vnni, "amx": False})
+    real = fake_int8_flags(vnni)
     d, _ = ckpt
     texts = ["first text", "a second, longer text with more words", "x y z " * 6]
     expected = reference(texts)
@@ -379,7 +378,7 @@ def test_threads_option_sets_torch_threads(ckpt, capsys, monkeypatch, command):
 
 def _with_func(parser, command, func):
     """The parser with `command`'s handler replaced (set_defaults captured the original)."""
-    sub = next(a for a in parser._actions if isinstance(a, __import__("argparse")._SubParsersAction))
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     sub.choices[command].set_defaults(func=func)
     return parser
 

@@ -262,13 +262,10 @@ def test_embedder_onnxruntime_backend(ckpt, tmp_path):
     (Int8Options(weights="s8", reduce_range=True), False, False),
     (Int8Options(weights="u8"), False, False),
 ])
-def test_loading_an_s8_export_on_a_cpu_that_saturates_warns(ckpt, tmp_path, monkeypatch, options, vnni, warns):
+def test_loading_an_s8_export_on_a_cpu_that_saturates_warns(ckpt, tmp_path, fake_int8_flags, options, vnni, warns):
     import warnings
 
-    import minialbert.plan as plan
-
-    real = plan.cpu_features()
-    monkeypatch.setattr(plan, "cpu_features", lambda: {**real, "machine": "x86_64", "vnni": vnni, "amx": False})
+    fake_int8_flags(vnni)
     export_onnx(ckpt, tmp_path / "model.onnx", int8=options)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -286,11 +283,8 @@ def test_int8_of_a_float32_export_is_refused(ckpt, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("vnni", [True, False])
-def test_cli_export_points_vnni_cpus_to_s8(ckpt, tmp_path, capsys, monkeypatch, vnni):
-    import minialbert.plan as plan
-
-    real = plan.cpu_features()
-    monkeypatch.setattr(plan, "cpu_features", lambda: {**real, "machine": "x86_64", "vnni": vnni, "amx": False})
+def test_cli_export_points_vnni_cpus_to_s8(ckpt, tmp_path, capsys, fake_int8_flags, vnni):
+    fake_int8_flags(vnni)
     assert main(["export", "onnx", str(ckpt), str(tmp_path / "m.onnx"), "--int8"]) == 0
     assert ("--int8-weights s8 runs faster here" in capsys.readouterr().err) == vnni
     assert main(["export", "onnx", str(ckpt), str(tmp_path / "s.onnx"), "--int8", "--int8-weights", "s8"]) == 0

@@ -93,15 +93,17 @@ class _Packing:
 
     def unpack(self, rows: torch.Tensor) -> torch.Tensor:
         """(tokens, D) -> (batch, seq, D) in a reused buffer, padding rows zero."""
-        width = rows.shape[-1]
-        if self._buffer is None or self._buffer.shape[-1] != width or self._buffer.dtype != rows.dtype:
-            self._buffer = rows.new_zeros(self.batch * self.seq, width)
-        return self._buffer.index_copy_(0, self.index, rows).view(self.batch, self.seq, width)
+        buffer = self._buffer
+        if buffer is None or buffer.shape[-1] != rows.shape[-1] or buffer.dtype != rows.dtype:
+            buffer = self._buffer = rows.new_zeros(self.batch * self.seq, rows.shape[-1])
+        return self._scatter(rows, buffer)
 
     def unpack_new(self, rows: torch.Tensor) -> torch.Tensor:
         """(tokens, D) -> a new (batch, seq, D) tensor, padding rows zero."""
-        out = rows.new_zeros(self.batch * self.seq, rows.shape[-1])
-        return out.index_copy_(0, self.index, rows).view(self.batch, self.seq, rows.shape[-1])
+        return self._scatter(rows, rows.new_zeros(self.batch * self.seq, rows.shape[-1]))
+
+    def _scatter(self, rows: torch.Tensor, into: torch.Tensor) -> torch.Tensor:
+        return into.index_copy_(0, self.index, rows).view(self.batch, self.seq, rows.shape[-1])
 
 
 # Batches of more than SLICE_TOKENS tokens run in slices of whole rows. The GEMMs are at least as
